@@ -1,0 +1,187 @@
+"""What every mapping does to a PE instance: bind it, count, time, and wrap its errors.
+
+A mapping creates one :class:`InstanceRunner` per PE instance and gives it, for each output
+port, the functions that deliver ``(seq, data)`` to the connections of that port. Units are
+identified by ``"PE[instance]#seq"`` of the instance that emitted them (sequence numbers are
+per emitting instance, shared by all its output ports), and source iterations by
+``"PE[instance]@iteration"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from engine.errors import EngineError, PEError
+from engine.graph import Node
+from engine.observe import InstanceStats
+from engine.routing import BROADCAST
+
+__all__ = ["Deliver", "InstanceRunner", "fan_out"]
+
+#: Delivers one unit, ``deliver(seq, data)``.
+Deliver = Callable[[int, Any], None]
+
+clock = time.perf_counter
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class InstanceRunner:
+    """One PE instance during a run.
+
+    Parameters
+    ----------
+    node
+        The graph node; its PE is deep-copied so that instances never share state.
+    instance, n_instances
+        Index of this instance and number of instances of the PE.
+    worker
+        Index of the worker process hosting it (for reports).
+    """
+
+    def __init__(self, node: Node, instance: int, n_instances: int, worker: int = 0) -> None:
+        self.node = node
+        self.pe = copy.deepcopy(node.pe)
+        self.pe.id = node.id
+        self.pe.instance = instance
+        self.pe.n_instances = n_instances
+        self.label = f"{node.id}[{instance}]"
+        self.stats = InstanceStats(node.id, instance, worker)
+        self.routes: dict[str, list[Deliver]] = {port.name: [] for port in node.outputs}
+        self._compiled: dict[str, Deliver] = {}
+        self.emit, self._emitted = self._make_emit()
+        # Bind ``write`` on the object: PEs (and dispel4py PEs) call ``self.write``.
+        self.pe.write = self.emit  # type: ignore[method-assign]
+
+    def wire(self) -> None:
+        """Freeze ``routes`` (port -> deliver functions) into one function per port.
+
+        Called by the mapping once every connection has been added to ``routes``.
+        """
+        for port, targets in self.routes.items():
+            self._compiled[port] = _combine(tuple(targets))
+
+    def _make_emit(self) -> tuple[Callable[[str, Any], None], Callable[[], int]]:
+        """Build ``emit(port, data)``: the hot path of every mapping, kept to a closure."""
+        routes = self._compiled
+        node_id = self.node.id
+        seq = 0
+
+        def emit(port: str, data: Any) -> None:
+            nonlocal seq
+            try:
+                targets = routes[port]
+            except KeyError:
+                raise EngineError(
+                    f"PE {node_id!r} wrote to unknown output port {port!r} "
+                    f"(outputs: {', '.join(routes) or 'none'})"
+                ) from None
+            seq += 1
+            targets(seq, data)
+
+        def emitted() -> int:
+            return seq
+
+        return emit, emitted
+
+    def finish_stats(self) -> InstanceStats:
+        """Return the counters, with ``units_out`` taken from the emission count."""
+        self.stats.units_out = self._emitted()
+        return self.stats
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Run the PE's setup, wrapping its errors."""
+        start = clock()
+        try:
+            self.pe.setup()
+        except PEError:
+            raise
+        except Exception as exc:
+            raise PEError(self.node.id, self.stats.instance, None, "setup", None,
+                          _describe(exc)) from exc
+        self.stats.process_seconds += clock() - start
+
+    def flush(self) -> None:
+        """Run the PE's flush (which may emit), wrapping its errors."""
+        start = clock()
+        try:
+            self.pe._flush()
+        except PEError:
+            raise
+        except Exception as exc:
+            raise PEError(self.node.id, self.stats.instance, None, "flush", None,
+                          _describe(exc)) from exc
+        self.stats.process_seconds += clock() - start
+
+    def error(self, unit_id: str, data: Any, exc: BaseException) -> PEError:
+        """Build the error for a failure while processing one unit."""
+        return PEError(self.node.id, self.stats.instance, unit_id, "process", data,
+                       _describe(exc))
+
+    def run_iterations(self, iterations: Sequence[Any], after_each: Callable[[], None]) -> None:
+        """Drive a source instance through its iterations."""
+        handle = self.pe._handle
+        stats = self.stats
+        for number, value in enumerate(iterations):
+            start = clock()
+            try:
+                handle(None, value)
+            except PEError:
+                raise
+            except Exception as exc:
+                raise self.error(f"{self.label}@{number}", value, exc) from exc
+            stats.units_in += 1
+            stats.process_seconds += clock() - start
+            after_each()
+
+    def process_batch(
+        self, port: str, sender: str, seqs: Sequence[int], payloads: Sequence[Any]
+    ) -> None:
+        """Process a batch of units that arrived on ``port`` from instance ``sender``."""
+        handle = self.pe._handle
+        start = clock()
+        index = 0
+        try:
+            for index, data in enumerate(payloads):  # noqa: B007 (index used on error)
+                handle(port, data)
+        except PEError:
+            raise
+        except Exception as exc:
+            raise self.error(f"{sender}#{seqs[index]}", payloads[index], exc) from exc
+        finally:
+            self.stats.process_seconds += clock() - start
+        self.stats.units_in += len(payloads)
+
+
+def _combine(targets: tuple[Deliver, ...]) -> Deliver:
+    if len(targets) == 1:
+        return targets[0]
+
+    def deliver_all(seq: int, data: Any) -> None:
+        for target in targets:
+            target(seq, data)
+
+    return deliver_all
+
+
+def fan_out(router: Callable[[Any], int], targets: Sequence[Deliver]) -> Deliver:
+    """Return a deliver function that routes each unit to one (or every) target instance."""
+    if len(targets) == 1:
+        return targets[0]
+
+    def deliver(seq: int, data: Any) -> None:
+        index = router(data)
+        if index == BROADCAST:
+            for target in targets:
+                target(seq, data)
+        else:
+            targets[index](seq, data)
+
+    return deliver
