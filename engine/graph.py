@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from engine.errors import GraphError
@@ -314,7 +313,7 @@ class WorkflowGraph:
             edges.append(Edge(ids[id(src)], src_port, dst_id, dst_port, effective))
         order = _topological_order(list(nodes), edges)
         graph = Graph(
-            nodes=MappingProxyType({node_id: nodes[node_id] for node_id in order}),
+            nodes=dict({node_id: nodes[node_id] for node_id in order}),
             edges=tuple(edges),
             name=self.name,
         )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from engine.errors import GraphError
@@ -156,7 +155,7 @@ def execution_graph(
         edges.append(Edge(feeder_id, "output", node_id, port, graph.grouping_of(node_id, port)))
         feeder_items[feeder_id] = items
     nodes.update(graph.nodes)
-    merged = Graph(MappingProxyType(nodes), (*edges, *graph.edges), graph.name)
+    merged = Graph(dict(nodes), (*edges, *graph.edges), graph.name)
     return merged, feeder_items
 
 
@@ -182,7 +181,7 @@ def build_plan(
     fixed = {node.id: _fixed_instances(exec_graph, node) for node in exec_graph}
     if workers is None:
         counts = {node_id: n or 1 for node_id, n in fixed.items()}
-        return Plan(exec_graph, MappingProxyType(iterations), MappingProxyType(counts),
+        return Plan(exec_graph, dict(iterations), dict(counts),
                     (tuple((n, i) for n in counts for i in range(counts[n])),), False)
     if workers < 1:
         raise GraphError(f"the number of workers must be >= 1, not {workers}")
@@ -193,12 +192,12 @@ def build_plan(
         counts = {node_id: n if n is not None else share for node_id, n in fixed.items()}
         keys = [(node_id, i) for node_id in counts for i in range(counts[node_id])]
         placement = tuple((key,) for key in keys)
-        return Plan(exec_graph, MappingProxyType(iterations), MappingProxyType(counts),
+        return Plan(exec_graph, dict(iterations), dict(counts),
                     placement, False)
     counts = {node_id: n if n is not None else 1 for node_id, n in fixed.items()}
     keys = [(node_id, i) for node_id in counts for i in range(counts[node_id])]
     slots: list[list[tuple[str, int]]] = [[] for _ in range(min(workers, len(keys)))]
     for index, key in enumerate(keys):
         slots[index % len(slots)].append(key)
-    return Plan(exec_graph, MappingProxyType(iterations), MappingProxyType(counts),
+    return Plan(exec_graph, dict(iterations), dict(counts),
                 tuple(tuple(slot) for slot in slots), True)

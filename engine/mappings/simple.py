@@ -86,8 +86,8 @@ class SimpleMapping(Mapping):
                 if node_id in plan.iterations:
                     runner.run_iterations(plan.iterations[node_id], _nothing)
             for runner in runners.values():
+                runner.flush()
                 if runner.node.id not in plan.iterations:
-                    runner.flush()
                     runner.stats.units_in = sum(
                         count() for target, count in counters if target is runner
                     )
