@@ -18,12 +18,15 @@ serves every benchmark case:
 ``D4PY_BENCH_DOUBLERS``
     ``numprocesses`` of the doubler (default 1).
 
-The consumer prints ``D4PY_BENCH_RESULT count=<n> sum=<s>`` from its
+When ``D4PY_BENCH_WORK`` > 0 every doubler instance prints
+``D4PY_BENCH_BURN items=<n> seconds=<s>`` (time spent in the busy loop) from
+``postprocess``.  The consumer prints ``D4PY_BENCH_RESULT count=<n> sum=<s>`` from its
 ``postprocess`` (the multi mapping discards unconnected outputs, so the result
 is printed).  For N items the expected sum is ``N * (N - 1)``.
 """
 
 import os
+import time
 
 from dispel4py.base import ConsumerPE, IterativePE, ProducerPE
 from dispel4py.workflow_graph import WorkflowGraph
@@ -66,11 +69,24 @@ class Doubler(IterativePE):
     def __init__(self, work=WORK):
         IterativePE.__init__(self)
         self.work = work
+        self.burn_seconds = 0.0
+        self.burn_items = 0
 
     def _process(self, data):
         if self.work:
+            t0 = time.perf_counter()
             burn(self.work)
+            self.burn_seconds += time.perf_counter() - t0
+            self.burn_items += 1
         return 2 * data
+
+    def postprocess(self):
+        if self.burn_items:
+            # lets the driver report the CPU work actually done per item
+            print(
+                f"D4PY_BENCH_BURN items={self.burn_items} seconds={self.burn_seconds:.6f}",
+                flush=True,
+            )
 
 
 class SummingConsumer(ConsumerPE):

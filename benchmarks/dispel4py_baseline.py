@@ -12,8 +12,11 @@ Workloads
 ---------
 ``trivial``  ``--items`` items (default 100,000), the doubler just returns 2*x.
 ``cpu``      ``--cpu-items`` items (default 2,000), the doubler first runs a
-             pure-Python loop calibrated once (in this process) to take about
-             ``--cpu-ms`` (default 0.5) milliseconds.
+             pure-Python loop calibrated once (in this process, just before
+             the CPU runs) to take about ``--cpu-ms`` (default 0.5) ms; each run
+             also reports the loop time measured inside the doubler(s)
+             (``work_ms_per_item_measured``), since the CPU speed of shared
+             VMs drifts.
 
 Producer modes (dispel4py's ``-i I`` calls a root PE's ``process({})`` I times)
 ``per_iter``  one item per ``process`` call, run with ``-i N``.
@@ -25,7 +28,9 @@ Multi mapping layout: with ``-n 4`` the doubler gets ``numprocesses = 2``
 mode (process 1: producer, process 2: doubler + consumer run sequentially);
 the JSON records this as ``"partitioned": true``.
 
-Reported per run: ``wall_s`` (whole subprocess: interpreter start, imports,
+Each case is run ``--repeat`` times (default 3, rounds interleaved across
+cases); the median run (by enactment time) is reported, with all samples and
+the minimum.  Reported per case: ``wall_s`` (whole subprocess: interpreter start, imports,
 graph loading and enactment), ``enact_s`` (dispel4py's own ``ELAPSED TIME``
 around ``mapping.process``) and the corresponding microseconds per item.  The
 consumer's printed count and sum are checked against ``N`` and ``N*(N-1)``.
@@ -56,9 +61,9 @@ CLI = "import sys; from dispel4py.new.processor import main; sys.argv[0] = 'disp
 
 def dispel4py_available() -> tuple[bool, str | None]:
     try:
-        import dispel4py.new.processor  # noqa: F401
+        import dispel4py.new.multi_process
+        import dispel4py.new.processor
         import dispel4py.new.simple_process  # noqa: F401
-        import dispel4py.new.multi_process  # noqa: F401
     except Exception:
         return False, None
     try:
@@ -145,6 +150,7 @@ def run_case(workload, mapping, nprocs, mode, items, work, timeout):
 
     m_el = re.search(r"^ELAPSED TIME: ([0-9.eE+-]+)", out, re.M)
     m_res = re.search(r"D4PY_BENCH_RESULT count=(\d+) sum=(-?\d+)", out)
+    burns = re.findall(r"D4PY_BENCH_BURN items=(\d+) seconds=([0-9.]+)", out)
     m_procs = re.search(r"^Processes: (.*)$", out, re.M)
     enact = float(m_el.group(1)) if m_el else None
     count = int(m_res.group(1)) if m_res else None
@@ -159,12 +165,34 @@ def run_case(workload, mapping, nprocs, mode, items, work, timeout):
         us_per_item_wall=round(wall / items * 1e6, 2),
         us_per_item_enact=round(enact / items * 1e6, 2) if enact is not None else None,
     )
+    if burns:
+        burn_items = sum(int(n) for n, _ in burns)
+        burn_s = sum(float(t) for _, t in burns)
+        result["work_ms_per_item_measured"] = round(burn_s / max(1, burn_items) * 1e3, 4)
     if not ok:
         result["error"] = (
             f"rc={proc.returncode} count={count} sum={total} "
             f"expected count={items} sum={items * (items - 1)}; "
             f"stderr tail: {err.strip()[-400:]}"
         )
+    return result
+
+
+def aggregate(samples: list[dict]) -> dict:
+    """Median run (by enactment time) of one case, plus min/all figures."""
+    failed = [r for r in samples if not r["ok"]]
+    if failed:
+        return dict(failed[0], repeats=len(samples))
+    ordered = sorted(samples, key=lambda r: r["enact_s"])
+    result = dict(ordered[len(ordered) // 2])
+    items = result["items"]
+    result.update(
+        repeats=len(samples),
+        enact_s_all=[r["enact_s"] for r in samples],
+        wall_s_all=[r["wall_s"] for r in samples],
+        us_per_item_enact_min=round(ordered[0]["enact_s"] / items * 1e6, 2),
+        us_per_item_wall_min=round(min(r["wall_s"] for r in samples) / items * 1e6, 2),
+    )
     return result
 
 
@@ -179,6 +207,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--workloads", default="trivial,cpu", help="trivial and/or cpu")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per case (median kept)")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args(argv)
 
@@ -188,33 +217,44 @@ def main(argv=None) -> int:
         return 0
 
     t_start = time.perf_counter()
-    loops, ms = calibrate(args.cpu_ms)
+    loops, ms = 0, 0.0
     procs = [int(p) for p in args.procs.split(",") if p.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     configs = [("simple", 1)] + [("multi", p) for p in procs]
 
-    runs = []
     # fixed cost of one CLI invocation (interpreter + imports + graph load), 1 item
     startup = run_case("startup", "simple", 1, "per_iter", 1, 0, args.timeout)
+    cases = []
     for workload in workloads:
         items = args.items if workload == "trivial" else args.cpu_items
-        work = 0 if workload == "trivial" else loops
         for mapping, n in configs:
             for mode in modes:
-                r = run_case(workload, mapping, n, mode, items, work, args.timeout)
-                runs.append(r)
-                if not args.json:
-                    print(
-                        f"{workload:8s} {mapping:6s} n={r['processes']} {mode:8s} "
-                        f"items={items:7d} wall={r.get('wall_s')}s "
-                        f"enact={r.get('enact_s')}s "
-                        f"us/item(enact)={r.get('us_per_item_enact')} "
-                        f"{'partitioned ' if r.get('partitioned') else ''}"
-                        f"{'OK' if r['ok'] else 'FAIL ' + r.get('error', '')}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                cases.append((workload, mapping, n, mode, items))
+
+    # rounds are interleaved across cases so that slow drifts of the (shared)
+    # machine's speed hit all cases alike; the median run of each case is kept
+    samples: dict[int, list[dict]] = {i: [] for i in range(len(cases))}
+    for _round in range(max(1, args.repeat)):
+        for i, (workload, mapping, n, mode, items) in enumerate(cases):
+            if workload == "cpu" and not loops:
+                loops, ms = calibrate(args.cpu_ms)  # right before use: VM CPU speed drifts
+            work = loops if workload == "cpu" else 0
+            samples[i].append(run_case(workload, mapping, n, mode, items, work, args.timeout))
+
+    runs = [aggregate(samples[i]) for i in range(len(cases))]
+    if not args.json:
+        for r in runs:
+            work_ms = r.get("work_ms_per_item_measured")
+            print(
+                f"{r['workload']:8s} {r['mapping']:6s} n={r['processes']} "
+                f"{r['producer_mode']:8s} items={r['items']:7d} wall={r.get('wall_s')}s "
+                f"enact={r.get('enact_s')}s us/item(enact)={r.get('us_per_item_enact')} "
+                + (f"work_ms={work_ms} " if work_ms is not None else "")
+                + ("partitioned " if r.get("partitioned") else "")
+                + ("OK" if r["ok"] else "FAIL " + r.get("error", "")),
+                file=sys.stderr,
+            )
 
     report = {
         "available": True,
@@ -228,8 +268,15 @@ def main(argv=None) -> int:
             "per_iter": "one item per process({}) call, -i N",
             "batch": "N items via self.write in a single process({}) call, -i 1",
         },
-        "cpu_work": {"loops": loops, "ms_per_item_calibrated": round(ms, 4)},
+        "cpu_work": {
+            "loops": loops,
+            "ms_per_item_calibrated": round(ms, 4),
+            "note": "work_ms_per_item_measured in each cpu run is the busy-loop time "
+            "measured inside the doubler(s) during that run",
+        },
         "startup_wall_s": startup.get("wall_s"),
+        "statistic": "wall_s/enact_s/us_per_item_* are from the median-by-enact_s run "
+        "of each case (see repeats, *_all, *_min)",
         "runs": runs,
         "all_ok": all(r["ok"] for r in runs),
         "total_runtime_s": round(time.perf_counter() - t_start, 2),

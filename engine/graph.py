@@ -148,20 +148,20 @@ class Composite:
             self._check_inner(inner, port, "output", name)
 
     @property
-    def label(self) -> str:
+    def _display_id(self) -> str:
         """The composite's id, or its class name."""
         return self.id or type(self).__name__
 
     def _check_inner(self, inner: Any, port: str, side: str, name: str) -> None:
         if inner not in self.graph:
             raise GraphError(
-                f"composite {self.label!r}: exposed {side} {name!r} maps to a PE that is not "
+                f"composite {self._display_id!r}: exposed {side} {name!r} maps to a PE that is not "
                 "in its graph"
             )
         ports = inner.input_ports if side == "input" else inner.output_ports
         if port not in ports:
             raise GraphError(
-                f"composite {self.label!r}: PE {inner.label!r} has no {side} port {port!r}"
+                f"composite {self._display_id!r}: PE {inner._display_id!r} has no {side} port {port!r}"
             )
 
     def resolve(self, port: str, side: str) -> tuple[Any, str]:
@@ -169,7 +169,7 @@ class Composite:
         mapping = self.input_map if side == "input" else self.output_map
         if port not in mapping:
             raise GraphError(
-                f"composite {self.label!r} has no {side} port {port!r} "
+                f"composite {self._display_id!r} has no {side} port {port!r} "
                 f"(it exposes {', '.join(mapping) or 'none'})"
             )
         inner, inner_port = mapping[port]
@@ -221,7 +221,7 @@ class WorkflowGraph:
                 for port in vertex.output_ports.values():
                     if port.grouping is not None:
                         raise GraphError(
-                            f"PE {vertex.label!r}: grouping {port.grouping.describe()!r} on "
+                            f"PE {vertex._display_id!r}: grouping {port.grouping.describe()!r} on "
                             f"output port {port.name!r}; groupings belong on input ports"
                         )
             self._vertices.append(vertex)
@@ -245,7 +245,7 @@ class WorkflowGraph:
         inner_src, inner_src_port = self._resolve(src, src_port, "output")
         inner_dst, inner_dst_port = self._resolve(dst, dst_port, "input")
         if inner_src is inner_dst:
-            raise GraphError(f"PE {inner_src.label!r}: cannot connect a PE to itself")
+            raise GraphError(f"PE {inner_src._display_id!r}: cannot connect a PE to itself")
         key = (inner_src, inner_src_port, inner_dst, inner_dst_port)
         for existing in self._connections:
             if existing[:4] == key or (
@@ -253,7 +253,7 @@ class WorkflowGraph:
                 and existing[2] is dst and existing[3] == dst_port
             ):
                 raise GraphError(
-                    f"{src.label}.{src_port} is already connected to {dst.label}.{dst_port}"
+                    f"{src._display_id}.{src_port} is already connected to {dst._display_id}.{dst_port}"
                 )
         self._connections.append((src, src_port, dst, dst_port, grouping))
         self._built = None
@@ -274,12 +274,12 @@ class WorkflowGraph:
             if port in other:
                 other_side = "input" if side == "output" else "output"
                 raise GraphError(
-                    f"PE {vertex.label!r}: {port!r} is an {other_side} port, "
+                    f"PE {vertex._display_id!r}: {port!r} is an {other_side} port, "
                     f"it cannot be used as {'a source' if side == 'output' else 'a destination'}"
                     f" (connect an output to an input)"
                 )
             raise GraphError(
-                f"PE {vertex.label!r} has no {side} port {port!r} "
+                f"PE {vertex._display_id!r} has no {side} port {port!r} "
                 f"({side}s: {', '.join(own) or 'none'})"
             )
         return vertex, port
@@ -329,7 +329,7 @@ class WorkflowGraph:
     ) -> None:
         for vertex in builder._vertices:
             if isinstance(vertex, Composite):
-                WorkflowGraph._flatten(vertex.graph, f"{prefix}{vertex.label}/", pes, edges)
+                WorkflowGraph._flatten(vertex.graph, f"{prefix}{vertex._display_id}/", pes, edges)
             elif not any(vertex is pe for pe, _ in pes):
                 pes.append((vertex, prefix))
         for src, src_port, dst, dst_port, grouping in builder._connections:

@@ -115,7 +115,7 @@ class ProcessingElement:
         return not self.input_ports
 
     @property
-    def label(self) -> str:
+    def _display_id(self) -> str:
         """The PE's id, or its class name before it is added to a graph."""
         return self.id or type(self).__name__
 
@@ -137,12 +137,12 @@ class ProcessingElement:
 
     def write(self, port: str, data: Any) -> None:
         """Emit ``data`` on output ``port`` (only during a run; mappings rebind it)."""
-        raise EngineError(f"PE {self.label!r} wrote to {port!r} outside a run")
+        raise EngineError(f"PE {self._display_id!r} wrote to {port!r} outside a run")
 
     @property
     def log(self) -> Callable[..., None]:
         """Log an info message under this PE's logger (``engine.pe.<id>``)."""
-        return logging.getLogger(f"engine.pe.{self.label}").info
+        return logging.getLogger(f"engine.pe.{self._display_id}").info
 
     # -- called by mappings (one place, so that every mapping behaves the same) --------
     def _handle(self, port: str | None, data: Any) -> None:
