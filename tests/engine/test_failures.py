@@ -1,0 +1,182 @@
+"""Failures: an exception in a PE, a dying worker, Ctrl-C, bad mapping names."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import pytest
+
+import engine
+from engine import IterativePE, PEError, ProcessingElement, WorkerDied, WorkflowGraph
+from engine.errors import MappingNotFound
+from engine.testing import Collect, ListSource
+
+
+class FailOn(IterativePE):
+    """Raise ZeroDivisionError on the unit equal to ``bad``."""
+
+    def __init__(self, bad: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bad = bad
+
+    def apply(self, data: Any) -> Any:
+        if data == self.bad:
+            return 1 / 0
+        return data
+
+
+class DieOn(IterativePE):
+    """End the whole process abruptly on unit ``bad`` (``how``: kill or exit)."""
+
+    def __init__(self, bad: int, how: str) -> None:
+        super().__init__(instances=1)
+        self.bad = bad
+        self.how = how
+
+    def apply(self, data: Any) -> Any:
+        if data == self.bad:
+            if self.how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            os._exit(3)
+        return data
+
+
+class FailInPhase(ProcessingElement):
+    INPUTS = ("input",)
+    OUTPUTS = ("output",)
+
+    def __init__(self, phase: str) -> None:
+        super().__init__()
+        self.phase = phase
+
+    def setup(self) -> None:
+        if self.phase == "setup":
+            raise RuntimeError("cannot open the archive")
+
+    def process(self, port: str | None, data: Any) -> None:
+        return None
+
+    def flush(self) -> None:
+        if self.phase == "flush":
+            raise RuntimeError("cannot write the summary")
+
+
+class WriteUnknownPort(IterativePE):
+    def apply(self, data: Any) -> None:
+        self.write("nowhere", data)
+
+
+def graph_of(*pes: Any) -> WorkflowGraph:
+    graph = WorkflowGraph()
+    for upstream, downstream in zip(pes, pes[1:], strict=False):
+        graph.connect(upstream, "output", downstream, "input")
+    return graph
+
+
+def test_exception_names_pe_instance_and_unit(mapping):
+    graph = graph_of(ListSource(range(50)), FailOn(17, id="fragile", instances=1), Collect())
+    with pytest.raises(PEError) as caught:
+        mapping.run(graph)
+    error = caught.value
+    assert (error.pe_id, error.instance, error.phase) == ("fragile", 0, "process")
+    assert error.unit_id == "ListSource[0]#18"  # the 18th unit the source emitted
+    assert str(error) == (
+        "PE 'fragile' instance 0 failed while processing unit ListSource[0]#18 (data: 17): "
+        "ZeroDivisionError: division by zero"
+    )
+    assert isinstance(error.__cause__, ZeroDivisionError)
+
+
+@pytest.mark.parametrize("phase", ["setup", "flush"])
+def test_exception_in_setup_or_flush(mapping, phase):
+    graph = graph_of(ListSource(range(5)), FailInPhase(phase))
+    with pytest.raises(PEError, match=f"PE 'FailInPhase' instance 0 failed during {phase}: "
+                                      "RuntimeError: cannot"):
+        mapping.run(graph)
+
+
+def test_writing_to_an_unknown_port_is_an_error_of_that_pe(mapping):
+    graph = graph_of(ListSource([1]), WriteUnknownPort(instances=1))
+    with pytest.raises(PEError, match="wrote to unknown output port 'nowhere'"):
+        mapping.run(graph)
+
+
+@pytest.mark.parametrize("how", ["kill", "exit"])
+@pytest.mark.parametrize("workers", [1, 3])
+def test_dead_worker_is_reported_within_five_seconds(how, workers):
+    graph = graph_of(ListSource(range(10_000)), DieOn(5_000, how), Collect())
+    started = time.monotonic()
+    with pytest.raises(WorkerDied) as caught:
+        engine.run(graph, mapping="multi", workers=workers, batch_size=64)
+    assert time.monotonic() - started < 5
+    error = caught.value
+    assert "DieOn[0]" in error.hosted
+    if how == "kill":
+        assert error.exitcode == -signal.SIGKILL
+        assert "was killed by signal SIGKILL" in str(error)
+    else:
+        assert error.exitcode == 3
+        assert "exited with code 3 before finishing" in str(error)
+
+
+def test_unknown_mapping_lists_the_available_ones():
+    with pytest.raises(MappingNotFound) as caught:
+        engine.run(graph_of(ListSource([1]), Collect()), mapping="nope")
+    assert str(caught.value).startswith("unknown mapping 'nope'; available mappings: ")
+    assert "multi" in caught.value.available and "simple" in caught.value.available
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(engine.EngineError, match="does not accept option.*bogus"):
+        engine.run(graph_of(ListSource([1]), Collect()), mapping="multi", bogus=1)
+
+
+CTRL_C_SCRIPT = textwrap.dedent(
+    """
+    import time, sys
+    import engine
+    from engine import IterativePE, WorkflowGraph
+    from engine.testing import ListSource, Collect
+
+    class Slow(IterativePE):
+        def apply(self, data):
+            time.sleep(0.01)
+            return data
+
+    graph = WorkflowGraph()
+    a, b, c = ListSource(range(100000)), Slow(), Collect()
+    graph.connect(a, "output", b, "input")
+    graph.connect(b, "output", c, "input")
+    print("started", flush=True)
+    try:
+        engine.run(graph, mapping="multi", workers=3)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(130)
+    """
+)
+
+
+def test_ctrl_c_stops_every_worker(tmp_path):
+    script = tmp_path / "slow.py"
+    script.write_text(CTRL_C_SCRIPT)
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+        start_new_session=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "started"
+    time.sleep(1.0)  # the workers are busy now
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    out, _ = process.communicate(timeout=10)
+    assert process.returncode == 130
+    assert "interrupted" in out
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # no worker is left in the process group
+        os.killpg(process.pid, 0)
