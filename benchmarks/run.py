@@ -1,0 +1,146 @@
+"""Benchmark runner: the engine's per-item overhead and throughput against baselines.
+
+Every figure is a ratio against a baseline measured in the same run on the same machine:
+
+* ``plain``: a plain Python loop doing the same work (no engine);
+* ``dispel4py``: the real dispel4py (PyPI ``stream-d4py``), when it is installed, measured by
+  ``benchmarks/dispel4py_baseline.py`` in subprocesses.
+
+Workloads: producer -> doubler -> summing consumer with trivial items (``--items``, default
+100,000) and a CPU-bound variant (``--cpu-items``, default 2,000, about 0.5 ms of pure-Python
+work per item in the doubler, which asks for as many instances as there are workers).
+
+Usage::
+
+    python benchmarks/run.py                 # table on stdout
+    python benchmarks/run.py --json          # machine-readable
+    python benchmarks/run.py --quick         # small sizes, for a smoke run
+
+Timing runs are medians of ``--repeat`` runs. Nothing here is a test: no threshold fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import engine  # noqa: E402
+from workloads import calibrate, make_graph, plain_loop  # noqa: E402
+
+
+def median_time(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """Median wall time of ``repeat`` calls, and the last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def engine_case(items: int, work: int, mapping: str, workers: int | None,
+                doubler_instances: int | None, **options: Any) -> Callable[[], int]:
+    def call() -> int:
+        graph = make_graph(items, work, doubler_instances)
+        result = engine.run(graph, mapping=mapping, workers=workers, **options)
+        return result.output("Summer")[0]  # type: ignore[no-any-return]
+    return call
+
+
+def dispel4py_figures(items: int, cpu_items: int, cpu_ms: float, repeat: int) -> dict[str, Any]:
+    """Run the dispel4py baseline in subprocesses; ``{}`` if dispel4py is not installed."""
+    script = HERE / "dispel4py_baseline.py"
+    command = [sys.executable, str(script), "--items", str(items), "--cpu-items",
+               str(cpu_items), "--cpu-ms", str(cpu_ms), "--repeat", str(repeat), "--json"]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True)
+        figures: dict[str, Any] = json.loads(out.stdout)
+    except (subprocess.SubprocessError, json.JSONDecodeError) as error:
+        return {"available": False, "error": str(error)[:300]}
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--cpu-items", type=int, default=2_000)
+    parser.add_argument("--cpu-ms", type=float, default=0.5)
+    parser.add_argument("--workers", default="2,4", help="worker counts for multi")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-dispel4py", action="store_true", help="skip the dispel4py runs")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.items, args.cpu_items, args.repeat = 5_000, 40, 1
+    workers = [int(n) for n in args.workers.split(",")]
+    rows: list[dict[str, Any]] = []
+
+    def record(workload: str, name: str, seconds: float, items: int, total: int,
+               expected: int, baseline: float | None) -> None:
+        if total != expected:
+            raise SystemExit(f"{workload}/{name}: wrong sum {total} != {expected}")
+        row = {"workload": workload, "case": name, "seconds": round(seconds, 4),
+               "us_per_item": round(seconds / items * 1e6, 3)}
+        if baseline is not None:
+            row["overhead_us_per_item"] = round((seconds - baseline) / items * 1e6, 3)
+            row["ratio_to_plain"] = round(seconds / baseline, 2)
+        rows.append(row)
+
+    # Trivial items: engine overhead per item.
+    n = args.items
+    expected = n * (n - 1)
+    plain, total = median_time(lambda: plain_loop(n), args.repeat)
+    record("trivial", "plain python", plain, n, total, expected, None)
+    seconds, total = median_time(engine_case(n, 0, "simple", None, None), args.repeat)
+    record("trivial", "dare simple", seconds, n, total, expected, plain)
+    for count in workers:
+        seconds, total = median_time(engine_case(n, 0, "multi", count, None), args.repeat)
+        record("trivial", f"dare multi -n {count}", seconds, n, total, expected, plain)
+
+    # CPU-bound items: parallel speed-up.
+    work = calibrate(args.cpu_ms / 1000)
+    m = args.cpu_items
+    expected = m * (m - 1)
+    plain, total = median_time(lambda: plain_loop(m, work), args.repeat)
+    record("cpu", "plain python", plain, m, total, expected, None)
+    simple, total = median_time(engine_case(m, work, "simple", None, None), args.repeat)
+    record("cpu", "dare simple", simple, m, total, expected, plain)
+    for count in workers:
+        seconds, total = median_time(engine_case(m, work, "multi", count, count), args.repeat)
+        record("cpu", f"dare multi -n {count}", seconds, m, total, expected, plain)
+        rows[-1]["speedup_over_simple"] = round(simple / seconds, 2)
+
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                              "work_per_cpu_item": work, "rows": rows}
+    if not args.no_dispel4py:
+        report["dispel4py"] = dispel4py_figures(n, m, args.cpu_ms, args.repeat)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{'workload':8} {'case':22} {'seconds':>9} {'us/item':>9} {'overhead':>9} "
+              f"{'x plain':>8} {'speed-up':>8}")
+        for row in rows:
+            print(f"{row['workload']:8} {row['case']:22} {row['seconds']:9.3f} "
+                  f"{row['us_per_item']:9.3f} {row.get('overhead_us_per_item', ''):>9} "
+                  f"{row.get('ratio_to_plain', ''):>8} {row.get('speedup_over_simple', ''):>8}")
+        if "dispel4py" in report:
+            print("\ndispel4py (same workloads, subprocess runs):")
+            print(json.dumps(report["dispel4py"], indent=2)[:4000])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
