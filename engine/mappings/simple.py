@@ -19,7 +19,7 @@ from engine.mappings.base import Mapping, collect_outputs
 from engine.observe import Observer, RunResult, RunSummary
 from engine.partition import InputSpec, build_plan
 from engine.routing import make_router
-from engine.runtime import Deliver, InstanceRunner, clock, fan_out
+from engine.runtime import Deliver, InstanceRunner, clock, fan_out, unit_kernel
 
 __all__ = ["SimpleMapping"]
 
@@ -66,22 +66,23 @@ class SimpleMapping(Mapping):
             counters.append((runner, count))
             return deliver
 
-        for (node_id, instance), runner in runners.items():
-            for edge in exec_graph.outgoing(node_id):
-                count = plan.instances[edge.dst]
-                targets = [
-                    deliver_to(runners[(edge.dst, j)], edge.dst_port, runner.label)
-                    for j in range(count)
-                ]
-                router = make_router(edge.grouping, count, start=instance)
-                runner.routes[edge.src_port].append(fan_out(router, targets))
-            for port, collect in collectors.get(node_id, {}).items():
-                runner.routes[port].append(collect)
-        for runner in runners.values():
-            runner.wire()
         try:
             for runner in runners.values():
                 runner.setup()
+            # Wired after setup: the kernels bind the methods a setup may have replaced.
+            for (node_id, instance), runner in runners.items():
+                for edge in exec_graph.outgoing(node_id):
+                    count = plan.instances[edge.dst]
+                    targets = [
+                        deliver_to(runners[(edge.dst, j)], edge.dst_port, runner.label)
+                        for j in range(count)
+                    ]
+                    router = make_router(edge.grouping, count, start=instance)
+                    runner.routes[edge.src_port].append(fan_out(router, targets))
+                for port, collect in collectors.get(node_id, {}).items():
+                    runner.routes[port].append(collect)
+            for runner in runners.values():
+                runner.wire()
             for (node_id, instance), runner in runners.items():
                 if node_id in plan.iterations:
                     runner.run_iterations(plan.iterations[node_id], _nothing)
@@ -114,7 +115,7 @@ def _nothing() -> None:
 
 def _deliver(runner: InstanceRunner, port: str, sender: str) -> tuple[Deliver, Any]:
     """Deliver units straight into ``runner`` (depth-first), counting them."""
-    handle = runner.pe._handle
+    handle = unit_kernel(runner.pe, runner.emit)
     count = 0
 
     def deliver(seq: int, data: Any) -> None:
@@ -140,7 +141,7 @@ _nested = [0.0]
 
 def _timed_deliver(runner: InstanceRunner, port: str, sender: str) -> tuple[Deliver, Any]:
     """Like :func:`_deliver`, also adding each call's exclusive time to the instance."""
-    handle = runner.pe._handle
+    handle = unit_kernel(runner.pe, runner.emit)
     stats = runner.stats
     nested = _nested
     count = 0

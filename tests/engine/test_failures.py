@@ -96,7 +96,7 @@ def test_exception_names_pe_instance_and_unit(mapping):
 @pytest.mark.parametrize("phase", ["setup", "flush"])
 def test_exception_in_setup_or_flush(mapping, phase):
     graph = graph_of(ListSource(range(5)), FailInPhase(phase))
-    with pytest.raises(PEError, match=f"PE 'FailInPhase' instance 0 failed during {phase}: "
+    with pytest.raises(PEError, match=f"PE 'FailInPhase' instance \\d+ failed during {phase}: "
                                       "RuntimeError: cannot"):
         mapping.run(graph)
 

@@ -1,0 +1,1 @@
+"""One module per command group, each with its own ``typer.Typer`` (joined in ``main``)."""
