@@ -354,7 +354,7 @@ class WorkflowGraph:
         taken = set(explicit)
         for pe, prefix in pes:
             if pe.id is None:
-                base = prefix + type(pe).__name__
+                base = prefix + pe._default_id()
                 candidate, counter = base, 1
                 while candidate in taken:
                     counter += 1

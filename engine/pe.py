@@ -114,6 +114,10 @@ class ProcessingElement:
         """Whether the PE has no input ports (the mapping drives it by iterations)."""
         return not self.input_ports
 
+    def _default_id(self) -> str:
+        """Base of the id a graph gives this PE when none was set (the class name)."""
+        return type(self).__name__
+
     @property
     def _display_id(self) -> str:
         """The PE's id, or its class name before it is added to a graph."""

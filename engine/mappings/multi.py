@@ -61,7 +61,7 @@ class MultiMapping(Mapping):
         *,
         workers: int | None = None,
         observers: Iterable[Observer] = (),
-        batch_size: int = 512,
+        batch_size: int = 1024,
         start_method: str | None = None,
         **options: Any,
     ) -> RunResult:
@@ -310,6 +310,8 @@ class _Worker:
                 stats.batches += 1
                 batch, numbers = items, seqs
                 seqs, items = [], []
+                if numbers[-1] - numbers[0] == len(numbers) - 1:  # contiguous: send a range
+                    numbers = range(numbers[0], numbers[-1] + 1)  # type: ignore[assignment]
                 send((*header, numbers, batch))
                 stats.send_seconds += clock() - start
 

@@ -1,0 +1,128 @@
+"""What every command shares: global options, the stderr console, logging and exit codes.
+
+Exit codes: 0 success; 1 the run failed (an engine error during the run); 2 usage error
+(bad flags, module, graph, JSON, configuration; unknown mapping); 130 interrupted (Ctrl-C).
+An error is one line ``error: <message>`` on stderr; ``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import typer
+from engine.errors import EngineError, MappingNotFound, RunInterrupted
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.text import Text
+from rich.traceback import Traceback
+
+from dare_cli.config import Config
+from dare_cli.errors import DareUsageError
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "CLIState",
+    "configure_logging",
+    "exit_on_error",
+    "get_state",
+]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class CLIState:
+    """Global options, set by the ``dare`` callback and read by every command.
+
+    Attributes
+    ----------
+    verbose
+        Number of ``-v``: 1 shows info logs and tracebacks, 2 debug logs.
+    quiet
+        ``-q``: no progress, no summary, only errors.
+    config
+        The ``--config`` file's contents (defaults without one).
+    stderr
+        Console for logs, progress and errors (results go to stdout).
+    """
+
+    verbose: int = 0
+    quiet: bool = False
+    config: Config = field(default_factory=Config)
+    stderr: Console = field(default_factory=lambda: Console(stderr=True))
+
+    @property
+    def show_progress(self) -> bool:
+        """Whether to show live progress: stderr is a terminal and ``-q`` is not given."""
+        return self.stderr.is_terminal and not self.quiet
+
+
+def get_state(ctx: typer.Context) -> CLIState:
+    """Return the state set by the callback (defaults if a command is invoked alone)."""
+    state = ctx.find_object(CLIState)
+    return state if state is not None else CLIState()
+
+
+def report_error(state: CLIState, message: str, error: BaseException | None = None) -> None:
+    """Print ``error: message`` on one line, preceded by the traceback with ``-v``."""
+    if error is not None and state.verbose:
+        state.stderr.print(Traceback.from_exception(type(error), error, error.__traceback__))
+    line = Text.assemble(("error:", "bold red"), " ", message)
+    state.stderr.print(line, soft_wrap=True, highlight=False)
+
+
+@contextmanager
+def exit_on_error(state: CLIState) -> Iterator[None]:
+    """Turn the errors of a command into its message and exit code."""
+    try:
+        yield
+    except (DareUsageError, MappingNotFound) as exc:
+        report_error(state, str(exc), exc)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except (KeyboardInterrupt, RunInterrupted) as exc:
+        report_error(state, "interrupted", exc)
+        raise typer.Exit(EXIT_INTERRUPTED) from exc
+    except EngineError as exc:
+        report_error(state, str(exc), exc)
+        raise typer.Exit(EXIT_FAILED) from exc
+
+
+_LOG_FORMAT = "%(name)s: %(message)s"
+
+
+def configure_logging(state: CLIState) -> Callable[[], None]:
+    """Send log records to the stderr console; return a function that undoes it.
+
+    Levels: ``-q`` errors only; by default warnings, and the info messages PEs write with
+    ``self.log``; ``-v`` info; ``-vv`` debug.
+    """
+    if state.verbose >= 2:
+        level, pe_level = logging.DEBUG, logging.DEBUG
+    elif state.verbose == 1:
+        level, pe_level = logging.INFO, logging.INFO
+    elif state.quiet:
+        level, pe_level = logging.ERROR, logging.ERROR
+    else:
+        level, pe_level = logging.WARNING, logging.INFO
+    handler = RichHandler(console=state.stderr, show_time=False, show_path=False,
+                          markup=False, rich_tracebacks=False)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    root, pe_logger = logging.getLogger(), logging.getLogger("engine.pe")
+    saved = (root.level, pe_logger.level)
+    root.addHandler(handler)
+    root.setLevel(level)
+    pe_logger.setLevel(pe_level)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        pe_logger.setLevel(saved[1])
+
+    return undo

@@ -1,0 +1,1 @@
+"""Compatibility layers that map other engines' APIs onto this engine."""
