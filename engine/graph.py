@@ -158,6 +158,9 @@ class Composite:
                 f"composite {self._display_id!r}: exposed {side} {name!r} maps to a PE that is not "
                 "in its graph"
             )
+        if isinstance(inner, Composite):
+            inner.resolve(port, side)  # raises if the nested composite does not expose it
+            return
         ports = inner.input_ports if side == "input" else inner.output_ports
         if port not in ports:
             raise GraphError(

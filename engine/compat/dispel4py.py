@@ -321,15 +321,22 @@ class WorkflowGraph(_EngineGraph):
                 raise GraphError("a WorkflowGraph used as a PE needs inputmappings/outputmappings")
             wrapper = self._composites.get(id(node))
             if wrapper is None:
+                name = getattr(node, "name", "workflow")
                 wrapper = Composite(
                     node,
-                    inputs=getattr(node, "inputmappings", {}),
-                    outputs=getattr(node, "outputmappings", {}),
-                    id=getattr(node, "name", None) or type(node).__name__,
+                    inputs=self._inner(node, getattr(node, "inputmappings", {})),
+                    outputs=self._inner(node, getattr(node, "outputmappings", {})),
+                    id=name if name != "workflow" else type(node).__name__,
                 )
                 self._composites[id(node)] = wrapper
             return wrapper
         return node
+
+    @staticmethod
+    def _inner(graph: Any, mappings: dict[str, tuple[Any, str]]) -> dict[str, tuple[Any, str]]:
+        """Exposed ports of a composite, with nested graphs replaced by their wrappers."""
+        convert = graph._as_vertex if isinstance(graph, WorkflowGraph) else (lambda n: n)
+        return {name: (convert(inner), port) for name, (inner, port) in mappings.items()}
 
     def add(self, n: Any) -> Any:  # type: ignore[override]
         """Add a PE or a composite graph."""

@@ -1,0 +1,61 @@
+"""``dare graph``: inspect a workflow graph without running it."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from typing import Annotated
+
+import typer
+from engine.errors import GraphError
+from engine.partition import build_plan
+
+from dare_cli.context import exit_on_error, get_state
+from dare_cli.errors import DareUsageError
+from dare_cli.loading import load_graph
+from dare_cli.render import RENDERERS
+
+app = typer.Typer(help="Inspect workflow graphs without running them.", no_args_is_help=True)
+
+
+class GraphFormat(str, Enum):
+    """Renderings of ``dare graph show``."""
+
+    text = "text"
+    mermaid = "mermaid"
+    json = "json"
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    target: Annotated[
+        str,
+        typer.Argument(metavar="MODULE_OR_FILE[:GRAPH]", show_default=False,
+                       help="Dotted module name or .py file; GRAPH names the graph in it."),
+    ],
+    output_format: Annotated[
+        GraphFormat, typer.Option("--format", help="text, mermaid (flowchart) or json.")
+    ] = GraphFormat.text,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-n", min=1,
+                     help="Workers for --partitions (default: \\[run] workers, else the CPUs); "
+                     "implies --partitions."),
+    ] = None,
+    partitions: Annotated[
+        bool, typer.Option("--partitions", help="Show the placement of PE instances on workers.")
+    ] = False,
+) -> None:
+    """Show PEs, ports, instances and connections (with groupings); nothing is run."""
+    state = get_state(ctx)
+    with exit_on_error(state):
+        graph = load_graph(target)
+        plan = None
+        if partitions or workers is not None:
+            count = workers or state.config.run.workers or os.cpu_count() or 1
+            try:
+                plan = build_plan(graph, None, workers=count)
+            except GraphError as exc:
+                raise DareUsageError(str(exc)) from exc
+    typer.echo(RENDERERS[output_format.value](graph, plan))

@@ -1,0 +1,117 @@
+"""``dare run``: run a workflow graph with a mapping and print its outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import engine
+import typer
+from engine.errors import EngineError
+from engine.mappings import get_mapping
+
+from dare_cli.context import exit_on_error, get_state
+from dare_cli.errors import DareUsageError
+from dare_cli.loading import build_inputs, load_graph, merged_options, parse_json, read_json_file
+from dare_cli.progress import RunReporter
+from dare_cli.render import outputs_to_text, result_to_json, summary_table
+
+app = typer.Typer()
+
+DEFAULT_MAPPING = "simple"
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODULE_OR_FILE[:GRAPH]",
+            help="Dotted module name or .py file; GRAPH names the graph in it "
+            "(default: 'graph', else the module's only WorkflowGraph).",
+            show_default=False,
+        ),
+    ],
+    mapping: Annotated[
+        str | None,
+        typer.Option("--mapping", "-m", help="Mapping that enacts the graph (see 'dare mappings'; "
+                     f"default: \\[run] mapping, else {DEFAULT_MAPPING})."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-n", min=1, help="Number of worker processes.")
+    ] = None,
+    iterations: Annotated[
+        int | None,
+        typer.Option("--iterations", "-i", min=0, help="Iterations of every source PE."),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", "-d", metavar="JSON",
+                     help='Inputs as JSON: {"PE": count | \\[items] | [{"port": item}, ...]}.'),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", metavar="FILE", help="Read the inputs JSON from FILE."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print outputs and summary as JSON.")
+    ] = False,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", metavar="KEY=VALUE",
+                     help="Mapping option (repeatable), e.g. batch_size=64; VALUE is JSON or text."),
+    ] = None,
+) -> None:
+    """Run a workflow graph and print the outputs of its unconnected ports.
+
+    Results go to stdout; progress (on a terminal), the summary table and errors to stderr.
+    Exit codes: 0 ok, 1 the run failed, 2 usage error, 130 interrupted.
+    """
+    state = get_state(ctx)
+    defaults = state.config.run
+    with exit_on_error(state):
+        mapping_name = mapping or defaults.mapping or DEFAULT_MAPPING
+        enactor = get_mapping(mapping_name)  # unknown: MappingNotFound, listing the others
+        options = merged_options(defaults.options, option or [])
+        try:
+            enactor.check_options(options)
+        except EngineError as exc:
+            raise DareUsageError(str(exc)) from exc
+        if data is not None and file is not None:
+            raise DareUsageError("give the inputs with -d or with -f, not both")
+        graph = load_graph(target)
+        if file is not None:
+            json_inputs, what = read_json_file(file), f"-f '{file}'"
+        elif data is not None:
+            json_inputs, what = parse_json(data, "-d"), "-d"
+        else:
+            json_inputs, what = None, "-d"
+        count = iterations if iterations is not None else defaults.iterations
+        inputs = build_inputs(graph, count, json_inputs, what)
+
+        reporter = RunReporter(state.stderr, live=state.show_progress)
+        try:
+            result = engine.run(
+                graph,
+                inputs,
+                mapping=mapping_name,
+                workers=workers if workers is not None else defaults.workers,
+                observers=[reporter],
+                **options,
+            )
+        except (EngineError, KeyboardInterrupt):
+            reporter.close()
+            partial = reporter.partial_table()
+            if partial is not None and not state.quiet:
+                state.stderr.print(partial)
+            raise
+        finally:
+            reporter.close()
+
+    if json_output:
+        typer.echo(result_to_json(result))
+    elif result.outputs:
+        typer.echo(outputs_to_text(result.outputs))
+    if not state.quiet:
+        state.stderr.print(summary_table(result.summary))
