@@ -36,8 +36,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-import engine  # noqa: E402
 from workloads import calibrate, make_graph, plain_loop  # noqa: E402
+
+import engine  # noqa: E402
 
 
 def median_time(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:

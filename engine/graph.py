@@ -47,7 +47,8 @@ class Edge:
 
     def describe(self) -> str:
         """Return ``"src.port -> dst.port (grouping)"``."""
-        return f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port} ({self.grouping.describe()})"
+        grouping = self.grouping.describe()
+        return f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port} ({grouping})"
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,8 @@ class Composite:
     def _check_inner(self, inner: Any, port: str, side: str, name: str) -> None:
         if inner not in self.graph:
             raise GraphError(
-                f"composite {self._display_id!r}: exposed {side} {name!r} maps to a PE that is not "
-                "in its graph"
+                f"composite {self._display_id!r}: exposed {side} {name!r} maps to a PE that "
+                "is not in its graph"
             )
         if isinstance(inner, Composite):
             inner.resolve(port, side)  # raises if the nested composite does not expose it
@@ -164,7 +165,8 @@ class Composite:
         ports = inner.input_ports if side == "input" else inner.output_ports
         if port not in ports:
             raise GraphError(
-                f"composite {self._display_id!r}: PE {inner._display_id!r} has no {side} port {port!r}"
+                f"composite {self._display_id!r}: PE {inner._display_id!r} "
+                f"has no {side} port {port!r}"
             )
 
     def resolve(self, port: str, side: str) -> tuple[Any, str]:
@@ -182,6 +184,7 @@ class Composite:
 
 
 Vertex = ProcessingElement | Composite
+RawEdge = tuple[ProcessingElement, str, ProcessingElement, str, Grouping | None]
 
 
 class WorkflowGraph:
@@ -256,7 +259,8 @@ class WorkflowGraph:
                 and existing[2] is dst and existing[3] == dst_port
             ):
                 raise GraphError(
-                    f"{src._display_id}.{src_port} is already connected to {dst._display_id}.{dst_port}"
+                    f"{src._display_id}.{src_port} is already connected to "
+                    f"{dst._display_id}.{dst_port}"
                 )
         self._connections.append((src, src_port, dst, dst_port, grouping))
         self._built = None
@@ -270,7 +274,7 @@ class WorkflowGraph:
     @staticmethod
     def _resolve(vertex: Vertex, port: str, side: str) -> tuple[ProcessingElement, str]:
         if isinstance(vertex, Composite):
-            return vertex.resolve(port, side)  # type: ignore[no-any-return]
+            return vertex.resolve(port, side)
         own = vertex.output_ports if side == "output" else vertex.input_ports
         other = vertex.input_ports if side == "output" else vertex.output_ports
         if port not in own:
@@ -293,7 +297,7 @@ class WorkflowGraph:
         if self._built is not None:
             return self._built
         pes: list[tuple[ProcessingElement, str]] = []  # (pe, prefix)
-        raw_edges: list[tuple[ProcessingElement, str, ProcessingElement, str, Grouping | None]] = []
+        raw_edges: list[RawEdge] = []
         self._flatten(self, "", pes, raw_edges)
         ids = self._assign_ids(pes)
         nodes = {
@@ -328,7 +332,7 @@ class WorkflowGraph:
         builder: WorkflowGraph,
         prefix: str,
         pes: list[tuple[ProcessingElement, str]],
-        edges: list[tuple[ProcessingElement, str, ProcessingElement, str, Grouping | None]],
+        edges: list[RawEdge],
     ) -> None:
         for vertex in builder._vertices:
             if isinstance(vertex, Composite):

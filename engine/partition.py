@@ -98,7 +98,8 @@ def normalise_inputs(
     iterations: dict[str, Sequence[Any]] = {node.id: default for node in graph.sources()}
     feeds: dict[tuple[str, str], list[Any]] = {}
     open_inputs = set(graph.unconnected_inputs())
-    for key, value in dict(inputs or {}).items():
+    given: Mapping[Any, Any] = inputs if isinstance(inputs, Mapping) else {}
+    for key, value in given.items():
         port: str | None = None
         if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], str):
             node_id, port = _node_id(graph, key[0]), key[1]

@@ -62,10 +62,10 @@ class GroupBy:
     def __init__(self, *keys: int | str | Sequence[int | str]) -> None:
         flat: list[int | str] = []
         for key in keys:
-            if isinstance(key, (list, tuple)):
-                flat.extend(key)
-            else:
+            if isinstance(key, (int, str)):
                 flat.append(key)
+            else:
+                flat.extend(key)
         if not flat:
             raise ValueError("GroupBy needs at least one key")
         for key in flat:
@@ -80,7 +80,7 @@ class GroupBy:
     def key_of(self, data: Any) -> Hashable:
         """Extract the grouping key of one data unit."""
         if len(self.keys) == 1:
-            return data[self.keys[0]]  # type: ignore[no-any-return]
+            return data[self.keys[0]]
         return tuple(data[key] for key in self.keys)
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
-
 from types import GeneratorType
+from typing import Any
 
 from engine.errors import EngineError, PEError
 from engine.graph import Node
@@ -60,7 +59,7 @@ class InstanceRunner:
         self._compiled: dict[str, Deliver] = {}
         self.emit, self._emitted = self._make_emit()
         # Bind ``write`` on the object: PEs (and dispel4py PEs) call ``self.write``.
-        self.pe.write = self.emit  # type: ignore[method-assign]
+        self.pe.write = self.emit  # type: ignore[method-assign,assignment]
 
     def wire(self) -> None:
         """Freeze ``routes`` (port -> deliver functions) into one function per port.

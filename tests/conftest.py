@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import engine
-from engine.observe import RunResult
 from engine.mappings import available
+from engine.observe import RunResult
 
 #: Worker counts tried for every parallel mapping: 1 and 2 force partitions, 5 replicates.
 PARALLEL_WORKERS = (1, 2, 5)

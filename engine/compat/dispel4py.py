@@ -96,7 +96,7 @@ class GenericPE(ProcessingElement):
         self.name = type(self).__name__
 
     # -- ports, read from dispel4py's connection dictionaries ------------------------------
-    @property  # type: ignore[override]
+    @property
     def input_ports(self) -> dict[str, Port]:
         """Input ports, from ``inputconnections``."""
         return {
@@ -111,7 +111,7 @@ class GenericPE(ProcessingElement):
             if port.grouping is not None:
                 self.inputconnections[name][GROUPING] = port.grouping
 
-    @property  # type: ignore[override]
+    @property
     def output_ports(self) -> dict[str, Port]:
         """Output ports, from ``outputconnections`` (a grouping there is a graph error)."""
         ports = {}
@@ -125,7 +125,7 @@ class GenericPE(ProcessingElement):
         for name in value:
             self.outputconnections[name] = {NAME: name}
 
-    @property  # type: ignore[override]
+    @property
     def instances(self) -> int | None:
         """Instances asked for: ``numprocesses`` when above 1, one if ``single``."""
         if getattr(self, "single", False):
@@ -167,8 +167,8 @@ class GenericPE(ProcessingElement):
         """Types declared on the outputs."""
         return {name: spec.get(TYPE) for name, spec in self.outputconnections.items()}
 
-    setInputTypes = set_input_types  # noqa: N815 (dispel4py 1.x names)
-    getOutputTypes = get_output_types  # noqa: N815
+    setInputTypes = set_input_types
+    getOutputTypes = get_output_types
 
     def _preprocess(self) -> None:
         """Override for set-up."""
@@ -191,19 +191,19 @@ class GenericPE(ProcessingElement):
         """Called once per instance after all data (may write)."""
         self._postprocess()
 
-    def log(self, message: Any) -> None:  # type: ignore[override]
+    def log(self, message: Any) -> None:
         """Log ``message`` as dispel4py PEs do (to the ``dispel4py.<id>`` logger)."""
         logging.getLogger(f"dispel4py.{self._display_id}").info("%s", message)
 
     # -- the engine's lifecycle, in dispel4py's terms ----------------------------------------
     def setup(self) -> None:
+        """Run ``preprocess``."""
         self.preprocess()
 
     def _handle(self, port: str | None, data: Any) -> None:
-        if port is None:  # a root PE's iteration: {} for -i N, the given dict for -d
-            inputs = data if isinstance(data, dict) else {}
-        else:
-            inputs = {port: data}
+        # A root PE's iteration gets {} for -i N, or the dict given with -d.
+        root_inputs = data if isinstance(data, dict) else {}
+        inputs = root_inputs if port is None else {port: data}
         result = self.process(inputs)
         if result:
             write = self.write
@@ -249,7 +249,8 @@ class IterativePE(GenericPE):
         self._add_input(IterativePE.INPUT_NAME)
         self._add_output(IterativePE.OUTPUT_NAME)
 
-    def process(self, inputs: dict[str, Any]) -> Any:
+    def process(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
+        """Call ``_process`` on the input's data; emit its result unless ``None``."""
         result = self._process(inputs[IterativePE.INPUT_NAME])
         if result is not None:
             return {self.OUTPUT_NAME: result}
@@ -265,7 +266,8 @@ class ProducerPE(GenericPE):
         GenericPE.__init__(self)
         self._add_output(ProducerPE.OUTPUT_NAME)
 
-    def process(self, inputs: dict[str, Any]) -> Any:
+    def process(self, inputs: dict[str, Any]) -> Any:  # type: ignore[override]
+        """Call ``_process`` with the iteration's inputs; emit its result unless ``None``."""
         result = self._process(inputs)
         if result is not None:
             return {self.OUTPUT_NAME: result}
@@ -281,7 +283,8 @@ class ConsumerPE(GenericPE):
         GenericPE.__init__(self)
         self._add_input(ConsumerPE.INPUT_NAME)
 
-    def process(self, inputs: dict[str, Any]) -> None:
+    def process(self, inputs: dict[str, Any]) -> None:  # type: ignore[override]
+        """Call ``_process`` on the input's data."""
         self._process(inputs[ConsumerPE.INPUT_NAME])
 
 
@@ -338,11 +341,11 @@ class WorkflowGraph(_EngineGraph):
         convert = graph._as_vertex if isinstance(graph, WorkflowGraph) else (lambda n: n)
         return {name: (convert(inner), port) for name, (inner, port) in mappings.items()}
 
-    def add(self, n: Any) -> Any:  # type: ignore[override]
+    def add(self, n: Any) -> Any:
         """Add a PE or a composite graph."""
         return _EngineGraph.add(self, self._as_vertex(n))
 
-    def connect(  # type: ignore[override]
+    def connect(
         self, from_node: Any, from_connection: str, to_node: Any, to_connection: str,
         grouping: Grouping | None = None,
     ) -> None:
@@ -359,7 +362,7 @@ class WorkflowGraph(_EngineGraph):
         """The PEs of the flattened graph, in topological order."""
         return [node.pe for node in self.build()]
 
-    getContainedObjects = get_contained_objects  # noqa: N815 (dispel4py 1.x name)
+    getContainedObjects = get_contained_objects
 
     def flatten(self) -> WorkflowGraph:
         """Composites are flattened when the graph is built; kept for API compatibility."""
@@ -390,7 +393,7 @@ def create_iterative_chain(
     function_pe_class: type[IterativePE] = SimpleFunctionPE,
     name_prefix: str = "PE_",
     name_suffix: str = "",
-    FunctionPE_class: type[IterativePE] | None = None,  # noqa: N803 (dispel4py 1.x name)
+    FunctionPE_class: type[IterativePE] | None = None,
 ) -> WorkflowGraph:
     """Chain functions (``fn`` or ``(fn, params)``) into a composite of function PEs."""
     cls = FunctionPE_class or function_pe_class

@@ -41,4 +41,4 @@ def get_mapping(name: str) -> Mapping:
     module_name, _, attribute = registry[name].partition(":")
     module = __import__(module_name, fromlist=[attribute])
     cls = getattr(module, attribute)
-    return cls()  # type: ignore[no-any-return]
+    return cls()

@@ -58,6 +58,14 @@ def collect_outputs(
     for pe_id, port in graph.unconnected_outputs():
         values: list[Any] = []
         outputs.setdefault(pe_id, {})[port] = values
-        append = values.append
-        collectors.setdefault(pe_id, {})[port] = lambda seq, data, append=append: append(data)
+        collectors.setdefault(pe_id, {})[port] = _appender(values)
     return outputs, collectors
+
+
+def _appender(values: list[Any]) -> Deliver:
+    append = values.append
+
+    def collect(seq: int, data: Any) -> None:
+        append(data)
+
+    return collect

@@ -83,7 +83,7 @@ class SimpleMapping(Mapping):
                     runner.routes[port].append(collect)
             for runner in runners.values():
                 runner.wire()
-            for (node_id, instance), runner in runners.items():
+            for (node_id, _), runner in runners.items():
                 if node_id in plan.iterations:
                     runner.run_iterations(plan.iterations[node_id], _nothing)
             for runner in runners.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -74,7 +75,7 @@ class WriteUnknownPort(IterativePE):
 
 def graph_of(*pes: Any) -> WorkflowGraph:
     graph = WorkflowGraph()
-    for upstream, downstream in zip(pes, pes[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(pes):
         graph.connect(upstream, "output", downstream, "input")
     return graph
 
@@ -133,7 +134,7 @@ def test_unknown_mapping_lists_the_available_ones():
 
 
 def test_unknown_option_is_rejected():
-    with pytest.raises(engine.EngineError, match="does not accept option.*bogus"):
+    with pytest.raises(engine.EngineError, match=r"does not accept option.*bogus"):
         engine.run(graph_of(ListSource([1]), Collect()), mapping="multi", bogus=1)
 
 

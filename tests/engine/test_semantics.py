@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from typing import Any
 
@@ -132,7 +133,7 @@ class Burst(ProducerPE):
 
 def pipeline(*pes: Any) -> WorkflowGraph:
     graph = WorkflowGraph()
-    for upstream, downstream in zip(pes, pes[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(pes):
         graph.connect(upstream, "output", downstream, "input")
     return graph
 

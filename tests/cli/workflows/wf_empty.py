@@ -1,0 +1,3 @@
+"""A module without any workflow graph."""
+
+VALUE = 1
