@@ -308,6 +308,24 @@ def _port_items(node: Node, items: list[Any]) -> bool:
     )
 
 
+def _check_feedable(graph: Graph, node: Node, value: int | list[Any], what: str) -> None:
+    """Explain in CLI terms why a non-source PE cannot take ``value``."""
+    if isinstance(value, int):
+        raise DareUsageError(
+            f"{what}: PE {node.id!r} is not a source, so it takes a list of items, "
+            "not an iteration count"
+        )
+    if _port_items(node, value):
+        return
+    open_ports = [port for pe, port in graph.unconnected_inputs() if pe == node.id]
+    if len(open_ports) > 1:
+        raise DareUsageError(
+            f"{what}: PE {node.id!r} has {len(open_ports)} unconnected input ports "
+            f"({', '.join(open_ports)}): give its items as "
+            f'[{{"{open_ports[0]}": item}}, ...]'
+        )
+
+
 def inputs_from_json(graph: Graph, data: Any, what: str = "-d") -> dict[Any, Any]:
     """Translate the ``-d``/``-f`` JSON object into the engine's inputs.
 
@@ -347,6 +365,8 @@ def inputs_from_json(graph: Graph, data: Any, what: str = "-d") -> dict[Any, Any
             )
         if isinstance(value, int) and value < 0:
             raise DareUsageError(f"{what}: iteration count of PE {pe_id!r} must be >= 0")
+        if not node.is_source:
+            _check_feedable(graph, node, value, what)
         if isinstance(value, list) and not node.is_source and _port_items(node, value):
             for item in value:
                 for port, unit in item.items():

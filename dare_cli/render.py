@@ -99,10 +99,14 @@ def _plan_lines(plan: Plan) -> list[str]:
     how = "partitioned: several instances per process" if plan.partitioned else (
         "one process per instance"
     )
-    lines = [f"placement on {len(plan.workers)} worker(s) ({how}):"]
+    lines = [f"placement on {_count(len(plan.workers), 'worker')} ({how}):"]
     lines += [f"  worker {index}: {', '.join(labels)}"
               for index, labels in enumerate(plan.partitions())]
     return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def render_text(graph: Graph, plan: Plan | None = None) -> str:
@@ -120,7 +124,8 @@ def render_text(graph: Graph, plan: Plan | None = None) -> str:
           Words.output -> Count.input (group-by 0)
     """
     nodes = list(graph)
-    lines = [f"graph {graph.name!r}: {len(nodes)} PEs, {len(graph.edges)} connections", "PEs:"]
+    lines = [f"graph {graph.name!r}: {_count(len(nodes), 'PE')}, "
+             f"{_count(len(graph.edges), 'connection')}", "PEs:"]
     names = [node.id if type(node.pe).__name__ == node.id
              else f"{node.id} ({type(node.pe).__name__})" for node in nodes]
     width = max((len(name) for name in names), default=0)

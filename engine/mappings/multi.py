@@ -179,13 +179,17 @@ class _Parent:
             self.done.add(worker)
         elif kind == "error":
             _, worker, pe_error, original, text = message
-            cause: BaseException = RemoteTraceback(text)
-            if original is not None:
-                original.__cause__ = cause
-                cause = original
-            if pe_error is None:
-                raise EngineError(f"worker process {worker} failed: {text.strip()}") from cause
-            raise pe_error from cause
+            remote = RemoteTraceback(text)
+            if pe_error is not None:
+                if original is not None:
+                    original.__cause__ = remote
+                raise pe_error from (original or remote)
+            if isinstance(original, EngineError):
+                raise original from remote
+            last_line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
+            raise EngineError(f"worker process {worker} failed: {last_line}") from (
+                original or remote
+            )
         else:  # pragma: no cover - a protocol error is a bug
             raise EngineError(f"unexpected message from a worker: {message!r}")
 
@@ -289,7 +293,20 @@ class _Worker:
         if worker == self.index:
             return self.local.append
         put = inboxes[worker].put
-        return lambda message: put(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+        def send(message: tuple[Any, ...]) -> None:
+            try:
+                data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                kind, dest, *rest = message
+                raise EngineError(
+                    f"units sent by {rest[1] if kind == 'D' else rest[0]} to "
+                    f"{dest[0]}[{dest[1]}] cannot cross processes (pickle failed: {exc}); "
+                    "emit picklable data, or run this PE with the simple mapping"
+                ) from exc
+            put(data)
+
+        return send
 
     def _buffer(
         self,

@@ -181,3 +181,19 @@ def test_ctrl_c_stops_every_worker(tmp_path):
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):  # no worker is left in the process group
         os.killpg(process.pid, 0)
+
+
+class EmitLambda(IterativePE):
+    def apply(self, data: Any) -> Any:
+        return lambda: data  # fine in one process, cannot be pickled
+
+
+def test_unpicklable_units_are_named_when_they_must_cross_processes():
+    graph = graph_of(ListSource([1, 2]), EmitLambda(id="maker", instances=1),
+                     Collect(instances=1))
+    assert len(engine.run(graph, mapping="simple").output("Collect")) == 2
+    with pytest.raises(engine.EngineError) as caught:
+        engine.run(graph, mapping="multi", workers=3)
+    message = str(caught.value)
+    assert "units sent by maker[0] to Collect[0] cannot cross processes" in message
+    assert "pickle" in message
