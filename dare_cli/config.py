@@ -86,7 +86,7 @@ class RunDefaults:
                     f"key 'run.{key}' in config file '{source}' must be "
                     f"{_type_name(expected)}, not {_type_name(type(value))}"
                 )
-            if minimum is not None and value < minimum:
+            if minimum is not None and isinstance(value, int) and value < minimum:
                 raise ConfigError(
                     f"key 'run.{key}' in config file '{source}' must be >= {minimum}, not {value}"
                 )

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import typer
-from engine.errors import EngineError, MappingNotFound, RunInterrupted
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
@@ -21,6 +20,7 @@ from rich.traceback import Traceback
 
 from dare_cli.config import Config
 from dare_cli.errors import DareUsageError
+from engine.errors import EngineError, MappingNotFound, RunInterrupted
 
 __all__ = [
     "EXIT_FAILED",
@@ -95,13 +95,15 @@ def exit_on_error(state: CLIState) -> Iterator[None]:
 
 
 _LOG_FORMAT = "%(name)s: %(message)s"
+#: Loggers of PEs' own messages (``self.log``), shown by default.
+PE_LOGGERS = ("engine.pe", "dispel4py")
 
 
 def configure_logging(state: CLIState) -> Callable[[], None]:
     """Send log records to the stderr console; return a function that undoes it.
 
     Levels: ``-q`` errors only; by default warnings, and the info messages PEs write with
-    ``self.log``; ``-v`` info; ``-vv`` debug.
+    ``self.log`` (engine and dispel4py PEs); ``-v`` info; ``-vv`` debug.
     """
     if state.verbose >= 2:
         level, pe_level = logging.DEBUG, logging.DEBUG
@@ -114,15 +116,17 @@ def configure_logging(state: CLIState) -> Callable[[], None]:
     handler = RichHandler(console=state.stderr, show_time=False, show_path=False,
                           markup=False, rich_tracebacks=False)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-    root, pe_logger = logging.getLogger(), logging.getLogger("engine.pe")
-    saved = (root.level, pe_logger.level)
+    root = logging.getLogger()
+    pe_loggers = [logging.getLogger(name) for name in PE_LOGGERS]
+    saved = [(logger, logger.level) for logger in (root, *pe_loggers)]
     root.addHandler(handler)
     root.setLevel(level)
-    pe_logger.setLevel(pe_level)
+    for logger in pe_loggers:
+        logger.setLevel(pe_level)
 
     def undo() -> None:
         root.removeHandler(handler)
-        root.setLevel(saved[0])
-        pe_logger.setLevel(saved[1])
+        for logger, saved_level in saved:
+            logger.setLevel(saved_level)
 
     return undo

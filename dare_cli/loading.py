@@ -31,11 +31,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from dare_cli.errors import DareUsageError
 from engine.errors import GraphError
 from engine.graph import Graph, Node, WorkflowGraph
 from engine.partition import InputSpec, normalise_inputs
-
-from dare_cli.errors import DareUsageError
 
 __all__ = [
     "Target",
@@ -43,6 +42,7 @@ __all__ = [
     "find_graph",
     "import_user_module",
     "inputs_from_json",
+    "inputs_from_options",
     "load_graph",
     "merged_options",
     "parse_json",
@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 GRAPH_TYPES = (WorkflowGraph, Graph)
 
 
-# -- targets and modules -----------------------------------------------------------------------
+# -- targets and modules ---------------------------------------------------------------
 @dataclass(frozen=True)
 class Target:
     """``MODULE_OR_FILE[:GRAPH]`` split into its parts.
@@ -73,9 +73,9 @@ class Target:
 
     @classmethod
     def parse(cls, spec: str) -> Target:
-        """Split ``spec`` at its last ``:`` when what follows is a Python name.
+        r"""Split ``spec`` at its last ``:`` when what follows is a Python name.
 
-        A drive letter (``C:\\flows\\wc.py``) is therefore not taken for a graph name.
+        A drive letter (``C:\flows\wc.py``) is therefore not taken for a graph name.
 
         >>> Target.parse("pkg.flows:wordcount")
         Target(module='pkg.flows', attribute='wordcount')
@@ -113,7 +113,7 @@ def _dispel4py_aliases() -> contextlib.AbstractContextManager[Any]:
     aliases = getattr(compat, "aliases", None)
     if not callable(aliases):
         return contextlib.nullcontext()
-    return aliases()  # type: ignore[no-any-return]
+    return aliases()
 
 
 def _module_name_for(path: Path) -> str:
@@ -207,9 +207,9 @@ def _graphs_in(module: ModuleType) -> dict[str, WorkflowGraph | Graph]:
     """Public module attributes that are graphs, one name per graph object."""
     found: dict[str, WorkflowGraph | Graph] = {}
     for name, value in vars(module).items():
-        if isinstance(value, GRAPH_TYPES) and not name.startswith("_"):
-            if not any(value is seen for seen in found.values()):
-                found[name] = value
+        public = isinstance(value, GRAPH_TYPES) and not name.startswith("_")
+        if public and not any(value is seen for seen in found.values()):
+            found[name] = value
     return found
 
 
@@ -318,6 +318,10 @@ def _check_feedable(graph: Graph, node: Node, value: int | list[Any], what: str)
     if _port_items(node, value):
         return
     open_ports = [port for pe, port in graph.unconnected_inputs() if pe == node.id]
+    if not open_ports:
+        raise DareUsageError(
+            f"{what}: PE {node.id!r} has no unconnected input port: other PEs feed it"
+        )
     if len(open_ports) > 1:
         raise DareUsageError(
             f"{what}: PE {node.id!r} has {len(open_ports)} unconnected input ports "
@@ -399,6 +403,25 @@ def build_inputs(
     except GraphError as exc:
         raise DareUsageError(f"{what}: {exc}") from exc
     return inputs
+
+
+def inputs_from_options(
+    graph: Graph, iterations: int | None, data: str | None, file: Path | str | None
+) -> InputSpec:
+    """The engine's inputs from ``-i N`` and ``-d JSON`` or ``-f FILE`` (not both).
+
+    Raises
+    ------
+    DareUsageError
+        On both ``-d`` and ``-f``, unreadable or malformed JSON, or inputs ``graph`` cannot take.
+    """
+    if data is not None and file is not None:
+        raise DareUsageError("give the inputs with -d or with -f, not both")
+    if file is not None:
+        return build_inputs(graph, iterations, read_json_file(file), f"-f '{file}'")
+    if data is not None:
+        return build_inputs(graph, iterations, parse_json(data, "-d"), "-d")
+    return iterations
 
 
 # -- mapping options -----------------------------------------------------------------------

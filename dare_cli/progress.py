@@ -6,10 +6,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from engine.observe import InstanceStats, Observer, RunResult
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from engine.observe import InstanceStats, Observer, RunResult
 
 __all__ = ["RunReporter"]
 
@@ -62,7 +63,7 @@ class RunReporter(Observer):
         )
         width = max((len(pe) for pe in self.placement), default=0)
         for pe, instances in self.placement.items():
-            label = f"{pe:<{width}} ×{instances}"
+            label = f"{pe:<{width}} \u00d7{instances}"
             self._tasks[pe] = self._progress.add_task(
                 label, total=None, units_in=0, units_out=0, rate=""
             )
@@ -104,13 +105,11 @@ class RunReporter(Observer):
         elapsed = max(time.monotonic() - self.started, 1e-9)
         units = units_out if pe_id in self.sources else units_in
         done = self.finished.get(pe_id, 0) >= self.placement.get(pe_id, 1)
-        self._progress.update(
-            self._tasks[pe_id],
-            units_in=units_in,
-            units_out=units_out,
-            rate=f"{units / elapsed:,.0f}/s",
-            **({"total": 1, "completed": 1} if done else {}),
-        )
+        task = self._tasks[pe_id]
+        rate = f"{units / elapsed:,.0f}/s"
+        self._progress.update(task, units_in=units_in, units_out=units_out, rate=rate)
+        if done:
+            self._progress.update(task, total=1, completed=1)
 
     def close(self) -> None:
         """Stop the live display (idempotent)."""

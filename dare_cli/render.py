@@ -9,10 +9,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rich.table import Table
+
 from engine.graph import Graph, Node
 from engine.observe import RunResult, RunSummary
 from engine.partition import Plan
-from rich.table import Table
 
 __all__ = [
     "RENDERERS",
@@ -166,7 +167,7 @@ def render_mermaid(graph: Graph, plan: Plan | None = None) -> str:
     lines = ["flowchart LR"]
     for node in graph:
         count = plan.instances.get(node.id) if plan is not None else node.instances
-        label = node.id if count is None else f"{node.id} ×{count}"
+        label = node.id if count is None else f"{node.id} \u00d7{count}"
         lines.append(f'    {ids[node.id]}["{_mermaid_label(label)}"]')
     for edge in graph.edges:
         label = f"{edge.src_port}→{edge.dst_port} ({edge.grouping.describe()})"

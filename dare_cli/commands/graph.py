@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
-from engine.errors import GraphError
-from engine.partition import build_plan
 
 from dare_cli.context import exit_on_error, get_state
 from dare_cli.errors import DareUsageError
 from dare_cli.loading import load_graph
 from dare_cli.render import RENDERERS
+from engine.errors import GraphError
+from engine.partition import build_plan
 
 app = typer.Typer(help="Inspect workflow graphs without running them.", no_args_is_help=True)
 
 
-class GraphFormat(str, Enum):
+class GraphFormat(StrEnum):
     """Renderings of ``dare graph show``."""
 
     text = "text"

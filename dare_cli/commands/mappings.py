@@ -6,11 +6,11 @@ import json
 from typing import Annotated
 
 import typer
-from engine.mappings import available
 from rich.console import Console
 
 from dare_cli.context import exit_on_error, get_state
 from dare_cli.render import mappings_table
+from engine.mappings import available
 
 app = typer.Typer()
 

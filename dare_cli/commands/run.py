@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import engine
 import typer
-from engine.errors import EngineError
-from engine.mappings import get_mapping
 
+import engine
 from dare_cli.context import exit_on_error, get_state
 from dare_cli.errors import DareUsageError
-from dare_cli.loading import build_inputs, load_graph, merged_options, parse_json, read_json_file
+from dare_cli.loading import inputs_from_options, load_graph, merged_options
 from dare_cli.progress import RunReporter
 from dare_cli.render import outputs_to_text, result_to_json, summary_table
+from engine.errors import EngineError
+from engine.mappings import get_mapping
 
 app = typer.Typer()
 
@@ -60,7 +60,8 @@ def run(
     option: Annotated[
         list[str] | None,
         typer.Option("--option", metavar="KEY=VALUE",
-                     help="Mapping option (repeatable), e.g. batch_size=64; VALUE is JSON or text."),
+                     help="Mapping option (repeatable), e.g. batch_size=64; "
+                     "VALUE is JSON, else text."),
     ] = None,
 ) -> None:
     """Run a workflow graph and print the outputs of its unconnected ports.
@@ -78,17 +79,9 @@ def run(
             enactor.check_options(options)
         except EngineError as exc:
             raise DareUsageError(str(exc)) from exc
-        if data is not None and file is not None:
-            raise DareUsageError("give the inputs with -d or with -f, not both")
         graph = load_graph(target)
-        if file is not None:
-            json_inputs, what = read_json_file(file), f"-f '{file}'"
-        elif data is not None:
-            json_inputs, what = parse_json(data, "-d"), "-d"
-        else:
-            json_inputs, what = None, "-d"
         count = iterations if iterations is not None else defaults.iterations
-        inputs = build_inputs(graph, count, json_inputs, what)
+        inputs = inputs_from_options(graph, count, data, file)
 
         reporter = RunReporter(state.stderr, live=state.show_progress)
         try:
@@ -109,9 +102,9 @@ def run(
         finally:
             reporter.close()
 
-    if json_output:
-        typer.echo(result_to_json(result))
-    elif result.outputs:
-        typer.echo(outputs_to_text(result.outputs))
-    if not state.quiet:
-        state.stderr.print(summary_table(result.summary))
+        if json_output:
+            typer.echo(result_to_json(result))
+        elif result.outputs:
+            typer.echo(outputs_to_text(result.outputs))
+        if not state.quiet:
+            state.stderr.print(summary_table(result.summary))

@@ -43,3 +43,14 @@ joins.connect(Join(), "output", Collect(), "input")
 
 totals = WorkflowGraph("totals")
 totals.connect(Square(), "output", Total(instances=1), "input")
+
+class AsSet(IterativePE):
+    def apply(self, data):
+        return frozenset(data)
+
+
+echo = WorkflowGraph("echo")
+echo.add(Collect())
+
+sets = WorkflowGraph("sets")
+sets.connect(AsSet(), "output", Collect(), "input")
