@@ -214,8 +214,9 @@ def summary_table(summary: RunSummary) -> Table:
     for column in ("instances", "units in", "units out", "process s"):
         table.add_column(column, justify="right")
     for pe_id, stats in summary.pes.items():
+        seconds = f"{stats.process_seconds:.3f}" if summary.timed else "-"
         table.add_row(pe_id, str(stats.instances), str(stats.units_in), str(stats.units_out),
-                      f"{stats.process_seconds:.3f}")
+                      seconds)
     return table
 
 

@@ -67,6 +67,9 @@ class RunSummary:
     instances: list[InstanceStats] = field(default_factory=list)
     links: list[LinkStats] = field(default_factory=list)
     partitions: list[list[str]] = field(default_factory=list)
+    #: Whether ``process_seconds`` were measured per unit (the ``simple`` mapping measures
+    #: them only with ``timing=True``; without, they are reported as ``None``).
+    timed: bool = True
 
     @classmethod
     def from_instances(
@@ -78,6 +81,7 @@ class RunSummary:
         instances: Sequence[InstanceStats],
         links: Sequence[LinkStats] = (),
         partitions: Sequence[Sequence[str]] = (),
+        timed: bool = True,
     ) -> RunSummary:
         """Aggregate instance counters into per-PE counters (hidden PEs start with ``_``)."""
         pes = {pe_id: PEStats(pe_id) for pe_id in pe_order if not pe_id.startswith("_")}
@@ -92,6 +96,7 @@ class RunSummary:
             instances=sorted(instances, key=lambda s: (s.pe_id, s.instance)),
             links=list(links),
             partitions=[list(p) for p in partitions],
+            timed=timed,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -105,7 +110,7 @@ class RunSummary:
                     "instances": s.instances,
                     "units_in": s.units_in,
                     "units_out": s.units_out,
-                    "process_seconds": round(s.process_seconds, 6),
+                    "process_seconds": round(s.process_seconds, 6) if self.timed else None,
                 }
                 for pe_id, s in self.pes.items()
             },

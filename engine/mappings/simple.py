@@ -60,9 +60,16 @@ class SimpleMapping(Mapping):
         outputs, collectors = collect_outputs(exec_graph)
         timing = bool(options.get("timing", False))
         counters: list[tuple[InstanceRunner, Any]] = []
+        nested = [0.0]
+        if timing:
+            for runner in runners.values():
+                runner.nested = nested
 
         def deliver_to(runner: InstanceRunner, port: str, sender: str) -> Deliver:
-            deliver, count = (_timed_deliver if timing else _deliver)(runner, port, sender)
+            if timing:
+                deliver, count = _timed_deliver(runner, port, sender, nested)
+            else:
+                deliver, count = _deliver(runner, port, sender)
             counters.append((runner, count))
             return deliver
 
@@ -102,6 +109,7 @@ class SimpleMapping(Mapping):
             self.name, 1, time.perf_counter() - started, list(exec_graph.nodes),
             [runner.finish_stats() for runner in runners.values()],
             partitions=plan.partitions(),
+            timed=timing,
         )
         result = RunResult(outputs, summary)
         for observer in observers:
@@ -134,16 +142,16 @@ def _deliver(runner: InstanceRunner, port: str, sender: str) -> tuple[Deliver, A
     return deliver, counted
 
 
-# Exclusive processing time: a consumer runs inside its producer's call, so each timed call
-# subtracts the time spent in the calls it made (``_nested[0]``).
-_nested = [0.0]
+def _timed_deliver(
+    runner: InstanceRunner, port: str, sender: str, nested: list[float]
+) -> tuple[Deliver, Any]:
+    """Like :func:`_deliver`, also adding each call's exclusive time to the instance.
 
-
-def _timed_deliver(runner: InstanceRunner, port: str, sender: str) -> tuple[Deliver, Any]:
-    """Like :func:`_deliver`, also adding each call's exclusive time to the instance."""
+    A consumer runs inside its producer's call, so each timed call subtracts the time spent
+    in the calls it made (accumulated in ``nested[0]``).
+    """
     handle = unit_kernel(runner.pe, runner.emit)
     stats = runner.stats
-    nested = _nested
     count = 0
 
     def deliver(seq: int, data: Any) -> None:
