@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import time
 from typing import Any
 
@@ -39,7 +41,7 @@ class Recorder(Observer):
 
 def graph_of(*pes: Any) -> WorkflowGraph:
     graph = WorkflowGraph()
-    for upstream, downstream in zip(pes, pes[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(pes):
         graph.connect(upstream, "output", downstream, "input")
     return graph
 
@@ -62,10 +64,8 @@ def test_observers_get_counts_of_every_instance(mapping):
 def test_failures_reach_observers(mapping):
     recorder = Recorder()
     graph = graph_of(ListSource([1, 0]), engine.function_pe(lambda x: 1 / x)(instances=1))
-    try:
+    with contextlib.suppress(engine.PEError):
         mapping.run(graph, observers=[recorder])
-    except engine.PEError:
-        pass
     assert recorder.events == ["started", "failed"]
 
 
