@@ -73,6 +73,37 @@ def dispel4py_figures(items: int, cpu_items: int, cpu_ms: float, repeat: int) ->
     return figures
 
 
+def print_dispel4py_comparison(figures: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Print dispel4py's per-item times beside ours, and our throughput relative to it."""
+    if not figures.get("available"):
+        print(f"\ndispel4py: not available ({figures.get('error', 'not installed')})")
+        return
+    print(f"\ndispel4py {figures.get('dispel4py_version')} (producer writing all items in one "
+          "call; enactment time without interpreter start-up):")
+    ours = {(row["workload"], row["case"]): row["us_per_item"] for row in rows}
+    print(f"{'workload':8} {'case':22} {'d4py us/item':>13} {'dare us/item':>13} "
+          f"{'dare throughput x':>18}")
+    runs = [run for run in figures.get("runs", []) if run.get("producer_mode") == "batch"]
+    for run in runs:
+        if run["workload"] != "trivial":
+            continue
+        mapping = run["mapping"] if run["mapping"] == "simple" else f"multi -n {run['processes']}"
+        case = f"dare {mapping}"
+        theirs = run["us_per_item_enact"]
+        mine = ours.get((run["workload"], case))
+        ratio = f"{theirs / mine:18.1f}" if mine else f"{'':>18}"
+        label = f"{run['workload']:8} {mapping:22}"
+        print(f"{label} {theirs:13.2f} {mine if mine else float('nan'):13.2f} {ratio}")
+    # CPU-bound work is calibrated separately in each process, so compare speed-ups only.
+    cpu = {run["processes"]: run["us_per_item_enact"] for run in runs if run["workload"] == "cpu"}
+    speedups = {row["case"]: row.get("speedup_over_simple") for row in rows
+                if row["workload"] == "cpu"}
+    for processes, seconds in sorted(cpu.items()):
+        if processes > 1 and 1 in cpu:
+            print(f"cpu      multi -n {processes}: speed-up over simple: dispel4py "
+                  f"{cpu[1] / seconds:.2f}x, dare {speedups.get(f'dare multi -n {processes}')}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -138,8 +169,7 @@ def main() -> int:
                   f"{row['us_per_item']:9.3f} {row.get('overhead_us_per_item', ''):>9} "
                   f"{row.get('ratio_to_plain', ''):>8} {row.get('speedup_over_simple', ''):>8}")
         if "dispel4py" in report:
-            print("\ndispel4py (same workloads, subprocess runs):")
-            print(json.dumps(report["dispel4py"], indent=2)[:4000])
+            print_dispel4py_comparison(report["dispel4py"], rows)
     return 0
 
 
