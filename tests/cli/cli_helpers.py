@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from click.testing import Result
+from typer.testing import Result
 
 WORKFLOWS = Path(__file__).parent / "workflows"
 
