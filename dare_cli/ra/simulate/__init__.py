@@ -1,0 +1,1 @@
+"""Synthetic seismograms: the embedded analytical solver (and SPECFEM3D, later)."""
