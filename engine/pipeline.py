@@ -1,0 +1,303 @@
+"""Pipelines: stages run in order, each a graph on its own mapping, handing files on.
+
+A :class:`Stage` builds its graph from a :class:`StageContext` (where its inputs are, where to
+write); :class:`Pipeline` runs the stages in order, each on the mapping chosen for it, and
+records a :class:`StageReport` per stage. A stage writes into a temporary folder that is renamed
+to ``<run_dir>/<stage>`` only when it succeeds, so a failed stage leaves no partial output.
+
+Re-running skips a stage whose fingerprint did not change: the digest of its parameters, of the
+files it declares as inputs, and of the outputs of the stages it depends on. ``force`` redoes
+stages (all, or the ones named).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.graph import WorkflowGraph
+from engine.mappings import get_mapping
+from engine.observe import Observer, RunResult
+from engine.partition import InputSpec
+
+__all__ = [
+    "Pipeline",
+    "PipelineReport",
+    "Stage",
+    "StageContext",
+    "StageReport",
+    "StageWork",
+    "digest_paths",
+]
+
+MARKER = ".stage.json"
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage sees: its folder (being written), and the folders of earlier stages."""
+
+    name: str
+    run_dir: Path
+    out_dir: Path
+    params: Mapping[str, Any]
+
+    def stage_dir(self, name: str) -> Path:
+        """Folder of an earlier stage's output."""
+        return self.run_dir / name
+
+
+@dataclass
+class StageWork:
+    """The work of one stage run: a graph with its inputs, and what to do with its result.
+
+    ``graph`` may be ``None`` for a stage that only runs ``finish`` (in the calling process).
+    ``finish(result)`` runs in the calling process after the graph and returns the stage's
+    summary (JSON-serialisable) for the report; it may raise to fail the stage.
+    """
+
+    graph: WorkflowGraph | None
+    inputs: InputSpec = None
+    finish: Callable[[RunResult | None], dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a pipeline.
+
+    Parameters
+    ----------
+    name
+        Folder name and the name used on the command line.
+    build
+        ``build(context) -> StageWork``.
+    params
+        Parameters that change the stage's output (fingerprinted).
+    depends
+        Earlier stages whose outputs this stage reads.
+    inputs
+        Files or folders outside the run directory that the stage reads (fingerprinted).
+    """
+
+    name: str
+    build: Callable[[StageContext], StageWork]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    depends: tuple[str, ...] = ()
+    inputs: tuple[Path, ...] = ()
+
+
+@dataclass
+class StageReport:
+    """What happened to one stage."""
+
+    name: str
+    status: str  # "ran", "skipped" or "failed"
+    mapping: str | None = None
+    workers: int | None = None
+    seconds: float = 0.0
+    fingerprint: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {
+            "name": self.name, "status": self.status, "mapping": self.mapping,
+            "workers": self.workers, "seconds": round(self.seconds, 3),
+            "fingerprint": self.fingerprint, "summary": self.summary, "error": self.error,
+        }
+
+
+@dataclass
+class PipelineReport:
+    """Reports of the stages, in order."""
+
+    stages: list[StageReport]
+
+    @property
+    def ok(self) -> bool:
+        """Whether no stage failed."""
+        return all(stage.status != "failed" for stage in self.stages)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {"ok": self.ok, "stages": [stage.as_dict() for stage in self.stages]}
+
+
+def digest_paths(paths: Iterable[Path], *, exclude: Sequence[str] = (MARKER,)) -> str:
+    """SHA-256 over the relative names and contents of files (folders walked, sorted)."""
+    digest = hashlib.sha256()
+    for root in paths:
+        root = Path(root)
+        if root.is_dir():
+            files = sorted(p for p in root.rglob("*") if p.is_file() and p.name not in exclude)
+            base = root
+        elif root.exists():
+            files, base = [root], root.parent
+        else:
+            digest.update(f"missing:{root}".encode())
+            continue
+        for path in files:
+            digest.update(str(path.relative_to(base)).encode())
+            digest.update(b"\0")
+            with path.open("rb") as handle:
+                for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def _canonical(params: Mapping[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
+
+
+class Pipeline:
+    """Stages run in order, each on its own mapping."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        names = [stage.name for stage in stages]
+        duplicates = {name for name in names if names.count(name) > 1}
+        if duplicates:
+            raise EngineError(f"duplicate stage name(s): {', '.join(sorted(duplicates))}")
+        for index, stage in enumerate(stages):
+            for dependency in stage.depends:
+                if dependency not in names[:index]:
+                    raise EngineError(
+                        f"stage {stage.name!r} depends on {dependency!r}, which is not an "
+                        "earlier stage"
+                    )
+        self.stages = list(stages)
+
+    @property
+    def names(self) -> list[str]:
+        """Stage names in order."""
+        return [stage.name for stage in self.stages]
+
+    def fingerprint(self, stage: Stage, run_dir: Path) -> str:
+        """Digest of the stage's parameters, external inputs and upstream outputs."""
+        digest = hashlib.sha256(stage.name.encode())
+        digest.update(_canonical(dict(stage.params)).encode())
+        digest.update(digest_paths(stage.inputs).encode())
+        for dependency in stage.depends:
+            digest.update(digest_paths([run_dir / dependency]).encode())
+        return digest.hexdigest()
+
+    def is_current(self, stage: Stage, run_dir: Path) -> bool:
+        """Whether the stage's output exists and was made from the same fingerprint."""
+        marker = run_dir / stage.name / MARKER
+        try:
+            recorded = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(recorded.get("fingerprint") == self.fingerprint(stage, run_dir))
+
+    def run(
+        self,
+        run_dir: Path,
+        *,
+        mappings: Mapping[str, tuple[str, int | None]] | None = None,
+        only: Sequence[str] | None = None,
+        force: bool | Sequence[str] = False,
+        observers: Callable[[Stage], Iterable[Observer]] | None = None,
+        stop_on_failure: bool = True,
+    ) -> PipelineReport:
+        """Run the stages (``only`` some of them) under ``run_dir``.
+
+        Parameters
+        ----------
+        mappings
+            ``{stage: (mapping, workers)}``; stages not named run on ``simple``.
+        only
+            Names of the stages to run (others are neither run nor checked).
+        force
+            ``True`` to redo every stage, or the names of stages to redo.
+        observers
+            ``observers(stage)`` gives the observers of that stage's run (progress bars).
+        """
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        mappings = dict(mappings or {})
+        unknown = set(mappings) | set(only or ()) | (
+            set(force) if not isinstance(force, bool) else set()
+        )
+        unknown -= set(self.names)
+        if unknown:
+            raise EngineError(
+                f"unknown stage(s) {', '.join(sorted(unknown))}; stages: {', '.join(self.names)}"
+            )
+        reports: list[StageReport] = []
+        for stage in self.stages:
+            if only is not None and stage.name not in only:
+                continue
+            forced = force is True or (not isinstance(force, bool) and stage.name in force)
+            missing = [d for d in stage.depends if not (run_dir / d / MARKER).exists()]
+            if missing:
+                reports.append(StageReport(
+                    stage.name, "failed",
+                    error=f"needs the output of stage(s) {', '.join(missing)}: run them first",
+                ))
+                if stop_on_failure:
+                    break
+                continue
+            fingerprint = self.fingerprint(stage, run_dir)
+            if not forced and self.is_current(stage, run_dir):
+                previous = json.loads((run_dir / stage.name / MARKER).read_text())
+                reports.append(StageReport(stage.name, "skipped", fingerprint=fingerprint,
+                                           summary=previous.get("summary", {})))
+                continue
+            mapping, workers = mappings.get(stage.name, ("simple", None))
+            report = self._run_stage(stage, run_dir, mapping, workers, fingerprint,
+                                     list(observers(stage)) if observers else [])
+            reports.append(report)
+            if report.status == "failed" and stop_on_failure:
+                break
+        return PipelineReport(reports)
+
+    def _run_stage(
+        self,
+        stage: Stage,
+        run_dir: Path,
+        mapping: str,
+        workers: int | None,
+        fingerprint: str,
+        observers: list[Observer],
+    ) -> StageReport:
+        final = run_dir / stage.name
+        partial = run_dir / f".{stage.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        context = StageContext(stage.name, run_dir, partial, dict(stage.params))
+        started = time.perf_counter()
+        report = StageReport(stage.name, "ran", mapping, workers, fingerprint=fingerprint)
+        try:
+            work = stage.build(context)
+            result = None
+            if work.graph is not None:
+                result = get_mapping(mapping).run(work.graph, work.inputs, workers=workers,
+                                                  observers=observers)
+                report.workers = result.summary.workers
+            report.summary = work.finish(result) if work.finish else {}
+            marker = {"fingerprint": fingerprint, "summary": report.summary,
+                      "mapping": mapping, "workers": report.workers}
+            (partial / MARKER).write_text(json.dumps(marker, indent=2, default=str))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(partial, final)
+        except KeyboardInterrupt:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        except Exception as error:
+            shutil.rmtree(partial, ignore_errors=True)
+            report.status = "failed"
+            report.error = str(error) or type(error).__name__
+            report.exception = error
+        report.seconds = time.perf_counter() - started
+        return report
