@@ -149,9 +149,7 @@ def digest_paths(paths: Iterable[Path], *, exclude: Sequence[str] = (MARKER,)) -
         for path in files:
             digest.update(str(path.relative_to(base)).encode())
             digest.update(b"\0")
-            with path.open("rb") as handle:
-                for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
-                    digest.update(block)
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
