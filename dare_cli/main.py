@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dare_cli import __version__
-from dare_cli.commands import graph, mappings, run
+from dare_cli.commands import graph, mappings, ra, run
 from dare_cli.config import load_config
 from dare_cli.context import CLIState, configure_logging, exit_on_error
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(run.app)
 app.add_typer(mappings.app)
 app.add_typer(graph.app, name="graph")
+app.add_typer(ra.app, name="ra")
 
 
 def _print_version(value: bool) -> None:

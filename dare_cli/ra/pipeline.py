@@ -1,0 +1,548 @@
+"""The Rapid Assessment as an engine pipeline: one stage per step, each on its own mapping.
+
+Stages and the folders they write under the run directory::
+
+    download    event.xml, stations/NET.STA.xml, waveforms/*.mseed, manifest.json
+    simulate    NET.STA.mseed          synthetic displacement (m), channels HX?
+    preprocess  observed/NET.STA.Q.mseed, synthetic/NET.STA.Q.mseed   Q = ACC, VEL, DISP
+    norm        observed/NET.STA.Q.mseed, synthetic/NET.STA.Q.mseed   vector norms
+    match       pairs.json             observed/synthetic pairs per station, unmatched traces
+    pgm         pgm.json, pgm.csv      peak motions of both, misfits log10(syn/obs)
+    geojson     stationlist.json       ShakeMap-style FeatureCollection
+    plot        pga_map.png, misfit_map.png, waveforms/NET.STA.png
+
+Per-station steps run as PEs (:mod:`dare_cli.ra.pes`), so each stage scales with the mapping
+chosen for it; files are written under temporary names and renamed, and stage folders are
+renamed into place only when the stage succeeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from obspy import Inventory, Stream, UTCDateTime, read, read_events, read_inventory
+from obspy.core.event import Event
+from obspy.geodetics import gps2dist_azimuth
+
+from dare_cli.ra import outputs, plots
+from dare_cli.ra.config import RAConfig
+from dare_cli.ra.download import download
+from dare_cli.ra.errors import RAError, StationError
+from dare_cli.ra.norm import station_norms
+from dare_cli.ra.pes import MatchStations, StationStep
+from dare_cli.ra.pgm import misfit, station_pgm
+from dare_cli.ra.preprocess import QUANTITIES, preprocess_real, preprocess_synthetic
+from dare_cli.ra.simulate.embedded import synthetics_for_station
+from dare_cli.ra.source import double_couple_tensor, moment_from_magnitude, tensor_from_event
+from engine import WorkflowGraph
+from engine.pipeline import Pipeline, Stage, StageContext, StageWork
+from engine.testing import Collect
+
+__all__ = ["METRICS", "build_pipeline", "event_info", "write_atomic"]
+
+METRICS = ("pga", "pgv", "pgd")
+
+
+# -- small shared helpers ----------------------------------------------------------------------
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a file under a temporary name in its folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode() if isinstance(data, str) else data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_stream(path: Path, stream: Stream) -> None:
+    """Write a Stream as miniSEED (float64, exact) atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    try:
+        for trace in stream:
+            trace.data = np.require(trace.data, dtype=np.float64)
+        stream.write(temporary, format="MSEED", encoding="FLOAT64")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON (sorted keys, stable) atomically."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_event(download_dir: Path) -> Event:
+    """The event of the run, from the download stage's QuakeML."""
+    path = download_dir / "event.xml"
+    try:
+        return read_events(str(path))[0]
+    except Exception as error:
+        raise RAError(f"cannot read the event from {path}: {error}") from error
+
+
+def event_info(event: Event) -> dict[str, Any]:
+    """Id, origin time and place, magnitude of an event, for outputs and plots."""
+    origin = event.preferred_origin() or event.origins[0]
+    magnitude = event.preferred_magnitude() or (event.magnitudes[0] if event.magnitudes else None)
+    return {
+        "id": str(event.resource_id).split("/")[-1].split("=")[-1],
+        "time": str(origin.time),
+        "latitude": float(origin.latitude),
+        "longitude": float(origin.longitude),
+        "depth_km": float(origin.depth or 0.0) / 1000.0,
+        "magnitude": float(magnitude.mag) if magnitude is not None else None,
+    }
+
+
+def station_inventory(download_dir: Path, station: str) -> Inventory:
+    """StationXML of one station from the download stage."""
+    path = download_dir / "stations" / f"{station}.xml"
+    try:
+        return read_inventory(str(path))
+    except Exception as error:
+        raise StationError(station, f"cannot read StationXML {path.name}: {error}") from error
+
+
+def station_info(inventory: Inventory, event: dict[str, Any]) -> dict[str, Any]:
+    """Code, name, coordinates and epicentral distance of a station."""
+    network = inventory.networks[0]
+    station = network.stations[0]
+    distance, azimuth, _ = gps2dist_azimuth(event["latitude"], event["longitude"],
+                                            station.latitude, station.longitude)
+    return {
+        "station": f"{network.code}.{station.code}",
+        "network": network.code,
+        "code": station.code,
+        "name": (station.site.name if station.site and station.site.name else station.code),
+        "latitude": float(station.latitude),
+        "longitude": float(station.longitude),
+        "elevation": float(station.elevation or 0.0),
+        "distance_km": round(distance / 1000.0, 3),
+        "azimuth": round(azimuth, 2),
+    }
+
+
+def read_station_stream(folder: Path, station: str, quantity: str) -> Stream:
+    """The traces of one station and quantity written by an earlier stage."""
+    path = folder / f"{station}.{quantity}.mseed"
+    try:
+        return read(str(path))
+    except Exception as error:
+        raise StationError(station, f"cannot read {path}: {error}") from error
+
+
+def stations_in(folder: Path, suffix: str = ".xml") -> list[str]:
+    """``NET.STA`` codes of the files ``NET.STA<suffix>`` in a folder, sorted."""
+    return sorted(p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}"))
+
+
+def _summary(result: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    records = result.output("step", "output") if result is not None else []
+    rejected = result.output("step", "rejected") if result is not None else []
+    summary = {
+        "processed": sorted(r["station"] for r in records),
+        "rejected": sorted(rejected, key=lambda r: r["station"]),
+        "flags": sorted((f for r in records for f in r.get("flags", [])),
+                        key=lambda f: (f["station"], f["flag"])),
+    }
+    summary.update(extra or {})
+    return summary
+
+
+def _per_station(stage: str, step: Any, stations: Sequence[str]) -> tuple[WorkflowGraph, Any]:
+    graph = WorkflowGraph(f"ra-{stage}")
+    graph.add(StationStep(stage, step, id="step"))
+    return graph, {"step": list(stations)}
+
+
+# -- stage steps (module-level functions, so worker processes can run them) --------------------
+def moment_tensor(event: Event, config: RAConfig) -> np.ndarray:
+    """The source's moment tensor: the event's own, or the configured double couple."""
+    source = config.source
+    if source.use_event_tensor:
+        tensor = tensor_from_event(event)
+        if tensor is not None:
+            return tensor
+    if source.strike is None or source.dip is None or source.rake is None:
+        raise RAError("the event has no moment tensor: give strike, dip and rake in [source]")
+    magnitude = source.magnitude
+    if magnitude is None:
+        info = event_info(event)
+        if info["magnitude"] is None:
+            raise RAError("the event has no magnitude: give [source] magnitude")
+        magnitude = info["magnitude"]
+    return double_couple_tensor(source.strike, source.dip, source.rake,
+                                moment_from_magnitude(magnitude))
+
+
+def simulate_station(
+    station: str, *, download_dir: Path, out_dir: Path, origin: Any, tensor: np.ndarray,
+    config: RAConfig,
+) -> dict[str, Any]:
+    """Synthetic displacement at one station, written to ``out_dir/NET.STA.mseed``."""
+    inventory = station_inventory(download_dir, station)
+    network = inventory.networks[0]
+    site = network.stations[0]
+    coordinates = {"latitude": site.latitude, "longitude": site.longitude,
+                   "elevation": site.elevation or 0.0}
+    stream = synthetics_for_station(origin, tensor, coordinates, network.code, site.code,
+                                    config.simulate)
+    write_stream(out_dir / f"{station}.mseed", stream)
+    return {"station": station}
+
+
+def observed_stream(download_dir: Path, station: str) -> Stream:
+    """Every downloaded trace of one station."""
+    stream = Stream()
+    files = sorted((download_dir / "waveforms").glob(f"{station}.*.mseed"))
+    if not files:
+        raise StationError(station, "no waveform file was downloaded")
+    for path in files:
+        try:
+            stream += read(str(path))
+        except Exception as error:
+            raise StationError(station, f"cannot read {path.name}: {error}") from error
+    return stream
+
+
+def preprocess_station(
+    station: str, *, download_dir: Path, simulate_dir: Path, out_dir: Path,
+    origin_time: UTCDateTime, config: RAConfig,
+) -> dict[str, Any]:
+    """Observed and synthetic traces of one station, processed alike, per quantity."""
+    inventory = station_inventory(download_dir, station)
+    observed = preprocess_real(observed_stream(download_dir, station), inventory, origin_time,
+                               config.preprocess)
+    synthetic = preprocess_synthetic(_synthetic(simulate_dir, station), origin_time,
+                                     config.preprocess)
+    flags = []
+    for trace in observed["ACC"]:
+        coverage = float(getattr(trace.stats, "coverage", 1.0))
+        if coverage < 0.999:
+            flags.append({"station": station, "trace": trace.id,
+                          "flag": f"partial record: covers {coverage:.0%} of the window"})
+    for quantity in QUANTITIES:
+        write_stream(out_dir / "observed" / f"{station}.{quantity}.mseed", observed[quantity])
+        write_stream(out_dir / "synthetic" / f"{station}.{quantity}.mseed", synthetic[quantity])
+    return {"station": station, "flags": flags}
+
+
+def _synthetic(simulate_dir: Path, station: str) -> Stream:
+    path = simulate_dir / f"{station}.mseed"
+    try:
+        return read(str(path))
+    except Exception as error:
+        raise StationError(station, f"no synthetic seismograms ({path.name}): {error}") from error
+
+
+def norm_station(station: str, *, preprocess_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Vector norms (three components, two horizontals) of both kinds, per quantity."""
+    for kind in ("observed", "synthetic"):
+        for quantity in QUANTITIES:
+            stream = read_station_stream(preprocess_dir / kind, station, quantity)
+            write_stream(out_dir / kind / f"{station}.{quantity}.mseed", station_norms(stream))
+    return {"station": station}
+
+
+def station_streams(run_dir: Path, kind: str, station: str, quantity: str) -> Stream:
+    """Components and norms of one station, kind and quantity."""
+    return (read_station_stream(run_dir / "preprocess" / kind, station, quantity)
+            + read_station_stream(run_dir / "norm" / kind, station, quantity))
+
+
+def load_for_match(station: str, *, run_dir: Path, kind: str) -> tuple[str, Stream]:
+    """``(station, acceleration traces and norms)`` of one kind, for the match stage."""
+    return station, station_streams(run_dir, kind, station, "ACC")
+
+
+def pgm_station(
+    station: str, *, run_dir: Path, pairs: Mapping[str, Any],
+    infos: Mapping[str, Mapping[str, Any]], config: RAConfig,
+) -> dict[str, Any]:
+    """Peak motions of the matched traces of one station, and their misfits."""
+    info = infos[station]
+    matched = pairs[station]
+    components = {pair["component"] for pair in matched["pairs"]}
+    if not components:
+        raise StationError(station, "no observed trace matched a synthetic")
+    rows: list[dict[str, Any]] = []
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in ("observed", "synthetic"):
+        streams = [station_streams(run_dir, kind, station, q) for q in QUANTITIES]
+        values = station_pgm(*streams, periods=config.pgm.periods, damping=config.pgm.damping)
+        for value in values:
+            component = value["component"]
+            if component not in components and not (
+                component == "maxh" and {"E", "N"} <= components
+            ):
+                continue
+            row = {**info, "kind": kind, "channel": value.get("channel", component),
+                   "component": component, "location": value.get("location", "")}
+            row.update({k: v for k, v in value.items()
+                        if k not in ("id", "component", "channel", "location")})
+            rows.append(row)
+            by_kind.setdefault(kind, {})[component] = row
+    misfits = []
+    metrics = [*METRICS, *(f"psa{p:g}" for p in config.pgm.periods)]
+    for component, observed in sorted(by_kind.get("observed", {}).items()):
+        synthetic = by_kind.get("synthetic", {}).get(component)
+        if synthetic is None:
+            continue
+        for metric in metrics:
+            if metric in observed and metric in synthetic:
+                misfits.append({"station": station, "channel": observed["channel"],
+                                "component": component, "metric": metric,
+                                "misfit": misfit(synthetic[metric], observed[metric])})
+    return {"station": station, "rows": rows, "misfits": misfits}
+
+
+def plot_task(
+    task: tuple[str, str], *, run_dir: Path, out_dir: Path, config: RAConfig,
+) -> dict[str, Any]:
+    """Draw one figure: a map (``("map", name)``) or a station's waveforms."""
+    kind, name = task
+    pgm = json.loads((run_dir / "pgm" / "pgm.json").read_text())
+    event = pgm["event"]
+    if kind == "map" and name == "pga":
+        path = plots.plot_pga_map(out_dir / "pga_map.png", event, pgm["rows"])
+    elif kind == "map" and name == "misfit":
+        path = plots.plot_misfit_map(out_dir / "misfit_map.png", event, pgm["misfits"])
+    else:
+        quantity = config.plot.quantity
+        path = plots.plot_waveforms(
+            out_dir / "waveforms" / f"{name}.png", name,
+            read_station_stream(run_dir / "preprocess" / "observed", name, quantity),
+            read_station_stream(run_dir / "preprocess" / "synthetic", name, quantity),
+            quantity=quantity,
+        )
+    return {"station": name, "file": str(Path(path).relative_to(out_dir))}
+
+
+# -- stage builders ----------------------------------------------------------------------------
+def _params(*objects: Any) -> dict[str, Any]:
+    return {f"p{i}": dataclasses.asdict(o) if dataclasses.is_dataclass(o) else o
+            for i, o in enumerate(objects)}
+
+
+def build_pipeline(config: RAConfig) -> Pipeline:
+    """The eight stages of a Rapid Assessment configured by ``config``."""
+
+    def build_download(context: StageContext) -> StageWork:
+        def finish(result: Any) -> dict[str, Any]:
+            outcome = download(config.download, context.out_dir)
+            manifest = outcome.manifest
+            failed = manifest.get("failed", [])
+            return {
+                "processed": stations_in(context.out_dir / "stations"),
+                "rejected": [
+                    {"station": f.get("station", "?"), "stage": "download",
+                     "reason": f.get("reason", str(f))} for f in failed
+                ],
+                "flags": [],
+            }
+
+        return StageWork(None, finish=finish)
+
+    def build_simulate(context: StageContext) -> StageWork:
+        download_dir = context.stage_dir("download")
+        event = read_event(download_dir)
+        origin = event.preferred_origin() or event.origins[0]
+        step = functools.partial(simulate_station, download_dir=download_dir,
+                                 out_dir=context.out_dir, origin=origin,
+                                 tensor=moment_tensor(event, config), config=config)
+        graph, inputs = _per_station("simulate", step, stations_in(download_dir / "stations"))
+        return StageWork(graph, inputs, _summary)
+
+    def build_preprocess(context: StageContext) -> StageWork:
+        download_dir = context.stage_dir("download")
+        event = read_event(download_dir)
+        origin = event.preferred_origin() or event.origins[0]
+        step = functools.partial(preprocess_station, download_dir=download_dir,
+                                 simulate_dir=context.stage_dir("simulate"),
+                                 out_dir=context.out_dir, origin_time=origin.time,
+                                 config=config)
+        graph, inputs = _per_station("preprocess", step,
+                                     stations_in(context.stage_dir("simulate"), ".mseed"))
+        return StageWork(graph, inputs, _summary)
+
+    def build_norm(context: StageContext) -> StageWork:
+        preprocess_dir = context.stage_dir("preprocess")
+        step = functools.partial(norm_station, preprocess_dir=preprocess_dir,
+                                 out_dir=context.out_dir)
+        stations = stations_in(preprocess_dir / "observed", ".ACC.mseed")
+        graph, inputs = _per_station("norm", step, stations)
+        return StageWork(graph, inputs, _summary)
+
+    def build_match(context: StageContext) -> StageWork:
+        run_dir = context.run_dir
+        stations = stations_in(context.stage_dir("norm") / "observed", ".ACC.mseed")
+        graph = WorkflowGraph("ra-match")
+        observed = StationStep("match", functools.partial(load_for_match, run_dir=run_dir,
+                                                          kind="observed"), id="observed")
+        synthetic = StationStep("match", functools.partial(load_for_match, run_dir=run_dir,
+                                                           kind="synthetic"), id="synthetic")
+        joiner, sink = MatchStations(), Collect(id="pairs")
+        graph.connect(observed, "output", joiner, "observed")
+        graph.connect(synthetic, "output", joiner, "synthetic")
+        graph.connect(joiner, "output", sink, "input")
+
+        def finish(result: Any) -> dict[str, Any]:
+            pairs = sorted(result.output("pairs"), key=lambda r: r["station"])
+            write_json(context.out_dir / "pairs.json", pairs)
+            rejected = result.output("observed", "rejected") + result.output("synthetic",
+                                                                             "rejected")
+            unmatched = [{"station": p["station"], **u} for p in pairs for u in p["unmatched"]]
+            return {"processed": [p["station"] for p in pairs if p["pairs"]],
+                    "rejected": sorted(rejected, key=lambda r: r["station"]),
+                    "unmatched": unmatched, "flags": []}
+
+        return StageWork(graph, {observed: stations, synthetic: stations}, finish)
+
+    def build_pgm(context: StageContext) -> StageWork:
+        run_dir = context.run_dir
+        event = event_info(read_event(context.stage_dir("download")))
+        pairs = {p["station"]: p for p in
+                 json.loads((context.stage_dir("match") / "pairs.json").read_text())}
+        stations = sorted(s for s, p in pairs.items() if p["pairs"])
+        infos = {s: station_info(station_inventory(context.stage_dir("download"), s), event)
+                 for s in stations}
+        step = functools.partial(pgm_station, run_dir=run_dir, pairs=pairs, infos=infos,
+                                 config=config)
+        graph, inputs = _per_station("pgm", step, stations)
+
+        def finish(result: Any) -> dict[str, Any]:
+            records = sorted(result.output("step", "output"), key=lambda r: r["station"])
+            rows = [row for r in records for row in r["rows"]]
+            misfits = [m for r in records for m in r["misfits"]]
+            write_json(context.out_dir / "pgm.json",
+                       {"event": event, "rows": rows, "misfits": misfits})
+            outputs.write_pgm_csv(context.out_dir / "pgm.csv", rows, misfits)
+            return _summary(result)
+
+        return StageWork(graph, inputs, finish)
+
+    def build_geojson(context: StageContext) -> StageWork:
+        def finish(result: Any) -> dict[str, Any]:
+            pgm = json.loads((context.stage_dir("pgm") / "pgm.json").read_text())
+            rejected = rejected_so_far(context.run_dir)
+            outputs.write_stationlist(context.out_dir / "stationlist.json", pgm["event"],
+                                      pgm["rows"], pgm["misfits"], rejected)
+            return {"processed": sorted({r["station"] for r in pgm["rows"]}), "rejected": [],
+                    "flags": []}
+
+        return StageWork(None, finish=finish)
+
+    def build_plot(context: StageContext) -> StageWork:
+        pgm = json.loads((context.stage_dir("pgm") / "pgm.json").read_text())
+        tasks: list[tuple[str, str]] = []
+        if config.plot.maps:
+            tasks += [("map", "pga"), ("map", "misfit")]
+        if config.plot.waveforms:
+            tasks += [("waveforms", s) for s in sorted({r["station"] for r in pgm["rows"]})]
+        step = functools.partial(plot_task, run_dir=context.run_dir, out_dir=context.out_dir,
+                                 config=config)
+
+        def finish(result: Any) -> dict[str, Any]:
+            records = result.output("step", "output")
+            rejected = result.output("step", "rejected")
+            return {"processed": sorted(r["file"] for r in records),
+                    "rejected": sorted(rejected, key=lambda r: str(r["station"])), "flags": []}
+
+        graph, inputs = _per_station("plot", step, tasks)
+        return StageWork(graph, inputs, finish)
+
+    download_inputs = tuple(
+        Path(p) for p in (config.download.directory, config.download.quakeml,
+                          config.download.stationxml) if p and "://" not in str(p)
+    )
+    common = _params(config.download)
+    return Pipeline([
+        Stage("download", build_download, params=common, inputs=download_inputs),
+        Stage("simulate", build_simulate, depends=("download",),
+              params=_params(config.solver, config.source, config.simulate)),
+        Stage("preprocess", build_preprocess, depends=("download", "simulate"),
+              params=_params(config.preprocess)),
+        Stage("norm", build_norm, depends=("preprocess",)),
+        Stage("match", build_match, depends=("preprocess", "norm")),
+        Stage("pgm", build_pgm, depends=("download", "preprocess", "norm", "match"),
+              params=_params(config.pgm)),
+        Stage("geojson", build_geojson, depends=("download", "preprocess", "pgm")),
+        Stage("plot", build_plot, depends=("preprocess", "pgm"), params=_params(config.plot)),
+    ])
+
+
+def rejected_so_far(run_dir: Path) -> list[dict[str, Any]]:
+    """Stations rejected by any finished stage (from the stage markers)."""
+    rejected: dict[str, dict[str, Any]] = {}
+    for name in ("download", "simulate", "preprocess", "norm", "match", "pgm"):
+        marker = run_dir / name / ".stage.json"
+        if marker.exists():
+            for record in json.loads(marker.read_text()).get("summary", {}).get("rejected", []):
+                rejected.setdefault(record["station"], record)
+    return sorted(rejected.values(), key=lambda r: r["station"])
+
+
+#: Files copied to the top of the run directory when their stage has run.
+DELIVERABLES = {"pgm": ("pgm.csv",), "geojson": ("stationlist.json",),
+                "plot": ("pga_map.png", "misfit_map.png")}
+
+
+def run_assessment(
+    config: RAConfig,
+    *,
+    only: Sequence[str] | None = None,
+    force: bool | Sequence[str] = False,
+    observers: Any = None,
+) -> dict[str, Any]:
+    """Run the stages (all, or ``only`` some) and write ``report.json`` in the run folder.
+
+    Returns the report: stage reports, and per station whether it was processed, rejected
+    (stage and reason) or flagged.
+    """
+    run_dir = Path(config.out)
+    pipeline = build_pipeline(config)
+    report = pipeline.run(run_dir, mappings=config.mappings, only=only, force=force,
+                          observers=observers)
+    for stage in report.stages:
+        if stage.status == "ran":
+            for name in DELIVERABLES.get(stage.name, ()):
+                source = run_dir / stage.name / name
+                if source.exists():
+                    write_atomic(run_dir / name, source.read_bytes())
+    stations: dict[str, dict[str, Any]] = {}
+    for stage in report.stages:
+        summary = stage.summary
+        for station in summary.get("processed", []):
+            stations.setdefault(station, {"status": "processed", "flags": []})
+        for record in summary.get("rejected", []):
+            entry = stations.setdefault(record["station"], {"flags": []})
+            entry.update(status="rejected", stage=record.get("stage", stage.name),
+                         reason=record["reason"])
+        for flag in summary.get("flags", []):
+            stations.setdefault(flag["station"], {"status": "processed", "flags": []})
+            stations[flag["station"]]["flags"].append(flag["flag"])
+    document = {
+        "ok": report.ok and not any(s.get("status") == "rejected" for s in stations.values()),
+        "config": str(config.source_file) if config.source_file else None,
+        "stages": [stage.as_dict() for stage in report.stages],
+        "stations": dict(sorted(stations.items())),
+    }
+    write_json(run_dir / "report.json", document)
+    document["failed_stage"] = next(
+        (stage for stage in report.stages if stage.status == "failed"), None
+    )
+    return document
