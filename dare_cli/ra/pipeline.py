@@ -197,8 +197,14 @@ def simulate_station(
     inventory = station_inventory(download_dir, station)
     network = inventory.networks[0]
     site = network.stations[0]
-    coordinates = {"latitude": site.latitude, "longitude": site.longitude,
-                   "elevation": site.elevation or 0.0}
+    if site.channels:  # channel coordinates carry the sensor's local depth
+        channel = site.channels[0]
+        coordinates = inventory.get_coordinates(
+            f"{network.code}.{site.code}.{channel.location_code}.{channel.code}",
+            channel.start_date)
+    else:
+        coordinates = {"latitude": site.latitude, "longitude": site.longitude,
+                       "elevation": site.elevation or 0.0}
     stream = synthetics_for_station(origin, tensor, coordinates, network.code, site.code,
                                     config.simulate)
     write_stream(out_dir / f"{station}.mseed", stream)
@@ -349,10 +355,15 @@ def build_pipeline(config: RAConfig) -> Pipeline:
             return {
                 "processed": stations_in(context.out_dir / "stations"),
                 "rejected": [
-                    {"station": f.get("station", "?"), "stage": "download",
-                     "reason": f.get("reason", str(f))} for f in failed
+                    {"station": f["station"], "stage": "download",
+                     "reason": f"{f['reason']}: {f.get('detail', '')}".rstrip(": ")}
+                    for f in failed if f["reason"] != "outside_radius"
                 ],
-                "flags": [],
+                "excluded": [f["station"] for f in failed if f["reason"] == "outside_radius"],
+                "flags": [{"station": f["station"],
+                           "flag": f"{f.get('channel', '')} {f.get('flag', '')}: "
+                                   f"{f.get('detail', '')}".strip(": ")}
+                          for f in manifest.get("flags", [])],
             }
 
         return StageWork(None, finish=finish)
