@@ -326,14 +326,15 @@ def plot_task(
     if kind == "map" and name == "pga":
         path = plots.plot_pga_map(out_dir / "pga_map.png", event, pgm["rows"])
     elif kind == "map" and name == "misfit":
-        path = plots.plot_misfit_map(out_dir / "misfit_map.png", event, pgm["misfits"])
+        path = plots.plot_misfit_map(out_dir / "misfit_map.png", event, pgm["misfits"],
+                                     rows=pgm["rows"])
     else:
         quantity = config.plot.quantity
         path = plots.plot_waveforms(
             out_dir / "waveforms" / f"{name}.png", name,
             read_station_stream(run_dir / "preprocess" / "observed", name, quantity),
             read_station_stream(run_dir / "preprocess" / "synthetic", name, quantity),
-            quantity=quantity,
+            quantity=quantity, origin_time=UTCDateTime(event["time"]),
         )
     return {"station": name, "file": str(Path(path).relative_to(out_dir))}
 
