@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint bench demo clean
+.PHONY: help install test test-fast lint bench demo ra clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,5 +40,8 @@ demo: $(STAMP) ## Set up, then run the example workflows (word count, parallel s
 	$(VENV)/bin/dare run engine.examples.wordcount --mapping multi -n $(WORKERS)
 	$(VENV)/bin/dare run engine.examples.parallel_sum -i 5 --mapping multi -n $(WORKERS)
 
+ra: $(STAMP) ## Set up, then run the Rapid Assessment of the bundled Ridgecrest example (offline)
+	$(VENV)/bin/dare ra run --example ridgecrest --out ra-ridgecrest
+
 clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info ra-ridgecrest

@@ -104,7 +104,10 @@ def _stations_table(report: dict[str, Any], run_dir: Path) -> Table:
                 peaks.setdefault(item["station"], {})["misfit"] = item["misfit"]
     for station, entry in report["stations"].items():
         values = peaks.get(station, {})
-        notes = entry.get("reason") or "; ".join(entry.get("flags", []))
+        flags = entry.get("flags", [])
+        notes = entry.get("reason") or (
+            flags[-1] + (f" (+{len(flags) - 1} more in report.json)" if len(flags) > 1 else "")
+            if flags else "")
         if entry.get("stage") and entry.get("status") == "rejected":
             notes = f"{entry['stage']}: {notes}"
         table.add_row(station, entry.get("status", "?"),

@@ -175,7 +175,7 @@ def _convert(value: Any, hint: Any, key: str, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {key!r} must be a table")
         return _build(hint, value, f"{where}.{key}" if not where.endswith("]") else
-                      f"{where[:-1]}.{key}]")  # type: ignore[arg-type]
+                      f"{where[:-1]}.{key}]")
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {key!r} must be an array, not {value!r}")
@@ -197,7 +197,7 @@ def _convert(value: Any, hint: Any, key: str, where: str) -> Any:
     return value
 
 
-def _build(cls: type, table: Mapping[str, Any], where: str) -> Any:
+def _build(cls: Any, table: Mapping[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     values = {}

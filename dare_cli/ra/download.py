@@ -52,8 +52,6 @@ import functools
 import glob
 import importlib.metadata
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -67,6 +65,7 @@ from obspy.core.event import Event
 from obspy.geodetics import gps2dist_azimuth, kilometers2degrees, locations2degrees
 
 from dare_cli.ra.errors import ConfigError, RAError
+from dare_cli.ra.files import atomic_path
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -1062,16 +1061,8 @@ def _version(package: str) -> str | None:
 
 def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Write through a temporary file in the same folder, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as temporary:
+        write(str(temporary))
 
 
 def _write_mseed(stream: Stream, path: str) -> None:

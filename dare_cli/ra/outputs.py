@@ -90,7 +90,6 @@ import itertools
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,6 +101,7 @@ from obspy import UTCDateTime
 from scipy.constants import g as STANDARD_GRAVITY
 
 from dare_cli.ra.errors import StationError
+from dare_cli.ra.files import write_atomic
 
 __all__ = [
     "CSV_BASE_COLUMNS",
@@ -371,18 +371,7 @@ def station_peaks(
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     """Write ``data`` to a temporary file next to ``path``, then rename it onto ``path``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomic(path, data)
 
 
 # -- misfits -------------------------------------------------------------------------------------

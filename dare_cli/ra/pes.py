@@ -7,7 +7,7 @@ A per-station step never stops the run for one bad station: a failure becomes a 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from obspy import Stream
@@ -40,7 +40,7 @@ class StationStep(ProcessingElement):
     INPUTS = ("input",)
     OUTPUTS = ("output", "rejected")
 
-    def __init__(self, stage: str, step: Callable[[str], Mapping[str, Any] | None],
+    def __init__(self, stage: str, step: Callable[[Any], Any],
                  *, id: str | None = None) -> None:
         super().__init__(id=id or stage)
         self.stage = stage

@@ -21,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from dare_cli.ra import outputs, plots
 from dare_cli.ra.config import RAConfig
 from dare_cli.ra.download import download
 from dare_cli.ra.errors import RAError, StationError
+from dare_cli.ra.files import atomic_path, write_atomic
 from dare_cli.ra.norm import station_norms
 from dare_cli.ra.pes import MatchStations, StationStep
 from dare_cli.ra.pgm import misfit, station_pgm
@@ -52,32 +51,37 @@ METRICS = ("pga", "pgv", "pgd")
 
 
 # -- small shared helpers ----------------------------------------------------------------------
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a file under a temporary name in its folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data.encode() if isinstance(data, str) else data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+#: Trace header entries miniSEED cannot hold, kept in a JSON file beside it.
+SIDECAR_KEYS = ("processing", "coverage")
 
 
 def write_stream(path: Path, stream: Stream) -> None:
-    """Write a Stream as miniSEED (float64, exact) atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    try:
+    """Write a Stream as miniSEED (float64, exact) atomically.
+
+    What miniSEED cannot hold (``stats.processing``, ``stats.coverage``) goes to
+    ``<path>.json`` beside it, so that provenance and coverage survive between stages.
+    """
+    for trace in stream:
+        trace.data = np.require(trace.data, dtype=np.float64)
+    sidecar = {
+        trace.id: {key: trace.stats[key] for key in SIDECAR_KEYS if key in trace.stats}
+        for trace in stream
+    }
+    with atomic_path(path) as temporary:
+        stream.write(str(temporary), format="MSEED", encoding="FLOAT64")
+        write_json(path.with_name(path.name + ".json"), sidecar)
+
+
+def read_stream(path: Path) -> Stream:
+    """Read a Stream written by :func:`write_stream`, with its sidecar entries."""
+    stream = read(str(path))
+    sidecar = path.with_name(path.name + ".json")
+    if sidecar.exists():
+        extra = json.loads(sidecar.read_text())
         for trace in stream:
-            trace.data = np.require(trace.data, dtype=np.float64)
-        stream.write(temporary, format="MSEED", encoding="FLOAT64")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+            for key, value in extra.get(trace.id, {}).items():
+                trace.stats[key] = value
+    return stream
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -140,7 +144,7 @@ def read_station_stream(folder: Path, station: str, quantity: str) -> Stream:
     """The traces of one station and quantity written by an earlier stage."""
     path = folder / f"{station}.{quantity}.mseed"
     try:
-        return read(str(path))
+        return read_stream(path)
     except Exception as error:
         raise StationError(station, f"cannot read {path}: {error}") from error
 
@@ -163,7 +167,7 @@ def _summary(result: Any, extra: Mapping[str, Any] | None = None) -> dict[str, A
     return summary
 
 
-def _per_station(stage: str, step: Any, stations: Sequence[str]) -> tuple[WorkflowGraph, Any]:
+def _per_station(stage: str, step: Any, stations: Sequence[Any]) -> tuple[WorkflowGraph, Any]:
     graph = WorkflowGraph(f"ra-{stage}")
     graph.add(StationStep(stage, step, id="step"))
     return graph, {"step": list(stations)}
@@ -250,7 +254,7 @@ def preprocess_station(
 def _synthetic(simulate_dir: Path, station: str) -> Stream:
     path = simulate_dir / f"{station}.mseed"
     try:
-        return read(str(path))
+        return read_stream(path)
     except Exception as error:
         raise StationError(station, f"no synthetic seismograms ({path.name}): {error}") from error
 
@@ -288,15 +292,17 @@ def pgm_station(
     rows: list[dict[str, Any]] = []
     by_kind: dict[str, dict[str, dict[str, Any]]] = {}
     for kind in ("observed", "synthetic"):
-        streams = [station_streams(run_dir, kind, station, q) for q in QUANTITIES]
-        values = station_pgm(*streams, periods=config.pgm.periods, damping=config.pgm.damping)
+        acc, vel, disp = (station_streams(run_dir, kind, station, q) for q in QUANTITIES)
+        values = station_pgm(acc, vel, disp, periods=config.pgm.periods,
+                             damping=config.pgm.damping)
         for value in values:
-            component = value["component"]
+            component = str(value["component"])
             if component not in components and not (
                 component == "maxh" and {"E", "N"} <= components
             ):
                 continue
-            row = {**info, "kind": kind, "channel": value.get("channel", component),
+            channel = "maxh" if component == "maxh" else value.get("channel", component)
+            row = {**info, "kind": kind, "channel": channel,
                    "component": component, "location": value.get("location", "")}
             row.update({k: v for k, v in value.items()
                         if k not in ("id", "component", "channel", "location")})
@@ -341,7 +347,8 @@ def plot_task(
 
 # -- stage builders ----------------------------------------------------------------------------
 def _params(*objects: Any) -> dict[str, Any]:
-    return {f"p{i}": dataclasses.asdict(o) if dataclasses.is_dataclass(o) else o
+    return {f"p{i}": dataclasses.asdict(o)
+            if dataclasses.is_dataclass(o) and not isinstance(o, type) else o
             for i, o in enumerate(objects)}
 
 
@@ -471,7 +478,7 @@ def build_pipeline(config: RAConfig) -> Pipeline:
         def finish(result: Any) -> dict[str, Any]:
             records = result.output("step", "output")
             rejected = result.output("step", "rejected")
-            return {"processed": sorted(r["file"] for r in records),
+            return {"files": sorted(r["file"] for r in records),
                     "rejected": sorted(rejected, key=lambda r: str(r["station"])), "flags": []}
 
         graph, inputs = _per_station("plot", step, tasks)
@@ -547,7 +554,7 @@ def run_assessment(
         for flag in summary.get("flags", []):
             stations.setdefault(flag["station"], {"status": "processed", "flags": []})
             stations[flag["station"]]["flags"].append(flag["flag"])
-    document = {
+    document: dict[str, Any] = {
         "ok": report.ok and not any(s.get("status") == "rejected" for s in stations.values()),
         "config": str(config.source_file) if config.source_file else None,
         "stages": [stage.as_dict() for stage in report.stages],
