@@ -11,34 +11,15 @@ import numpy as np
 import pytest
 from obspy import UTCDateTime, read, read_inventory
 from obspy.core.event import Catalog, Event, Magnitude, Origin
+from ra_helpers import EXAMPLE, example_config
 
 from dare_cli.ra.config import load_config
 from dare_cli.ra.pipeline import run_assessment
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "dare_cli" / "ra" / "examples" / "ridgecrest"
 HAWAII = Path(__file__).resolve().parent / "data" / "hv70907436"
 ALL_STAGES_MULTI = {s: ("multi", 2) for s in ("simulate", "preprocess", "norm", "match", "pgm",
                                                   "plot")}
 ALL_STAGES_SIMPLE = {s: ("simple", None) for s in ALL_STAGES_MULTI}
-
-
-def example_config(folder: Path, out: Path, stations: list[str] | None = None,
-                   extra: str = "") -> Path:
-    """A copy of the example (optionally a few stations) with its config, writing to ``out``."""
-    data = folder / "data"
-    (data / "waveforms").mkdir(parents=True)
-    (data / "stations").mkdir()
-    shutil.copy(EXAMPLE / "event.xml", data / "event.xml")
-    for path in sorted((EXAMPLE / "stations").glob("*.xml")):
-        if stations is None or path.stem in stations:
-            shutil.copy(path, data / "stations" / path.name)
-            for mseed in (EXAMPLE / "waveforms").glob(f"{path.stem}..*.mseed"):
-                shutil.copy(mseed, data / "waveforms" / mseed.name)
-    text = (EXAMPLE / "ridgecrest.toml").read_text()
-    text = text.replace('out = "ra-ridgecrest"', f'out = "{out}"')
-    config = data / "ra.toml"
-    config.write_text(text + extra)
-    return config
 
 
 @pytest.fixture(scope="module")
