@@ -188,7 +188,10 @@ def import_user_module(ref: str, *, is_file: bool | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     directory = str(path.parent)
     if directory not in sys.path:
-        sys.path.insert(0, directory)
+        # Appended, not prepended: its siblings stay importable, but a sibling named like a
+        # standard or installed module (json.py) never shadows it, here or in the worker
+        # processes that inherit sys.path.
+        sys.path.append(directory)
     previous = sys.modules.get(name)
     sys.modules[name] = module  # so that its classes pickle by reference in worker processes
     try:

@@ -163,3 +163,21 @@ def test_dispel4py_example_runs_when_compat_is_installed():
     result = run(load_graph(path), 2)
     counts = dict(value for values in result.outputs["CountWords"].values() for value in values)
     assert counts["it"] == 16 and counts["wisdom"] == 2
+
+
+def test_a_stdlib_named_sibling_does_not_shadow_it_in_spawned_workers(tmp_path):
+    """Loading a file puts its folder on sys.path; a spawned worker must still get the real json."""
+    import multiprocessing
+
+    (tmp_path / "json.py").write_text("raise ImportError('shadowed the standard json')\n")
+    path = tmp_path / "user_flow_spawn.py"
+    path.write_text("VALUE = 2\n")
+    assert import_user_module(str(path)).VALUE == 2
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply_async(_json_in_worker).get(timeout=60) == "[1]"
+
+
+def _json_in_worker() -> str:
+    import json
+
+    return json.dumps([1])
