@@ -6,7 +6,8 @@ The plan is shared by every mapping, so that all enact the same thing:
   the port's grouping, and source PEs get their iterations;
 * each PE gets a number of instances: sources and PEs with an all-to-one input get one; a PE
   that asks for *k* gets *k*; the others share the remaining workers equally, as dispel4py's
-  multiprocessing mapping does;
+  multiprocessing mapping does; hidden feeders take no worker of their own (they run in the
+  first worker);
 * when the graph needs more processes than there are workers, every PE that did not ask for
   more gets one instance and the instances are grouped into partitions (round-robin in
   topological order, so that consecutive PEs land in different processes and pipeline), each
@@ -186,19 +187,23 @@ def build_plan(
                     (tuple((n, i) for n in counts for i in range(counts[n])),), False)
     if workers < 1:
         raise GraphError(f"the number of workers must be >= 1, not {workers}")
+    # Hidden feeders only hand out the given items: they share the first worker instead of
+    # taking a process of their own.
+    feeders = [(node_id, 0) for node_id in feeder_items]
+    fixed = {node_id: n for node_id, n in fixed.items() if node_id not in feeder_items}
     free = [node_id for node_id, n in fixed.items() if n is None]
     used = sum(n for n in fixed.values() if n is not None)
     share = (workers - used) // len(free) if free else 0
-    if used <= workers and (not free or share >= 1):
+    partitioned = not (used <= workers and (not free or share >= 1))
+    if not partitioned:
         counts = {node_id: n if n is not None else share for node_id, n in fixed.items()}
-        keys = [(node_id, i) for node_id in counts for i in range(counts[node_id])]
-        placement = tuple((key,) for key in keys)
-        return Plan(exec_graph, dict(iterations), dict(counts),
-                    placement, False)
-    counts = {node_id: n if n is not None else 1 for node_id, n in fixed.items()}
+    else:
+        counts = {node_id: n if n is not None else 1 for node_id, n in fixed.items()}
     keys = [(node_id, i) for node_id in counts for i in range(counts[node_id])]
-    slots: list[list[tuple[str, int]]] = [[] for _ in range(min(workers, len(keys)))]
+    slots: list[list[tuple[str, int]]] = [[] for _ in range(max(1, min(workers, len(keys))))]
     for index, key in enumerate(keys):
         slots[index % len(slots)].append(key)
+    slots[0][:0] = feeders
+    counts.update(dict.fromkeys(feeder_items, 1))
     return Plan(exec_graph, dict(iterations), dict(counts),
-                tuple(tuple(slot) for slot in slots), True)
+                tuple(tuple(slot) for slot in slots), partitioned)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import obspy.signal.invsim  # noqa: F401  (2 s to import: once here, not in every worker)
 from obspy import Inventory, Stream, UTCDateTime, read, read_events, read_inventory
 from obspy.core.event import Event
 from obspy.geodetics import gps2dist_azimuth

@@ -175,3 +175,12 @@ def test_routers():
     assert make_router(AllToOne(), 3)("x") == 0
     group = make_router(GroupBy(0), 4)
     assert group(("k", 1)) == group(("k", 2)) == stable_hash("k") % 4
+
+
+def test_fed_inputs_take_no_worker_of_their_own():
+    graph = WorkflowGraph()
+    graph.add(Echo(id="work"))
+    plan = build_plan(graph, {"work": [1, 2, 3]}, workers=2)
+    assert plan.instances["work"] == 2
+    assert [list(worker) for worker in plan.workers] == [
+        [("_input:work.input", 0), ("work", 0)], [("work", 1)]]
