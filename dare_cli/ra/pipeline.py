@@ -31,6 +31,7 @@ from obspy import Inventory, Stream, UTCDateTime, read, read_events, read_invent
 from obspy.core.event import Event
 from obspy.geodetics import gps2dist_azimuth
 
+from dare_cli import __version__
 from dare_cli.ra import outputs, plots
 from dare_cli.ra.config import RAConfig
 from dare_cli.ra.download import download
@@ -46,7 +47,7 @@ from engine import WorkflowGraph
 from engine.pipeline import Pipeline, Stage, StageContext, StageWork
 from engine.testing import Collect
 
-__all__ = ["METRICS", "build_pipeline", "event_info", "write_atomic"]
+__all__ = ["METRICS", "build_pipeline", "event_info", "run_assessment"]
 
 METRICS = ("pga", "pgv", "pgd")
 
@@ -348,9 +349,12 @@ def plot_task(
 
 # -- stage builders ----------------------------------------------------------------------------
 def _params(*objects: Any) -> dict[str, Any]:
-    return {f"p{i}": dataclasses.asdict(o)
-            if dataclasses.is_dataclass(o) and not isinstance(o, type) else o
-            for i, o in enumerate(objects)}
+    """Fingerprinted parameters of a stage: its settings, and the version of the code."""
+    params: dict[str, Any] = {"dare": __version__}
+    params.update({f"p{i}": dataclasses.asdict(o)
+                   if dataclasses.is_dataclass(o) and not isinstance(o, type) else o
+                   for i, o in enumerate(objects)})
+    return params
 
 
 def build_pipeline(config: RAConfig) -> Pipeline:
@@ -496,11 +500,12 @@ def build_pipeline(config: RAConfig) -> Pipeline:
               params=_params(config.solver, config.source, config.simulate)),
         Stage("preprocess", build_preprocess, depends=("download", "simulate"),
               params=_params(config.preprocess)),
-        Stage("norm", build_norm, depends=("preprocess",)),
-        Stage("match", build_match, depends=("preprocess", "norm")),
+        Stage("norm", build_norm, depends=("preprocess",), params=_params()),
+        Stage("match", build_match, depends=("preprocess", "norm"), params=_params()),
         Stage("pgm", build_pgm, depends=("download", "preprocess", "norm", "match"),
               params=_params(config.pgm)),
-        Stage("geojson", build_geojson, depends=("download", "preprocess", "pgm")),
+        Stage("geojson", build_geojson, depends=("download", "preprocess", "pgm"),
+              params=_params()),
         Stage("plot", build_plot, depends=("preprocess", "pgm"), params=_params(config.plot)),
     ])
 
