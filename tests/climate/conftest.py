@@ -1,0 +1,3 @@
+"""Fixtures of the climate tests."""
+
+from webdav_server import webdav, webdav_credentials  # noqa: F401
