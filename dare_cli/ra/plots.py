@@ -89,7 +89,7 @@ def basemap_geometries(layer: str) -> tuple[np.ndarray, np.ndarray]:
     return geometries, shapely.bounds(geometries)
 
 
-def _clipped(layer: str, box: tuple[float, float, float, float]) -> list[Any]:
+def clipped_layer(layer: str, box: tuple[float, float, float, float]) -> list[Any]:
     """Geometries of a layer inside a lon/lat box; longitudes beyond ±180 are wrapped."""
     geometries, bounds = basemap_geometries(layer)
     west, south, east, north = box
@@ -164,7 +164,7 @@ def _new_map(event: EventInfo, longitudes: Sequence[float], latitudes: Sequence[
     box = (float(frame_lons.min()) - 1.0, max(float(frame[:, 1].min()) - 1.0, -90.0),
            float(frame_lons.max()) + 1.0, min(float(frame[:, 1].max()) + 1.0, 90.0))
     for zorder, (layer, style) in enumerate(BASEMAP_LAYERS.items(), start=1):
-        geometries = _clipped(layer, box)
+        geometries = clipped_layer(layer, box)
         if geometries:
             ax.add_geometries(geometries, crs=geodetic, zorder=zorder, **style)
 
