@@ -118,13 +118,13 @@ def test_pga_map_offline_and_sane(tmp_path, offline):
 
 def test_basemap_layers_hold_california():
     box = (-121.0, 32.5, -114.0, 38.5)
-    coast = shapely.MultiLineString([g for g in plots._clipped("coastline", box)])
-    states = shapely.union_all(plots._clipped("states", box))
+    coast = shapely.MultiLineString([g for g in plots.clipped_layer("coastline", box)])
+    states = shapely.union_all(plots.clipped_layer("states", box))
     # Santa Monica pier on the coast; the California-Nevada line at 36 N near 115.97 W
     assert coast.distance(shapely.Point(-118.497, 34.009)) < 0.03
     assert states.distance(shapely.Point(-115.97, 36.0)) < 0.05
-    assert plots._clipped("borders", box)  # Mexico
-    lakes = shapely.union_all(plots._clipped("lakes", box))
+    assert plots.clipped_layer("borders", box)  # Mexico
+    lakes = shapely.union_all(plots.clipped_layer("lakes", box))
     assert lakes.contains(shapely.Point(-115.83, 33.30))  # the Salton Sea
     assert lakes.contains(shapely.Point(-114.60, 36.15))  # Lake Mead
     assert coast.bounds[0] >= -121.0 and coast.bounds[2] <= -114.0  # clipped to the box
@@ -132,7 +132,7 @@ def test_basemap_layers_hold_california():
 
 def test_basemap_wraps_the_antimeridian():
     # Fiji: Viti Levu at 178 E, Lau islands at 178.5 W; asked for as -183 .. -176 degrees
-    parts = plots._clipped("coastline", (-183.0, -19.5, -176.0, -15.0))
+    parts = plots.clipped_layer("coastline", (-183.0, -19.5, -176.0, -15.0))
     bounds = shapely.bounds(np.array(parts, dtype=object))
     assert bounds[:, 0].min() < -180.0 < bounds[:, 2].max()
     assert bounds[:, 0].min() >= -183.0 and bounds[:, 2].max() <= -176.0
