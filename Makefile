@@ -31,9 +31,11 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check engine dare_cli tests benchmarks
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## Benchmarks: engine overhead and speed-up against plain Python and dispel4py
-	$(PY) -m pip install --quiet stream-d4py || echo "dispel4py not installable: skipping it"
+bench: $(STAMP) ## Benchmarks: engine vs plain Python and dispel4py; RA vs a plain obspy script; climate vs icclim
+	$(PY) -m pip install --quiet '.[bench]' || echo "dispel4py or psutil not installable: skipping them"
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/ra_bench.py
+	$(PY) benchmarks/climate_bench.py
 
 demo: $(STAMP) ## Set up, then run the example workflows (word count, parallel sum) on both mappings
 	$(VENV)/bin/dare run engine.examples.wordcount --mapping simple
