@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dare_cli import __version__
-from dare_cli.commands import graph, mappings, ra, run
+from dare_cli.commands import climate, graph, mappings, ra, run
 from dare_cli.config import load_config
 from dare_cli.context import CLIState, configure_logging, exit_on_error
 
@@ -22,6 +22,7 @@ app.add_typer(run.app)
 app.add_typer(mappings.app)
 app.add_typer(graph.app, name="graph")
 app.add_typer(ra.app, name="ra")
+app.add_typer(climate.app, name="climate")
 
 
 def _print_version(value: bool) -> None:

@@ -1,0 +1,277 @@
+"""``dare climate``: icclim climate indices computed tile by tile through the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from dare_cli.context import EXIT_FAILED, CLIState, exit_on_error, get_state, report_error
+from dare_cli.errors import DareUsageError
+from dare_cli.progress import RunReporter
+
+app = typer.Typer(help="Climate indices (icclim) over netCDF, streamed in tiles.",
+                  no_args_is_help=True)
+
+MappingOption = Annotated[str, typer.Option("--mapping", "-m", help="Mapping of the computation.")]
+WorkersOption = Annotated[int | None, typer.Option("--workers", "-n", min=1,
+                                                   help="Worker processes.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the plan; compute nothing.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def cache_dir() -> Path:
+    """Where remote (WebDAV) inputs are cached."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dare" / "climate"
+
+
+def parse_tile(text: str | None) -> dict[str, int] | None:
+    """``lat=10,lon=10`` -> ``{"lat": 10, "lon": 10}``."""
+    if not text:
+        return None
+    sizes: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            sizes[name.strip()] = int(value)
+        except ValueError:
+            raise DareUsageError(f"--tile: expected DIM=SIZE[,DIM=SIZE], not {text!r}") from None
+        if sizes[name.strip()] < 1:
+            raise DareUsageError(f"--tile: size of {name.strip()!r} must be >= 1")
+    return sizes
+
+
+def _usage(error: Exception) -> DareUsageError:
+    return DareUsageError(str(error))
+
+
+def _execute(state: CLIState, job: Any, dry_run: bool, json_output: bool) -> None:
+    from dare_cli.climate.errors import ClimateError, ClimateUsageError
+    from dare_cli.climate.pipeline import plan_job, run_job
+    from dare_cli.climate.remote import resolve_inputs, stage_out
+    from engine.mappings import get_mapping
+
+    get_mapping(job.mapping)  # an unknown mapping is a usage error listing the others
+    try:
+        local = resolve_inputs(list(job.inputs), cache_dir())
+        plan = plan_job(job, local)
+    except ClimateUsageError as error:
+        raise _usage(error) from error
+    if dry_run:
+        description = plan.describe()
+        if json_output:
+            typer.echo(json.dumps(description, indent=2))
+        else:
+            for key, value in description.items():
+                typer.echo(f"{key}: {value}")
+        return
+    reporter = RunReporter(state.stderr, live=state.show_progress)
+    try:
+        records = run_job(plan, observers=[reporter])
+    except ClimateUsageError as error:
+        raise _usage(error) from error
+    except ClimateError as error:
+        reporter.close()
+        report_error(state, str(error), error)
+        raise typer.Exit(EXIT_FAILED) from error
+    finally:
+        reporter.close()
+    for record, target in zip(records, job.stage_out or [None] * len(records), strict=False):
+        if target:
+            stage_out(Path(record["output"]), target)
+            record["staged_out"] = target
+    if json_output:
+        typer.echo(json.dumps(records, indent=2))
+    else:
+        for record in records:
+            typer.echo(record["output"])
+
+
+@app.command("list")
+def list_indices(json_output: JsonOption = False) -> None:
+    """List every index icclim offers, with its variables and parameters."""
+    from dare_cli.climate.indices import list_indices as available
+
+    indices = available()
+    if json_output:
+        typer.echo(json.dumps([_info(i) for i in indices], indent=2, default=str))
+        return
+    table = Table(title=f"{len(indices)} icclim indices")
+    for column in ("name", "group", "variables", "description"):
+        table.add_column(column)
+    for info in indices:
+        item = _info(info)
+        table.add_row(item["name"], item["group"], ", ".join(item.get("variables") or []),
+                      str(item.get("description", "")))
+    from rich.console import Console
+
+    Console().print(table)
+
+
+def _info(info: Any) -> dict[str, Any]:
+    import dataclasses
+
+    data = (dataclasses.asdict(info)
+            if dataclasses.is_dataclass(info) and not isinstance(info, type) else dict(vars(info)))
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+@app.command("index")
+def index(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="icclim index name, e.g. SU, TX90p, CDD.")],
+    inputs: Annotated[list[str], typer.Option("--input", "-i", metavar="FILE_OR_URL",
+                                              help="netCDF file, OPeNDAP URL or WebDAV path "
+                                              "(repeatable).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="netCDF file to write.")],
+    var: Annotated[list[str] | None, typer.Option("--var", help="Input variable(s).")] = None,
+    slice_mode: Annotated[str, typer.Option("--slice-mode",
+                                            help="year, month, DJF, JJA, ...")] = "year",
+    time_range: Annotated[tuple[str, str] | None,
+                          typer.Option("--time-range", metavar="START END")] = None,
+    base_period: Annotated[tuple[str, str] | None,
+                           typer.Option("--base-period", metavar="START END",
+                                        help="Base period of percentile indices.")] = None,
+    threshold: Annotated[list[str] | None,
+                         typer.Option("--threshold", help="e.g. '> 25 degC' (repeatable).")]
+    = None,
+    out_unit: Annotated[str | None, typer.Option("--out-unit")] = None,
+    mapping: MappingOption = "simple",
+    workers: WorkersOption = None,
+    tile: Annotated[str | None, typer.Option("--tile", metavar="DIM=N[,DIM=N]",
+                                             help="Tile size, e.g. lat=10,lon=10.")] = None,
+    stage_out: Annotated[str | None, typer.Option("--stage-out", metavar="WEBDAV_URL",
+                                                  help="Upload the output there.")] = None,
+    dry_run: DryRunOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Compute one index and write it as CF netCDF (identical to icclim's own output)."""
+    from dare_cli.climate.compute import IndexRequest
+    from dare_cli.climate.pipeline import IndexJob
+
+    state = get_state(ctx)
+    with exit_on_error(state):
+        request = IndexRequest(index=name, var_name=tuple(var or ()), slice_mode=slice_mode,
+                               time_range=time_range, base_period=base_period,
+                               threshold=tuple(threshold) if threshold else None,
+                               out_unit=out_unit)
+        job = IndexJob(inputs=tuple(inputs), requests=(request,), outputs=(output,),
+                       tile=parse_tile(tile), mapping=mapping, workers=workers,
+                       command=f"dare climate index {name}",
+                       stage_out=(stage_out,) if stage_out else ())
+        _execute(state, job, dry_run, json_output)
+
+
+@app.command("run")
+def run_config(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="TOML file with [run] and [[index]] tables.")],
+    mapping: Annotated[str | None, typer.Option("--mapping", "-m")] = None,
+    workers: WorkersOption = None,
+    dry_run: DryRunOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Compute several indices over the same inputs, reading each tile once."""
+    state = get_state(ctx)
+    with exit_on_error(state):
+        job = load_job(config)
+        if mapping or workers:
+            import dataclasses
+
+            job = dataclasses.replace(job, mapping=mapping or job.mapping,
+                                      workers=workers or job.workers)
+        _execute(state, job, dry_run, json_output)
+
+
+RUN_KEYS = ("inputs", "mapping", "workers", "tile")
+INDEX_KEYS = ("name", "output", "var", "slice_mode", "time_range", "base_period", "threshold",
+              "out_unit", "stage_out")
+
+
+def load_job(path: Path) -> Any:
+    """Read a ``dare climate run`` configuration (keys checked, paths relative to the file)."""
+    from dare_cli.climate.compute import IndexRequest
+    from dare_cli.climate.pipeline import IndexJob
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise DareUsageError(f"cannot read config file {str(path)!r}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise DareUsageError(f"config file {str(path)!r} is not valid TOML: {error}") from None
+    for key in data:
+        if key not in ("run", "index"):
+            raise DareUsageError(f"{path}: unknown table [{key}]; tables: [run], [[index]]")
+    run = data.get("run", {})
+    for key in run:
+        if key not in RUN_KEYS:
+            raise DareUsageError(f"{path} [run]: unknown key {key!r}; known: "
+                                 f"{', '.join(RUN_KEYS)}")
+    base = path.parent
+
+    def local(value: str) -> str:
+        return value if "://" in value or Path(value).is_absolute() else str(base / value)
+
+    inputs = tuple(local(i) for i in run.get("inputs", []))
+    if not inputs:
+        raise DareUsageError(f"{path} [run]: 'inputs' lists no file")
+    requests, outputs, stage = [], [], []
+    for number, table in enumerate(data.get("index", []), start=1):
+        for key in table:
+            if key not in INDEX_KEYS:
+                raise DareUsageError(f"{path} [[index]] #{number}: unknown key {key!r}; known: "
+                                     f"{', '.join(INDEX_KEYS)}")
+        if "name" not in table or "output" not in table:
+            raise DareUsageError(f"{path} [[index]] #{number}: 'name' and 'output' are required")
+        requests.append(IndexRequest(
+            index=table["name"], var_name=tuple(table.get("var", ())),
+            slice_mode=table.get("slice_mode", "year"),
+            time_range=tuple(table["time_range"]) if "time_range" in table else None,
+            base_period=tuple(table["base_period"]) if "base_period" in table else None,
+            threshold=tuple(table["threshold"]) if "threshold" in table else None,
+            out_unit=table.get("out_unit"),
+        ))
+        outputs.append(Path(local(table["output"])))
+        stage.append(table.get("stage_out"))
+    if not requests:
+        raise DareUsageError(f"{path}: no [[index]] table")
+    return IndexJob(inputs=inputs, requests=tuple(requests), outputs=tuple(outputs),
+                    tile=run.get("tile"), mapping=run.get("mapping", "simple"),
+                    workers=run.get("workers"), command=f"dare climate run {path.name}",
+                    stage_out=tuple(stage) if any(stage) else ())
+
+
+@app.command("plot")
+def plot(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="netCDF file written by 'dare climate index'.")],
+    png: Annotated[Path, typer.Option("--png", help="PNG file to write.")],
+    variable: Annotated[str | None, typer.Option("--var")] = None,
+    time: Annotated[str | None, typer.Option("--time", help="Time step (date or number).")]
+    = None,
+) -> None:
+    """Map an index (gridded data) or plot its time series (station data)."""
+    state = get_state(ctx)
+    with exit_on_error(state):
+        import xarray as xr
+
+        from dare_cli.climate.plots import plot_index
+
+        try:
+            dataset = xr.open_dataset(path)
+        except (OSError, ValueError) as error:
+            raise DareUsageError(f"cannot open {str(path)!r}: {error}") from error
+        step: str | int | None = int(time) if time is not None and time.isdigit() else time
+        try:
+            written = plot_index(png, dataset, variable, step)
+        except (KeyError, ValueError) as error:
+            raise DareUsageError(str(error)) from error
+        typer.echo(str(written))
