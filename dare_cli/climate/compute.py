@@ -419,11 +419,15 @@ def compute_tile(paths: Sequence[Any], request: IndexRequest, tile: Tile) -> xr.
             raise ClimateError(
                 f"tile {tile.number}: {dim}[{start}:{stop}] is not in {_files(paths)}"
             )
-    try:
-        part = ds.isel(tile.indexers()).load()
-    except Exception as exc:
-        raise ClimateError(f"cannot read tile {tile.number} of {_files(paths)}: {exc}") from exc
+    # Synchronous dask throughout: the engine's workers are forked processes, and a dask
+    # thread pool created before the fork does not exist in the child (a load would wait on
+    # it forever); HDF5 is not thread-safe either.
     with dask.config.set(scheduler="synchronous"):
+        try:
+            part = ds.isel(tile.indexers()).load()
+        except Exception as exc:
+            raise ClimateError(
+                f"cannot read tile {tile.number} of {_files(paths)}: {exc}") from exc
         return _run_icclim(part, request, paths)
 
 
@@ -454,11 +458,12 @@ def compute_tile_requests(
             raise ClimateError(
                 f"tile {tile.number}: {dim}[{start}:{stop}] is not in {_files(paths)}"
             )
-    try:
-        part = ds.isel(tile.indexers()).load()
-    except Exception as exc:
-        raise ClimateError(f"cannot read tile {tile.number} of {_files(paths)}: {exc}") from exc
-    with dask.config.set(scheduler="synchronous"):
+    with dask.config.set(scheduler="synchronous"):  # see compute_tile
+        try:
+            part = ds.isel(tile.indexers()).load()
+        except Exception as exc:
+            raise ClimateError(
+                f"cannot read tile {tile.number} of {_files(paths)}: {exc}") from exc
         return [_run_icclim(part[names], request, paths)
                 for names, request in zip(needed, requests, strict=True)]
 

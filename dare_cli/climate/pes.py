@@ -21,7 +21,14 @@ from dare_cli.climate.compute import (
 )
 from engine import AllToOne, IterativePE, ProcessingElement
 
-__all__ = ["IndexTiles", "WriteIndices"]
+__all__ = ["IndexTiles", "WriteIndices", "icclim_version"]
+
+
+def icclim_version() -> str:
+    """Version of the installed icclim."""
+    from importlib.metadata import version
+
+    return version("icclim")
 
 
 class IndexTiles(IterativePE):
@@ -69,6 +76,10 @@ class WriteIndices(ProcessingElement):
         for number, request in enumerate(self.requests):
             parts = sorted(self.parts[number], key=lambda part: part[0].number)
             dataset = add_history(assemble(parts, self.paths, request), self.history[number])
+            # icclim's own file writer records its version; so do we (its other run-context
+            # attributes, command and git commit of the working folder, describe icclim's CLI
+            # run and are not copied).
+            dataset.attrs["icclim_version"] = icclim_version()
             path = write_netcdf(dataset, self.outputs[number])
             self.write("output", {"index": request.index, "output": str(path),
                                   "tiles": len(parts)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -17,6 +18,9 @@ from dare_cli.progress import RunReporter
 
 app = typer.Typer(help="Climate indices (icclim) over netCDF, streamed in tiles.",
                   no_args_is_help=True)
+
+# xclim redefines pint units on import and pint logs each as a warning: noise for our users.
+logging.getLogger("pint.util").setLevel(logging.ERROR)
 
 MappingOption = Annotated[str, typer.Option("--mapping", "-m", help="Mapping of the computation.")]
 WorkersOption = Annotated[int | None, typer.Option("--workers", "-n", min=1,
@@ -65,6 +69,9 @@ def _execute(state: CLIState, job: Any, dry_run: bool, json_output: bool) -> Non
         plan = plan_job(job, local)
     except ClimateUsageError as error:
         raise _usage(error) from error
+    except ClimateError as error:
+        report_error(state, str(error), error)
+        raise typer.Exit(EXIT_FAILED) from error
     if dry_run:
         description = plan.describe()
         if json_output:
