@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dare_cli.climate.compute import IndexRequest, Tile, plan_tiles
+from dare_cli.climate.compute import IndexRequest, Tile, index_variables, open_inputs, plan_tiles
 from dare_cli.climate.pes import IndexTiles, WriteIndices
 from engine import WorkflowGraph, run
 from engine.observe import Observer
@@ -37,6 +37,8 @@ class Plan:
     job: IndexJob
     local_inputs: tuple[str, ...]
     tiles: tuple[Tile, ...]
+    input_bytes: int = 0
+    largest_tile_bytes: int = 0
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description (for ``--dry-run``)."""
@@ -49,13 +51,29 @@ class Plan:
                                 for t in self.tiles[:5]],
             "mapping": self.job.mapping,
             "workers": self.job.workers,
+            "input_mb": round(self.input_bytes / 2**20, 1),
+            # One tile of the index variables in memory per worker, plus icclim's intermediates
+            # (about as large again, measured on SU and TX90p).
+            "estimated_memory_per_worker_mb": round(2 * self.largest_tile_bytes / 2**20, 1),
         }
 
 
 def plan_job(job: IndexJob, local_inputs: Sequence[str]) -> Plan:
     """Plan the tiles of a job whose inputs are already local paths (or OPeNDAP URLs)."""
     tiles = plan_tiles(list(local_inputs), job.requests[0], job.tile)
-    return Plan(job, tuple(local_inputs), tuple(tiles))
+    dataset = open_inputs(list(local_inputs))
+    try:
+        names = list(dict.fromkeys(
+            name for request in job.requests
+            for name in index_variables(dataset, request, list(local_inputs))))
+        input_bytes = sum(int(dataset[name].nbytes) for name in names)
+        largest = 0
+        for tile in tiles:
+            selected = dataset[names].isel(tile.indexers())
+            largest = max(largest, sum(int(selected[name].nbytes) for name in names))
+    finally:
+        dataset.close()
+    return Plan(job, tuple(local_inputs), tuple(tiles), input_bytes, largest)
 
 
 def history_entry(job: IndexJob, request: IndexRequest) -> str:

@@ -102,6 +102,7 @@ def test_dry_run_prints_the_plan(tmp_path):
     assert result.exit_code == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["tiles"] == 4 and plan["indices"] == ["SU"] and plan["mapping"] == "simple"
+    assert plan["input_mb"] > 0 and 0 < plan["estimated_memory_per_worker_mb"] < plan["input_mb"]
     assert not (tmp_path / "su.nc").exists()
 
 
