@@ -156,3 +156,15 @@ def test_webdav_input_and_stage_out(tmp_path, webdav, webdav_credentials):
     assert result.exit_code == 0, result.stderr
     assert (webdav.root / "results" / "2095" / "su.nc").read_bytes() == out.read_bytes()
     assert_equal_to_icclim(out, icclim_file(tmp_path, "SU", in_files=TASMAX_GRID))
+
+
+def test_run_config_errors_name_the_key(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(f'[run]\ninputs = ["{TASMAX_GRID}"]\nworker = 2\n'
+                      '[[index]]\nname = "SU"\noutput = "su.nc"\n')
+    result = dare("climate", "run", config)
+    assert result.exit_code == 2
+    assert f"{config} [run]: unknown key 'worker'" in result.stderr
+    config.write_text(f'[run]\ninputs = ["{TASMAX_GRID}"]\n[[index]]\nname = "SU"\n')
+    result = dare("climate", "run", config)
+    assert result.exit_code == 2 and "'name' and 'output' are required" in result.stderr
