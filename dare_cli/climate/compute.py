@@ -318,6 +318,7 @@ def plan_tiles(
     paths: Sequence[Any],
     request: IndexRequest,
     tile_sizes: Mapping[str, int] | None = None,
+    tile_bytes: int = TILE_BYTES,
 ) -> list[Tile]:
     """Cut the input into spatial tiles, each with the whole time axis.
 
@@ -330,9 +331,11 @@ def plan_tiles(
     tile_sizes : mapping of str to int, optional
         Cells per tile along spatial dimensions (``{"lat": 6, "lon": 6}``,
         ``{"location": 2}``); dimensions not named stay whole. If None, the rule is: tiles
-        of about :data:`TILE_BYTES` (64 MiB) of input (all index variables, whole time
-        axis), made of whole slabs along the first spatial dimension (rows of a grid,
+        of about ``tile_bytes`` of input (all index variables, whole time axis), made of
+        whole slabs along the first spatial dimension (rows of a grid,
         groups of stations); only if one slab is larger is the next dimension cut too.
+    tile_bytes : int
+        Input bytes per automatic tile (default :data:`TILE_BYTES`, 64 MiB).
 
     Returns
     -------
@@ -347,7 +350,7 @@ def plan_tiles(
     ds = _prepare(paths, request)
     spatial = _spatial_dims(ds)
     if tile_sizes is None:
-        sizes = _automatic_sizes(ds, spatial)
+        sizes = _automatic_sizes(ds, spatial, tile_bytes)
     else:
         for dim, size in tile_sizes.items():
             if dim == TIME or dim not in spatial:
@@ -377,8 +380,10 @@ def _product(ranges: list[list[tuple[int, int]]]) -> list[list[tuple[int, int]]]
     return combos
 
 
-def _automatic_sizes(ds: xr.Dataset, spatial: list[str]) -> dict[str, int]:
-    """Tile sizes giving about TILE_BYTES of input per tile (see :func:`plan_tiles`)."""
+def _automatic_sizes(
+    ds: xr.Dataset, spatial: list[str], tile_bytes: int = TILE_BYTES
+) -> dict[str, int]:
+    """Tile sizes giving about ``tile_bytes`` of input per tile (see :func:`plan_tiles`)."""
     if not spatial:
         return {}
     per_cell = sum(
@@ -386,7 +391,7 @@ def _automatic_sizes(ds: xr.Dataset, spatial: list[str]) -> dict[str, int]:
         for var in ds.data_vars.values()
     )
     sizes: dict[str, int] = {}
-    budget = max(TILE_BYTES // max(per_cell, 1), 1)  # cells per tile
+    budget = max(tile_bytes // max(per_cell, 1), 1)  # cells per tile
     # a slab along a dimension: one index of it, all cells of the dimensions after it
     for position, dim in enumerate(spatial):
         slab = math.prod(ds.sizes[d] for d in spatial[position + 1 :])

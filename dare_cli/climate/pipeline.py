@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import icclim  # noqa: F401  (3 s to import: once here, before the workers fork)
 
 from dare_cli.climate.compute import IndexRequest, Tile, index_variables, open_inputs, plan_tiles
 from dare_cli.climate.pes import IndexTiles, WriteIndices
@@ -58,22 +61,40 @@ class Plan:
         }
 
 
+#: Automatic tiles hold between these many bytes of input.
+MIN_TILE_BYTES = 16 * 2**20
+MAX_TILE_BYTES = 256 * 2**20
+
+
+def automatic_tile_bytes(input_bytes: int, parallelism: int) -> int:
+    """Input bytes per tile when none are given: two tiles per worker, within 16-256 MiB.
+
+    icclim's set-up costs about a second per call, so tiles should be few; two per worker
+    balance the load, and the cap bounds the memory of each worker.
+    """
+    share = -(-input_bytes // (2 * max(parallelism, 1)))
+    return min(MAX_TILE_BYTES, max(MIN_TILE_BYTES, share))
+
+
 def plan_job(job: IndexJob, local_inputs: Sequence[str]) -> Plan:
     """Plan the tiles of a job whose inputs are already local paths (or OPeNDAP URLs)."""
-    tiles = plan_tiles(list(local_inputs), job.requests[0], job.tile)
-    dataset = open_inputs(list(local_inputs))
+    paths = list(local_inputs)
+    dataset = open_inputs(paths)
     try:
         names = list(dict.fromkeys(
             name for request in job.requests
-            for name in index_variables(dataset, request, list(local_inputs))))
+            for name in index_variables(dataset, request, paths)))
         input_bytes = sum(int(dataset[name].nbytes) for name in names)
+        parallelism = 1 if job.mapping == "simple" else (job.workers or os.cpu_count() or 1)
+        tiles = plan_tiles(paths, job.requests[0], job.tile,
+                           automatic_tile_bytes(input_bytes, parallelism))
         largest = 0
         for tile in tiles:
             selected = dataset[names].isel(tile.indexers())
             largest = max(largest, sum(int(selected[name].nbytes) for name in names))
     finally:
         dataset.close()
-    return Plan(job, tuple(local_inputs), tuple(tiles), input_bytes, largest)
+    return Plan(job, tuple(paths), tuple(tiles), input_bytes, largest)
 
 
 def history_entry(job: IndexJob, request: IndexRequest) -> str:
