@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -112,6 +113,13 @@ def run_job(plan: Plan, observers: Iterable[Observer] = ()) -> list[dict[str, An
     writer = WriteIndices(plan.local_inputs, job.requests, job.outputs,
                           [history_entry(job, r) for r in job.requests])
     graph.connect(compute, "output", writer, "input")
+    options: dict[str, Any] = {}
+    if job.mapping == "multi":
+        # Workers start from a clean fork server, not from this process: HDF5 keeps one
+        # shared handle per open file, so a worker forked while this process has a netCDF
+        # file open would share its file offset and crash. The server preloads icclim once.
+        multiprocessing.set_forkserver_preload(["dare_cli.climate.pes"])
+        options["start_method"] = "forkserver"
     result = run(graph, {compute: list(plan.tiles)}, mapping=job.mapping, workers=job.workers,
-                 observers=observers)
+                 observers=observers, **options)
     return sorted(result.output("write"), key=lambda record: record["output"])

@@ -3,33 +3,57 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import icclim
 import numpy as np
 import pytest
 import xarray as xr
 from climate_helpers import CITIES, NRCAN, PR_GRID, TASMAX_GRID, normalised_attrs
-from typer.testing import CliRunner
-
-from dare_cli.main import app
 
 MAPPINGS = [["--mapping", "simple"], ["--mapping", "multi", "-n", "2"]]
 
 
-def dare(*args: object) -> object:
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+@dataclass
+class Done:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def dare(*args: object) -> Done:
+    """Run the ``dare`` command in its own process, as users do.
+
+    netCDF/HDF5 state is per process and HDF5 is not thread-safe: keeping every icclim and
+    netCDF call out of the test process keeps the tests independent of each other.
+    """
+    done = subprocess.run([sys.executable, "-m", "dare_cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    return Done(done.returncode, done.stdout, done.stderr)
+
+
+REFERENCE = """
+import json, sys, dask, icclim
+kwargs = json.loads(sys.argv[2])
+with dask.config.set(scheduler="synchronous"):
+    icclim.index(out_file=sys.argv[1], logs_verbosity="SILENT", **kwargs)
+"""
 
 
 def icclim_file(tmp_path: Path, name: str, **kwargs: object) -> xr.Dataset:
-    """The reference: icclim writing its own file from the same input."""
+    """The reference: icclim alone writing its own file from the same input (own process)."""
     out = tmp_path / f"icclim_{name}.nc"
-    icclim.index(index_name=name, out_file=str(out), logs_verbosity="SILENT", **kwargs)
-    return xr.open_dataset(out)
+    subprocess.run([sys.executable, "-c", REFERENCE, str(out),
+                    json.dumps({"index_name": name, **kwargs})], check=True, timeout=600)
+    with xr.open_dataset(out) as dataset:
+        return dataset.load()
 
 
 def assert_equal_to_icclim(ours: Path, reference: xr.Dataset) -> None:
-    mine = xr.open_dataset(ours)
+    with xr.open_dataset(ours) as opened:
+        mine = opened.load()
     history = mine.attrs["history"].rstrip().splitlines()
     assert "dare" in history[-1] and "icclim index" in history[-1]
     mine.attrs["history"] = "\n".join(history[:-1])

@@ -8,7 +8,6 @@ import pytest
 import xarray as xr
 from climate_helpers import CITIES, NRCAN, PR_GRID, TASMAX_GRID, assert_same_result
 
-from dare_cli.climate import compute
 from dare_cli.climate.compute import (
     IndexRequest,
     Tile,
@@ -105,11 +104,11 @@ def test_plan_tiles_rules(monkeypatch):
     assert [t.number for t in tiles] == list(range(6))
     assert plan_tiles([TASMAX_GRID], request, None) == [Tile(0, ())]  # 210 kB < 64 MiB
     # one lat row = 12 cells x 365 days x 4 bytes = 17520 bytes: 3 rows per 60 kB tile
-    monkeypatch.setattr(compute, "TILE_BYTES", 60_000)
-    auto = plan_tiles([TASMAX_GRID], request, None)
+    auto = plan_tiles([TASMAX_GRID], request, None, 60_000)
     assert [t.selection for t in auto] == [(("lat", i, i + 3),) for i in range(0, 12, 3)]
-    monkeypatch.setattr(compute, "TILE_BYTES", 5_000)  # less than a row: cut lon too
-    assert plan_tiles([TASMAX_GRID], request, None)[0].selection == (("lat", 0, 1), ("lon", 0, 3))
+    # less than a row: cut lon too
+    assert plan_tiles([TASMAX_GRID], request, None, 5_000)[0].selection == (
+        ("lat", 0, 1), ("lon", 0, 3))
     assert len(plan_tiles([CITIES], IndexRequest("TG"), {"location": 2})) == 3
     with pytest.raises(ClimateUsageError, match="never time"):
         plan_tiles([TASMAX_GRID], request, {"time": 100})
