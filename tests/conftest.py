@@ -65,3 +65,26 @@ def same(mapping: MappingCase) -> Callable[[list[Any], list[Any]], bool]:
         return sorted(actual, key=repr) == sorted(expected, key=repr)
 
     return compare
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    """No network, and cartopy's data folders empty: any download attempt fails loudly."""
+    import socket
+    import urllib.request
+
+    import cartopy
+    import cartopy.io
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(cartopy.io, "urlopen", refuse)
+    for key in ("data_dir", "pre_existing_data_dir", "cache_dir"):
+        empty = tmp_path / "cartopy" / key
+        empty.mkdir(parents=True)
+        monkeypatch.setitem(cartopy.config, key, empty)
+    return tmp_path / "cartopy"

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import re
-import socket
-import urllib.request
 from pathlib import Path
-from typing import Any
 
-import cartopy
-import cartopy.io
 import cftime
 import numpy as np
 import pandas as pd
@@ -20,24 +15,6 @@ from matplotlib.image import imread
 from dare_cli.climate import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No network, and cartopy's data folders empty: any download attempt fails loudly."""
-
-    def refuse(*_args: Any, **_kwargs: Any) -> None:
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    monkeypatch.setattr(cartopy.io, "urlopen", refuse)
-    for key in ("data_dir", "pre_existing_data_dir", "cache_dir"):
-        empty = tmp_path / "cartopy" / key
-        empty.mkdir(parents=True)
-        monkeypatch.setitem(cartopy.config, key, empty)
-    return tmp_path / "cartopy"
 
 
 def check_png(path: Path, minimum_bytes: int = 10_000) -> np.ndarray:

@@ -8,14 +8,10 @@ from __future__ import annotations
 import math
 import multiprocessing
 import re
-import socket
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import cartopy
-import cartopy.io
 import numpy as np
 import pytest
 import shapely
@@ -69,24 +65,6 @@ def map_frame(image: np.ndarray) -> tuple[slice, slice]:
     """Rows and columns of the map's background: the inside of the map frame."""
     ys, xs = np.nonzero((np.abs(image - BACKGROUND) <= 1).all(axis=-1))
     return slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No network, and cartopy's data folders empty: any download attempt fails loudly."""
-
-    def refuse(*_args: Any, **_kwargs: Any) -> None:
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    monkeypatch.setattr(cartopy.io, "urlopen", refuse)
-    for key in ("data_dir", "pre_existing_data_dir", "cache_dir"):
-        empty = tmp_path / "cartopy" / key
-        empty.mkdir(parents=True)
-        monkeypatch.setitem(cartopy.config, key, empty)
-    return tmp_path / "cartopy"
 
 
 def test_pga_map_offline_and_sane(tmp_path, offline):
