@@ -15,13 +15,13 @@ type is a usage error naming the key and the file. Example::
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dare_cli.errors import DareUsageError
+from dare_cli.tomlfile import read_toml
 
 __all__ = ["Config", "ConfigError", "RunDefaults", "load_config", "parse_config"]
 
@@ -139,10 +139,5 @@ def load_config(path: Path | None) -> Config:
     """
     if path is None:
         return Config()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file '{path}': {exc.strerror or exc}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from exc
+    data = read_toml(path, ConfigError)
     return parse_config(data, str(path), path)

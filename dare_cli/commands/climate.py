@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +14,7 @@ from rich.table import Table
 from dare_cli.context import EXIT_FAILED, CLIState, exit_on_error, get_state, report_error
 from dare_cli.errors import DareUsageError
 from dare_cli.progress import RunReporter
+from dare_cli.tomlfile import read_toml
 
 app = typer.Typer(help="Climate indices (icclim) over netCDF, streamed in tiles.",
                   no_args_is_help=True)
@@ -208,12 +208,7 @@ def load_job(path: Path) -> Any:
     from dare_cli.climate.compute import IndexRequest
     from dare_cli.climate.pipeline import IndexJob
 
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as error:
-        raise DareUsageError(f"cannot read config file {str(path)!r}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise DareUsageError(f"config file {str(path)!r} is not valid TOML: {error}") from None
+    data = read_toml(path, DareUsageError)
     for key in data:
         if key not in ("run", "index"):
             raise DareUsageError(f"{path}: unknown table [{key}]; tables: [run], [[index]]")

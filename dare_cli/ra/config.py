@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from dare_cli.ra.download import DownloadConfig
 from dare_cli.ra.errors import ConfigError
 from dare_cli.ra.preprocess import PreprocessConfig
 from dare_cli.ra.simulate.embedded import EmbeddedConfig
+from dare_cli.tomlfile import read_toml
 
 __all__ = [
     "STAGES",
@@ -232,13 +232,7 @@ def load_config(path: Path | None) -> RAConfig:
     if path is None:
         return RAConfig()
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {error}") from None
-    return parse_config(data, path)
+    return parse_config(read_toml(path, ConfigError), path)
 
 
 def parse_config(data: Mapping[str, Any], path: Path) -> RAConfig:
