@@ -35,6 +35,8 @@ class LinkStats:
     dst_port: str
     units: int = 0
     batches: int = 0
+    #: Serialised size of the batches sent between processes (0 when units stay in-process).
+    bytes: int = 0
     send_seconds: float = 0.0
 
 

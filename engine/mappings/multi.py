@@ -175,6 +175,7 @@ class _Parent:
                 total = self.links.setdefault(key, LinkStats(*key))
                 total.units += link.units
                 total.batches += link.batches
+                total.bytes += link.bytes
                 total.send_seconds += link.send_seconds
             self.done.add(worker)
         elif kind == "error":
@@ -266,9 +267,9 @@ class _Worker:
             self.waiting[(pe_id, instance)] = sum(
                 plan.instances[edge.src] for edge in graph.incoming(pe_id)
             )
-        self.eos_targets: dict[InstanceKey, list[tuple[InstanceKey, Callable]]] = {}
+        self.eos_targets: dict[InstanceKey, list[tuple[InstanceKey, Callable[..., int]]]] = {}
         for (pe_id, instance), runner in self.runners.items():
-            targets: list[tuple[InstanceKey, Callable]] = []
+            targets: list[tuple[InstanceKey, Callable[..., int]]] = []
             for edge in graph.outgoing(pe_id):
                 count = plan.instances[edge.dst]
                 delivers = []
@@ -289,12 +290,19 @@ class _Worker:
             self.eos_targets[(pe_id, instance)] = targets
 
     # -- channels and batches ------------------------------------------------------------
-    def _channel(self, worker: int, inboxes: list[Any]) -> Callable[[tuple[Any, ...]], None]:
+    def _channel(self, worker: int, inboxes: list[Any]) -> Callable[[tuple[Any, ...]], int]:
+        """Return ``send(message)``, which returns the bytes sent (0 within the process)."""
         if worker == self.index:
-            return self.local.append
+            append = self.local.append
+
+            def keep(message: tuple[Any, ...]) -> int:
+                append(message)
+                return 0
+
+            return keep
         put = inboxes[worker].put
 
-        def send(message: tuple[Any, ...]) -> None:
+        def send(message: tuple[Any, ...]) -> int:
             try:
                 data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
             except Exception as exc:
@@ -305,12 +313,13 @@ class _Worker:
                     "emit picklable data, or run this PE with the simple mapping"
                 ) from exc
             put(data)
+            return len(data)
 
         return send
 
     def _buffer(
         self,
-        send: Callable[[tuple[Any, ...]], None],
+        send: Callable[[tuple[Any, ...]], int],
         header: tuple[Any, ...],
         link: tuple[str, str, str, str],
     ) -> Deliver:
@@ -329,7 +338,7 @@ class _Worker:
                 seqs, items = [], []
                 if numbers[-1] - numbers[0] == len(numbers) - 1:  # contiguous: send a range
                     numbers = range(numbers[0], numbers[-1] + 1)  # type: ignore[assignment]
-                send((*header, numbers, batch))
+                stats.bytes += send((*header, numbers, batch))
                 stats.send_seconds += clock() - start
 
         def deliver(seq: int, data: Any) -> None:
