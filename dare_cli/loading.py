@@ -32,8 +32,9 @@ from types import ModuleType
 from typing import Any
 
 from dare_cli.errors import DareUsageError
-from engine.errors import GraphError
+from engine.errors import EngineError, GraphError
 from engine.graph import Graph, Node, WorkflowGraph
+from engine.optimise import Optimisation
 from engine.partition import InputSpec, normalise_inputs
 
 __all__ = [
@@ -450,3 +451,20 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
 def merged_options(defaults: Mapping[str, Any], pairs: Iterable[str]) -> dict[str, Any]:
     """Options from the configuration file, overridden by ``--option`` pairs."""
     return {**defaults, **parse_options(pairs)}
+
+
+def load_optimisation(strategy: str, record: Path | None, graph: Graph) -> Optimisation:
+    """Build the placement optimisation of ``--optimise``/``--record`` for ``graph``.
+
+    Raises
+    ------
+    DareUsageError
+        Unknown strategy, missing or unreadable record, or a record of another graph.
+    """
+    try:
+        optimisation = Optimisation.load(strategy, str(record) if record else None)
+        if optimisation.record is not None:
+            optimisation.record.check_graph(graph)
+    except EngineError as exc:
+        raise DareUsageError(str(exc)) from exc
+    return optimisation

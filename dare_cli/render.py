@@ -87,6 +87,8 @@ def graph_to_dict(graph: Graph, plan: Plan | None = None) -> dict[str, Any]:
             "partitioned": plan.partitioned,
             "instances": dict(plan.instances),
             "placement": plan.partitions(),
+            "strategy": plan.strategy,
+            "pinned": sorted(f"{src}.{sp} -> {dst}.{dp}" for src, sp, dst, dp in plan.pinned),
         }
     return data
 
@@ -100,9 +102,14 @@ def _plan_lines(plan: Plan) -> list[str]:
     how = "partitioned: several instances per process" if plan.partitioned else (
         "one process per instance"
     )
+    if plan.strategy != "default":
+        how = f"optimised: {plan.strategy}"
     lines = [f"placement on {_count(len(plan.workers), 'worker')} ({how}):"]
     lines += [f"  worker {index}: {', '.join(labels)}"
               for index, labels in enumerate(plan.partitions())]
+    if plan.pinned:
+        lines.append("pinned (instance i sends to instance i, in its process):")
+        lines += [f"  {src}.{sp} -> {dst}.{dp}" for src, sp, dst, dp in sorted(plan.pinned)]
     return lines
 
 

@@ -16,13 +16,17 @@ The plan is shared by every mapping, so that all enact the same thing:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import GraphError
 from engine.graph import Edge, Graph, Node, WorkflowGraph
 from engine.pe import Port, ProcessingElement
+from engine.routing import make_router
+
+if TYPE_CHECKING:
+    from engine.optimise import Optimisation
 
 __all__ = ["InputSpec", "Plan", "build_plan", "normalise_inputs"]
 
@@ -57,6 +61,11 @@ class Plan:
         For each worker process, the ``(pe_id, instance)`` pairs it hosts.
     partitioned
         Whether some worker hosts more than one PE instance.
+    pinned
+        Connections ``(src, src_port, dst, dst_port)`` on which instance *i* always sends to
+        instance *i* (set by the optimisations for PEs placed together).
+    strategy
+        How the placement was made: ``"default"``, ``"naive"`` or ``"staging"``.
     """
 
     graph: Graph
@@ -64,6 +73,14 @@ class Plan:
     instances: Mapping[str, int]
     workers: tuple[tuple[tuple[str, int], ...], ...]
     partitioned: bool
+    pinned: frozenset[tuple[str, str, str, str]] = field(default_factory=frozenset)
+    strategy: str = "default"
+
+    def router(self, edge: Edge, instance: int) -> Callable[[Any], int]:
+        """Return the router of ``edge`` for sender ``instance`` (see :func:`make_router`)."""
+        if (edge.src, edge.src_port, edge.dst, edge.dst_port) in self.pinned:
+            return lambda data: instance
+        return make_router(edge.grouping, self.instances[edge.dst], start=instance)
 
     def partitions(self) -> list[list[str]]:
         """Instance labels (``PE[i]``) per worker, for reports."""
@@ -172,9 +189,15 @@ def _fixed_instances(graph: Graph, node: Node) -> int | None:
 
 
 def build_plan(
-    graph: Graph | WorkflowGraph, inputs: InputSpec = None, workers: int | None = 1
+    graph: Graph | WorkflowGraph,
+    inputs: InputSpec = None,
+    workers: int | None = 1,
+    optimisation: Optimisation | None = None,
 ) -> Plan:
-    """Plan a run of ``graph`` on ``workers`` processes (``None``: one instance per PE)."""
+    """Plan a run of ``graph`` on ``workers`` processes (``None``: one instance per PE).
+
+    ``optimisation`` (see :mod:`engine.optimise`) replaces the default placement.
+    """
     if isinstance(graph, WorkflowGraph):
         graph = graph.build()
     iterations, feeds = normalise_inputs(graph, inputs)
@@ -191,6 +214,17 @@ def build_plan(
     # taking a process of their own.
     feeders = [(node_id, 0) for node_id in feeder_items]
     fixed = {node_id: n for node_id, n in fixed.items() if node_id not in feeder_items}
+    if optimisation is not None:
+        from engine.optimise import place
+
+        placed = place(exec_graph, fixed, workers, optimisation)
+        opt_slots = [list(slot) for slot in placed.slots]
+        opt_slots[0][:0] = feeders
+        opt_counts = {**placed.instances, **dict.fromkeys(feeder_items, 1)}
+        return Plan(exec_graph, dict(iterations), opt_counts,
+                    tuple(tuple(slot) for slot in opt_slots),
+                    any(len(slot) > 1 for slot in placed.slots), placed.pinned,
+                    optimisation.strategy)
     free = [node_id for node_id, n in fixed.items() if n is None]
     used = sum(n for n in fixed.values() if n is not None)
     share = (workers - used) // len(free) if free else 0

@@ -10,11 +10,20 @@ import typer
 import engine
 from dare_cli.context import exit_on_error, get_state
 from dare_cli.errors import DareUsageError
-from dare_cli.loading import inputs_from_options, load_graph, merged_options
+from dare_cli.loading import (
+    inputs_from_options,
+    load_graph,
+    load_optimisation,
+    merged_options,
+)
 from dare_cli.progress import RunReporter
 from dare_cli.render import outputs_to_text, result_to_json, summary_table
 from engine.errors import EngineError
-from engine.mappings import get_mapping
+from engine.graph import Graph
+from engine.mappings import Mapping, get_mapping
+from engine.monitor import MonitorWriter
+from engine.observe import Observer
+from engine.optimise import Optimisation
 
 app = typer.Typer()
 
@@ -63,6 +72,24 @@ def run(
                      help="Mapping option (repeatable), e.g. batch_size=64; "
                      "VALUE is JSON, else text."),
     ] = None,
+    monitor: Annotated[
+        Path | None,
+        typer.Option("--monitor", metavar="FILE",
+                     help="Write the run's monitoring record (JSON: per PE units and time, "
+                     "per connection units, bytes and send time)."),
+    ] = None,
+    optimise: Annotated[
+        str | None,
+        typer.Option("--optimise", metavar="naive|staging",
+                     help="Place PEs from a monitoring record (--record): 'naive' fuses PEs "
+                     "that communicate more than they compute, 'staging' fuses one-to-one "
+                     "chains into replicated stages (multi, mpi)."),
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option("--record", metavar="FILE",
+                     help="Monitoring record of a previous run, read by --optimise."),
+    ] = None,
 ) -> None:
     """Run a workflow graph and print the outputs of its unconnected ports.
 
@@ -82,6 +109,12 @@ def run(
         graph = load_graph(target)
         count = iterations if iterations is not None else defaults.iterations
         inputs = inputs_from_options(graph, count, data, file)
+        options.update(_placement_options(enactor, optimise, record, graph))
+        observers: list[Observer] = []
+        if monitor is not None:
+            observers.append(MonitorWriter(monitor))
+            if "timing" in enactor.options:  # simple measures per-unit time only if asked
+                options.setdefault("timing", True)
 
         reporter = RunReporter(state.stderr, live=state.show_progress)
         try:
@@ -90,7 +123,7 @@ def run(
                 inputs,
                 mapping=mapping_name,
                 workers=workers if workers is not None else defaults.workers,
-                observers=[reporter],
+                observers=[reporter, *observers],
                 **options,
             )
         except (EngineError, KeyboardInterrupt):
@@ -108,3 +141,19 @@ def run(
             typer.echo(outputs_to_text(result.outputs))
         if not state.quiet:
             state.stderr.print(summary_table(result.summary))
+
+
+def _placement_options(
+    enactor: Mapping, strategy: str | None, record: Path | None, graph: Graph
+) -> dict[str, Optimisation]:
+    """Turn ``--optimise``/``--record`` into the mapping's ``optimisation`` option."""
+    if strategy is None:
+        if record is not None:
+            raise DareUsageError("--record is read by --optimise: give --optimise naive|staging")
+        return {}
+    if "optimisation" not in enactor.options:
+        raise DareUsageError(
+            f"mapping {enactor.name!r} has a single placement; --optimise applies to the "
+            "mappings that place PEs on processes (multi, mpi)"
+        )
+    return {"optimisation": load_optimisation(strategy, record, graph)}
