@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint bench demo ra clean
+MPI_TESTS ?= tests/engine
+.PHONY: help install system test test-fast test-mpi lint bench demo ra clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,8 +22,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install dare with its development tools
 
-test: $(STAMP) ## Set up, then run the whole test suite (slow tests included)
+system: ## Install the system services the tests use (redis-server; apt-get, as root or with sudo)
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@redis-server --version
+
+test: $(STAMP) system ## Set up, then run the whole test suite (slow, MPI and Redis tests included)
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-mpi
+
+test-mpi: $(STAMP) ## The engine's semantic suite under real mpiexec with 2 and 4 ranks
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider -m mpi $(MPI_TESTS)
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/mpiexec -n 4 $(PY) -m pytest -q -p no:cacheprovider -m mpi $(MPI_TESTS)
 
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(PY) -m pytest -q -m "not slow"

@@ -32,8 +32,8 @@ from engine.errors import EngineError, PEError, RemoteTraceback, WorkerDied
 from engine.graph import Graph, WorkflowGraph
 from engine.mappings.base import Mapping
 from engine.observe import InstanceStats, LinkStats, Observer, RunResult, RunSummary
+from engine.optimise import Optimisation
 from engine.partition import InputSpec, Plan, build_plan
-from engine.routing import make_router
 from engine.runtime import Deliver, InstanceRunner, clock, fan_out
 
 __all__ = ["MultiMapping"]
@@ -52,7 +52,7 @@ class MultiMapping(Mapping):
 
     name = "multi"
     description = "multiprocessing on one machine; partitions PEs when workers are few"
-    options = ("batch_size", "start_method")
+    options = ("batch_size", "start_method", "optimisation")
 
     def run(
         self,
@@ -63,14 +63,19 @@ class MultiMapping(Mapping):
         observers: Iterable[Observer] = (),
         batch_size: int = 1024,
         start_method: str | None = None,
+        optimisation: Optimisation | None = None,
         **options: Any,
     ) -> RunResult:
-        """Run ``graph`` on ``workers`` processes (default: the number of CPUs)."""
+        """Run ``graph`` on ``workers`` processes (default: the number of CPUs).
+
+        ``optimisation`` (:class:`engine.optimise.Optimisation`) replaces the default placement.
+        """
         self.check_options(options)
         if batch_size < 1:
             raise EngineError(f"batch_size must be >= 1, not {batch_size}")
         observers = list(observers)
-        plan = build_plan(graph, inputs, workers=workers or os.cpu_count() or 1)
+        plan = build_plan(graph, inputs, workers=workers or os.cpu_count() or 1,
+                          optimisation=optimisation)
         if start_method is None:
             start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(start_method)
@@ -281,7 +286,7 @@ class _Worker:
                                      (edge.src, edge.src_port, edge.dst, edge.dst_port))
                     )
                     targets.append((dest, send))
-                router = make_router(edge.grouping, count, start=instance)
+                router = plan.router(edge, instance)
                 runner.routes[edge.src_port].append(fan_out(router, delivers))
             for port in runner.routes:
                 if not runner.routes[port]:
