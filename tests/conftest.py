@@ -10,7 +10,9 @@ import pytest
 
 import engine
 from engine.mappings import available
+from engine.monitor import monitoring_record, parse_record
 from engine.observe import RunResult
+from engine.optimise import Optimisation
 
 #: Worker counts tried for every parallel mapping: 1 and 2 force partitions, 5 replicates.
 PARALLEL_WORKERS = (1, 2, 5)
@@ -20,10 +22,11 @@ SEPARATE = {"mpi": "mpi", "redis": "redis"}
 
 @dataclass(frozen=True)
 class MappingCase:
-    """One mapping with one worker count."""
+    """One mapping with one worker count (and, for ``multi``, an optional optimisation)."""
 
     name: str
     workers: int | None
+    optimise: str | None = None
 
     @property
     def ordered(self) -> bool:
@@ -31,10 +34,21 @@ class MappingCase:
         return self.name == "simple"
 
     def run(self, graph: Any, inputs: Any = None, **options: Any) -> RunResult:
+        if self.optimise is not None:
+            options["optimisation"] = self._optimisation(graph, inputs, options)
         return engine.run(graph, inputs, mapping=self.name, workers=self.workers, **options)
 
+    def _optimisation(self, graph: Any, inputs: Any, options: dict[str, Any]) -> Any:
+        """The optimisation, from the record of a first, default run (``naive`` needs one)."""
+        record = None
+        if self.optimise == "naive":
+            first = engine.run(graph, inputs, mapping=self.name, workers=self.workers, **options)
+            record = parse_record(monitoring_record(first))
+        return Optimisation(self.optimise or "", record)
+
     def __str__(self) -> str:
-        return self.name if self.workers is None else f"{self.name}-{self.workers}"
+        name = self.name if self.workers is None else f"{self.name}-{self.workers}"
+        return name if self.optimise is None else f"{name}-{self.optimise}"
 
 
 def _cases() -> list[MappingCase]:
@@ -46,6 +60,8 @@ def _cases() -> list[MappingCase]:
             cases.append(MappingCase(name, None))
         else:
             cases.extend(MappingCase(name, n) for n in PARALLEL_WORKERS)
+    # The static optimisations only move PE instances: every semantic test must still hold.
+    cases += [MappingCase("multi", 3, "staging"), MappingCase("multi", 4, "naive")]
     return cases
 
 
