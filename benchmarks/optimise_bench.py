@@ -29,10 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import engine  # noqa: E402
-from engine import AllToOne, IterativePE, ProcessingElement, ProducerPE, WorkflowGraph  # noqa: E402
-from engine.monitor import MonitorWriter  # noqa: E402
-from engine.optimise import Optimisation  # noqa: E402
+import engine
+from engine import AllToOne, IterativePE, ProcessingElement, ProducerPE, WorkflowGraph
+from engine.monitor import MonitorWriter
+from engine.optimise import Optimisation
 
 
 class Records(ProducerPE):

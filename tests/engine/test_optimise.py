@@ -42,7 +42,8 @@ def total(x: int) -> int:
 def chain_graph(n: int = 100) -> Graph:
     """ListSource -> double -> add_one -> total (all-to-one) -> Collect."""
     graph = WorkflowGraph("chain")
-    source, doubler, adder, summer, sink = ListSource(range(n)), double(), add_one(), total(), Collect()
+    source, doubler, adder = ListSource(range(n)), double(), add_one()
+    summer, sink = total(), Collect()
     graph.connect(source, "output", doubler, "input")
     graph.connect(doubler, "output", adder, "input")
     graph.connect(adder, "output", summer, "input", AllToOne())
@@ -50,7 +51,9 @@ def chain_graph(n: int = 100) -> Graph:
     return graph.build()
 
 
-def record(graph: Graph, seconds: dict[str, float], links: dict[tuple[str, str], float]) -> MonitorRecord:
+def record(
+    graph: Graph, seconds: dict[str, float], links: dict[tuple[str, str], float]
+) -> MonitorRecord:
     """A record with the given processing and sending times (ports are input/output)."""
     return MonitorRecord(
         path="test", mapping="multi", workers=4, wall_seconds=1.0,
@@ -134,7 +137,7 @@ def test_missing_record_and_record_of_another_graph(tmp_path: Path) -> None:
         read_record(tmp_path / "nothing.json")
     other = parse_record({"format": FORMAT, "connections": [],
                           "pes": {"Elsewhere": {"process_seconds": 1.0}}}, "other.json")
-    with pytest.raises(MonitorRecordError, match="names PE.*Elsewhere"):
+    with pytest.raises(MonitorRecordError, match=r"names PE.*Elsewhere"):
         other.check_graph(chain_graph())
 
 
