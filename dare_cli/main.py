@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from dare_cli import __version__
-from dare_cli.commands import climate, graph, mappings, ra, run
+from dare_cli.commands import climate, graph, mappings, ra, run, worker
 from dare_cli.config import load_config
 from dare_cli.context import CLIState, configure_logging, exit_on_error
+from engine.mappings.mpi import start_servants_if_needed
 
 app = typer.Typer(
     name="dare",
@@ -23,6 +24,7 @@ app.add_typer(mappings.app)
 app.add_typer(graph.app, name="graph")
 app.add_typer(ra.app, name="ra")
 app.add_typer(climate.app, name="climate")
+app.add_typer(worker.app)
 
 
 def _print_version(value: bool) -> None:
@@ -54,6 +56,8 @@ def main(
     """Run and inspect streaming dataflow workflows (seismology, climate)."""
     state = CLIState(verbose=verbose, quiet=quiet)
     with exit_on_error(state):
+        # Under mpiexec/srun, ranks > 0 serve the mpi mapping and never run the command.
+        start_servants_if_needed()
         state.config = load_config(config)
     ctx.obj = state
     ctx.call_on_close(configure_logging(state))

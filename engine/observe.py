@@ -72,6 +72,9 @@ class RunSummary:
     #: Whether ``process_seconds`` were measured per unit (the ``simple`` mapping measures
     #: them only with ``timing=True``; without, they are reported as ``None``).
     timed: bool = True
+    #: What elastic mappings did with their pool (``dynamic``: pool sizes over time,
+    #: process-seconds, peak; ``redis``: run id and workers); empty for the others.
+    scaling: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_instances(
@@ -118,6 +121,7 @@ class RunSummary:
             },
             "links": [vars(link) for link in self.links],
             "partitions": self.partitions,
+            "scaling": self.scaling,
         }
 
 

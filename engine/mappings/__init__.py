@@ -12,6 +12,9 @@ __all__ = ["Mapping", "available", "get_mapping"]
 _BUILTIN = {
     "simple": "engine.mappings.simple:SimpleMapping",
     "multi": "engine.mappings.multi:MultiMapping",
+    "mpi": "engine.mappings.mpi:MpiMapping",
+    "dynamic": "engine.mappings.dynamic:DynamicMapping",
+    "redis": "engine.mappings.redis_queue:RedisMapping",
 }
 
 

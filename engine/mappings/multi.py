@@ -23,28 +23,31 @@ import queue
 import signal
 import sys
 import time
-import traceback
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from engine.errors import EngineError, PEError, RemoteTraceback, WorkerDied
+from engine.errors import EngineError, WorkerDied
 from engine.graph import Graph, WorkflowGraph
 from engine.mappings.base import Mapping
+from engine.mappings.worker import (
+    InstanceKey,
+    Message,
+    Send,
+    Transport,
+    Worker,
+    describe_failure,
+    dump_message,
+    merge_links,
+    raise_failure,
+)
 from engine.observe import InstanceStats, LinkStats, Observer, RunResult, RunSummary
 from engine.optimise import Optimisation
 from engine.partition import InputSpec, Plan, build_plan
-from engine.runtime import Deliver, InstanceRunner, clock, fan_out
 
 __all__ = ["MultiMapping"]
 
-InstanceKey = tuple[str, int]
-
-#: Seconds between progress reports from a worker, and the parent's liveness poll.
-PROGRESS_INTERVAL = 0.5
+#: Seconds between the parent's checks that every worker is alive.
 POLL_INTERVAL = 0.2
-#: A batch older than this is sent even if it is not full (sources, slow producers).
-MAX_BATCH_AGE = 0.05
 
 
 class MultiMapping(Mapping):
@@ -175,27 +178,11 @@ class _Parent:
                 observer.instance_finished(stats)
         elif kind == "done":
             _, worker, links = message
-            for link in links:
-                key = (link.src, link.src_port, link.dst, link.dst_port)
-                total = self.links.setdefault(key, LinkStats(*key))
-                total.units += link.units
-                total.batches += link.batches
-                total.bytes += link.bytes
-                total.send_seconds += link.send_seconds
+            merge_links(self.links, links)
             self.done.add(worker)
         elif kind == "error":
             _, worker, pe_error, original, text = message
-            remote = RemoteTraceback(text)
-            if pe_error is not None:
-                if original is not None:
-                    original.__cause__ = remote
-                raise pe_error from (original or remote)
-            if isinstance(original, EngineError):
-                raise original from remote
-            last_line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
-            raise EngineError(f"worker process {worker} failed: {last_line}") from (
-                original or remote
-            )
+            raise_failure(f"worker process {worker}", pe_error, original, text)
         else:  # pragma: no cover - a protocol error is a bug
             raise EngineError(f"unexpected message from a worker: {message!r}")
 
@@ -226,228 +213,48 @@ def _worker_main(
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     try:
-        _Worker(index, plan, location, inboxes, results, batch_size).run()
+        transport = _QueueTransport(index, inboxes, results)
+        Worker(index, plan, location, transport, batch_size).run()
     except BaseException as exc:  # report everything, then exit non-zero
-        pe_error = exc if isinstance(exc, PEError) else None
-        original = exc.__cause__ if pe_error is not None else exc
-        text = "".join(traceback.format_exception(original)) if original is not None else ""
-        try:
-            pickle.dumps(original)
-        except Exception:
-            original = None
-        results.put(("error", index, pe_error, original, text))
+        results.put(("error", index, *describe_failure(exc)))
         results.close()
         results.join_thread()
         sys.exit(1)
 
 
-class _Worker:
-    """The loop of one worker process: its PE instances, inbox and outgoing batches."""
+class _QueueTransport(Transport):
+    """Multiprocessing queues: one inbox per worker, one results queue to the parent."""
 
-    def __init__(
-        self,
-        index: int,
-        plan: Plan,
-        location: dict[InstanceKey, int],
-        inboxes: list[Any],
-        results: Any,
-        batch_size: int,
-    ) -> None:
+    def __init__(self, index: int, inboxes: list[Any], results: Any) -> None:
         self.index = index
-        self.plan = plan
+        self.inboxes = inboxes
         self.inbox = inboxes[index]
         self.results = results
-        self.batch_size = batch_size
-        self.local: deque[tuple[Any, ...]] = deque()
-        self.flushers: list[Callable[[], None]] = []
-        self.link_stats: dict[tuple[str, str, str, str], LinkStats] = {}
-        graph = plan.graph
-        self.runners: dict[InstanceKey, InstanceRunner] = {}
-        self.waiting: dict[InstanceKey, int] = {}
-        for pe_id, instance in plan.workers[index]:
-            node = graph.node(pe_id)
-            self.runners[(pe_id, instance)] = InstanceRunner(
-                node, instance, plan.instances[pe_id], worker=index
-            )
-            self.waiting[(pe_id, instance)] = sum(
-                plan.instances[edge.src] for edge in graph.incoming(pe_id)
-            )
-        self.eos_targets: dict[InstanceKey, list[tuple[InstanceKey, Callable[..., int]]]] = {}
-        for (pe_id, instance), runner in self.runners.items():
-            targets: list[tuple[InstanceKey, Callable[..., int]]] = []
-            for edge in graph.outgoing(pe_id):
-                count = plan.instances[edge.dst]
-                delivers = []
-                for j in range(count):
-                    dest = (edge.dst, j)
-                    send = self._channel(location[dest], inboxes)
-                    delivers.append(
-                        self._buffer(send, ("D", dest, edge.dst_port, runner.label),
-                                     (edge.src, edge.src_port, edge.dst, edge.dst_port))
-                    )
-                    targets.append((dest, send))
-                router = plan.router(edge, instance)
-                runner.routes[edge.src_port].append(fan_out(router, delivers))
-            for port in runner.routes:
-                if not runner.routes[port]:
-                    runner.routes[port].append(self._output_buffer(pe_id, port))
-            runner.wire()
-            self.eos_targets[(pe_id, instance)] = targets
 
-    # -- channels and batches ------------------------------------------------------------
-    def _channel(self, worker: int, inboxes: list[Any]) -> Callable[[tuple[Any, ...]], int]:
-        """Return ``send(message)``, which returns the bytes sent (0 within the process)."""
-        if worker == self.index:
-            append = self.local.append
+    def channel(self, worker: int) -> Send:
+        put = self.inboxes[worker].put
 
-            def keep(message: tuple[Any, ...]) -> int:
-                append(message)
-                return 0
-
-            return keep
-        put = inboxes[worker].put
-
-        def send(message: tuple[Any, ...]) -> int:
-            try:
-                data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:
-                kind, dest, *rest = message
-                raise EngineError(
-                    f"units sent by {rest[1] if kind == 'D' else rest[0]} to "
-                    f"{dest[0]}[{dest[1]}] cannot cross processes (pickle failed: {exc}); "
-                    "emit picklable data, or run this PE with the simple mapping"
-                ) from exc
+        def send(message: Message) -> int:
+            data = dump_message(message)
             put(data)
             return len(data)
 
         return send
 
-    def _buffer(
-        self,
-        send: Callable[[tuple[Any, ...]], int],
-        header: tuple[Any, ...],
-        link: tuple[str, str, str, str],
-    ) -> Deliver:
-        limit = self.batch_size
-        stats = self.link_stats.setdefault(link, LinkStats(*link))
-        seqs: list[int] = []
-        items: list[Any] = []
+    def receive(self, timeout: float) -> Message | None:
+        try:
+            message: Message = pickle.loads(self.inbox.get(timeout=timeout))
+        except queue.Empty:
+            return None
+        return message
 
-        def flush() -> None:
-            nonlocal seqs, items
-            if items:
-                start = clock()
-                stats.units += len(items)
-                stats.batches += 1
-                batch, numbers = items, seqs
-                seqs, items = [], []
-                if numbers[-1] - numbers[0] == len(numbers) - 1:  # contiguous: send a range
-                    numbers = range(numbers[0], numbers[-1] + 1)  # type: ignore[assignment]
-                stats.bytes += send((*header, numbers, batch))
-                stats.send_seconds += clock() - start
+    def report(self, message: Message) -> None:
+        self.results.put(message)
 
-        def deliver(seq: int, data: Any) -> None:
-            seqs.append(seq)
-            items.append(data)
-            if len(items) >= limit:
-                flush()
+    def output(self, pe_id: str, port: str, items: list[Any]) -> None:
+        self.results.put(("O", pe_id, port, pickle.dumps(items, pickle.HIGHEST_PROTOCOL)))
 
-        self.flushers.append(flush)
-        return deliver
-
-    def _output_buffer(self, pe_id: str, port: str) -> Deliver:
-        limit = self.batch_size
-        put = self.results.put
-        items: list[Any] = []
-
-        def flush() -> None:
-            nonlocal items
-            if items:
-                batch, items = items, []
-                put(("O", pe_id, port, pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)))
-
-        def deliver(seq: int, data: Any) -> None:
-            items.append(data)
-            if len(items) >= limit:
-                flush()
-
-        self.flushers.append(flush)
-        return deliver
-
-    def flush_all(self) -> None:
-        """Send every pending batch."""
-        for flush in self.flushers:
-            flush()
-
-    # -- the loop ------------------------------------------------------------------------
-    def run(self) -> None:
-        for runner in self.runners.values():
-            runner.setup()
-        self.last_progress = time.monotonic()
-        active = set(self.runners)
-        for key, runner in self.runners.items():
-            if key[0] in self.plan.iterations:
-                self._run_source(runner)
-                self._finish(key)
-                active.discard(key)
-        for key in [key for key in active if self.waiting[key] == 0]:
-            self._finish(key)
-            active.discard(key)
-        inbox_get = self.inbox.get
-        local = self.local
-        while active:
-            if local:
-                message = local.popleft()
-            else:
-                self.flush_all()
-                try:
-                    message = pickle.loads(inbox_get(timeout=PROGRESS_INTERVAL))
-                except queue.Empty:
-                    self._progress()
-                    continue
-            if message[0] == "D":
-                _, dest, port, sender, seqs, payloads = message
-                self.runners[dest].process_batch(port, sender, seqs, payloads)
-            else:
-                dest = message[1]
-                self.waiting[dest] -= 1
-                if self.waiting[dest] == 0:
-                    self._finish(dest)
-                    active.discard(dest)
-            if time.monotonic() - self.last_progress > PROGRESS_INTERVAL:
-                self._progress()
-        self.flush_all()
-        self.results.put(("done", self.index, list(self.link_stats.values())))
+    def finish(self, links: list[LinkStats]) -> None:
+        self.results.put(("done", self.index, links))
         self.results.close()
         self.results.join_thread()
-
-    def _run_source(self, runner: InstanceRunner) -> None:
-        last = [clock()]
-
-        def after_each() -> None:
-            now = clock()
-            if now - last[0] > MAX_BATCH_AGE:
-                last[0] = now
-                self.flush_all()
-                if time.monotonic() - self.last_progress > PROGRESS_INTERVAL:
-                    self._progress()
-
-        runner.run_iterations(self.plan.iterations[runner.node.id], after_each)
-
-    def _finish(self, key: InstanceKey) -> None:
-        runner = self.runners[key]
-        runner.flush()
-        self.flush_all()
-        for dest, send in self.eos_targets[key]:
-            send(("E", dest, runner.label))
-        self.results.put(("I", self.index, runner.finish_stats()))
-
-    def _progress(self) -> None:
-        self.last_progress = time.monotonic()
-        counts = [
-            (pe_id, instance, runner.stats.units_in, runner._emitted())
-            for (pe_id, instance), runner in self.runners.items()
-        ]
-        self.results.put(("P", self.index, counts))
-
-

@@ -1,0 +1,806 @@
+"""The ``redis`` mapping: the task core of ``dynamic``, shared across machines through Redis.
+
+A run is a set of keys under ``dare:{RUN_ID}:`` (the braces make it a Redis Cluster hash tag,
+so every key of a run lives in one slot and one Lua script may touch them all):
+
+=====================  ============================================================
+``state``              ``running``, then ``done`` or ``failed`` (kept for an hour)
+``spec``, ``meta``     the graph (cloudpickle); the modules to load first, and options
+``pool``               stream of the pooled PEs' tasks, consumer group ``pool``
+``inst:PE:I``          stream of one dedicated instance, consumer group ``inst``
+``reports``            stream of task reports and errors, read by the coordinator
+``done``               set of committed task ids
+``workers``            counter giving each worker its number
+=====================  ============================================================
+
+The coordinator (the process that called ``run``) creates them, starts ``local_workers`` pool
+worker processes and one process per dedicated instance (sources and stateful PEs, see
+:mod:`engine.mappings.tasks`), and counts reports until every PE is complete. More pool
+workers may join from any host::
+
+    dare worker --redis redis://HOST:PORT/DB --run RUN_ID
+
+(the run id is logged by the coordinator, or chosen with the ``run_id`` option; without
+``--run`` a worker serves whatever runs appear). Their code must be importable there: the
+graph travels by cloudpickle, which refers to classes by module name; modules the coordinator
+loaded from a ``.py`` file are loaded by the worker from the same path, which must therefore
+exist on the worker's host (a shared file system, or the same checkout).
+
+Exactly once
+------------
+A pool worker takes a task with ``XREADGROUP`` and commits it with one Lua script: if the task
+id is new in ``done``, the script appends the emitted tasks to their streams and the report to
+``reports``; in every case it acknowledges (and deletes) the task. A worker killed mid-task
+leaves its task pending; after ``visibility_timeout`` seconds (default 5) another worker takes
+it over with ``XAUTOCLAIM`` and runs it again. When both finish (a slow worker, not a dead
+one), only the first commit counts, so every unit reaches the outputs once. Sources and
+dedicated instances commit the same way with deterministic ids, so a commit retried after a
+lost reply is applied once.
+
+Redis restarts
+--------------
+Every client retries (redis-py ``Retry``, exponential back-off) for ``reconnect_timeout``
+seconds (default 30), so a Redis server restarted with persistence (``appendonly yes``,
+``appendfsync always``) loses no acknowledged task and the run completes with exact outputs.
+A server that comes back empty (no persistence) is detected and ends the run with an error.
+
+Limits
+------
+Tasks, graphs and results travel as pickles: whoever can write to the Redis server can run
+code on the workers, so use a trusted server (a password, TLS with ``rediss://``).
+
+Dedicated instances and sources live in processes on the coordinator's machine: if that
+machine dies the run is lost. The coordinator keeps the run's ``state`` key alive with a time
+to live of ``reconnect_timeout`` + 30 s, so workers stop serving a run whose coordinator is
+gone; its other keys stay until deleted (``redis-cli --scan --pattern 'dare:{RUN_ID}:*'``).
+
+A task that
+takes longer than ``visibility_timeout`` is run again by another worker (committed once):
+raise the timeout for slow PEs. After a Redis restart, a task whose delivery reply was lost is
+processed later than its successors, so order within a link is then not guaranteed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError, PEError, WorkerDied
+from engine.graph import Graph, WorkflowGraph
+from engine.mappings.base import Mapping
+from engine.mappings.tasks import (
+    Ledger,
+    Ready,
+    Report,
+    RunSpec,
+    TaskWorker,
+    cannot_cross,
+    failure_message,
+    raise_failure,
+)
+from engine.observe import Observer, RunResult, RunSummary
+from engine.partition import InputSpec, Plan, build_plan
+from engine.runtime import clock
+
+__all__ = ["RedisMapping", "RunKeys", "connect", "serve"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+#: Environment variable giving the default ``redis_url`` (and ``dare worker --redis``).
+URL_VARIABLE = "DARE_REDIS_URL"
+#: Units per task (a task costs about two Redis round trips; see ``dynamic``).
+DEFAULT_BATCH = 32
+#: Milliseconds a worker blocks on an empty stream before checking the run's state.
+BLOCK_MS = 1000
+#: Seconds between the coordinator's liveness checks.
+TICK = 0.2
+#: How long a finished run's ``state`` key is kept, so late workers learn that it ended.
+STATE_TTL = 3600
+RUNS_KEY = "dare:runs"
+
+# KEYS: state, done, reports, ack stream, destination streams...
+# ARGV: task id, group, entry id to ack ('' for none), report, payloads...
+_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= 'running' then return -1 end
+local new = redis.call('SADD', KEYS[2], ARGV[1])
+if new == 1 then
+  for i = 5, #KEYS do redis.call('XADD', KEYS[i], '*', 't', ARGV[i]) end
+  redis.call('XADD', KEYS[3], '*', 'r', ARGV[4])
+end
+if ARGV[3] ~= '' then
+  redis.call('XACK', KEYS[4], ARGV[2], ARGV[3])
+  redis.call('XDEL', KEYS[4], ARGV[3])
+end
+return new
+"""
+
+
+def default_url() -> str:
+    """``$DARE_REDIS_URL``, else ``redis://127.0.0.1:6379/0``."""
+    return os.environ.get(URL_VARIABLE) or DEFAULT_URL
+
+
+def connect(url: str, reconnect_timeout: float = 30.0) -> Any:
+    """A Redis client that retries every command for about ``reconnect_timeout`` seconds."""
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    cap = 0.5
+    retry = Retry(ExponentialBackoff(cap=cap, base=0.02), int(reconnect_timeout / cap) + 5,
+                  supported_errors=(redis.ConnectionError, redis.TimeoutError, TimeoutError))
+    return redis.Redis.from_url(
+        url, retry=retry, socket_connect_timeout=2, socket_timeout=BLOCK_MS / 1000 + 10,
+        socket_keepalive=True,
+    )
+
+
+def _describe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    return f"{parts.scheme}://{host}:{parts.port or 6379}{parts.path}"
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """Names of a run's keys."""
+
+    run_id: str
+
+    @property
+    def prefix(self) -> str:
+        """``dare:{RUN_ID}:``."""
+        return f"dare:{{{self.run_id}}}:"
+
+    def __getattr__(self, name: str) -> str:
+        if name in ("state", "spec", "meta", "pool", "reports", "done", "workers"):
+            return self.prefix + name
+        raise AttributeError(name)
+
+    def instance(self, pe_id: str, instance: int) -> str:
+        """Stream of one dedicated instance."""
+        return f"{self.prefix}inst:{pe_id}:{instance}"
+
+    def all(self, spec: RunSpec) -> list[str]:
+        """Every key of the run but ``state``."""
+        return [self.spec, self.meta, self.pool, self.reports, self.done, self.workers,
+                *(self.instance(pe, i) for pe, i in spec.dedicated())]
+
+
+class _Store:
+    """One process's access to a run: commits, reads, errors, with reconnection."""
+
+    def __init__(self, url: str, keys: RunKeys, reconnect_timeout: float) -> None:
+        self.url = url
+        self.keys = keys
+        self.reconnect_timeout = reconnect_timeout
+        self.client = connect(url, reconnect_timeout)
+        self._commit = self.client.register_script(_COMMIT)
+
+    def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a client method; a connection lost for good becomes an EngineError."""
+        import redis
+
+        try:
+            return function(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise EngineError(
+                f"lost the connection to Redis at {_describe_url(self.url)} for more than "
+                f"{self.reconnect_timeout:g} s: {exc}"
+            ) from exc
+
+    def state(self) -> bytes | None:
+        """The run's state (``None`` if the run does not exist)."""
+        return self.call(self.client.get, self.keys.state)
+
+    def running(self) -> bool:
+        """Whether the run is still running."""
+        return self.state() == b"running"
+
+    def commit(self, task_id: str, ack: tuple[str, str, bytes] | None, tasks: list[Ready],
+               report: Callable[[], Report]) -> int:
+        """Commit a task: 1 if applied, 0 if it was committed before, -1 if the run ended."""
+        keys = self.keys
+        stream_keys = [keys.state, keys.done, keys.reports, ack[0] if ack else keys.reports]
+        arguments: list[Any] = [task_id, ack[1] if ack else "", ack[2] if ack else "", b""]
+        for counters, message in tasks:
+            start = clock()
+            try:
+                data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                raise cannot_cross(message, exc) from exc
+            instance = message[2]
+            stream_keys.append(keys.pool if instance is None
+                               else keys.instance(message[1], instance))
+            arguments.append(data)
+            counters[2] += len(data)
+            counters[3] += clock() - start
+        built = report()
+        try:
+            arguments[3] = pickle.dumps(("R", built), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            ports = ", ".join(f"{pe}.{port}" for pe, port in built[2])
+            raise EngineError(
+                f"outputs of {ports} cannot cross processes (pickle failed: {exc}); "
+                "emit picklable data, or run with the simple mapping"
+            ) from exc
+        return int(self.call(self._commit, keys=stream_keys, args=arguments))
+
+    def report_error(self, who: str, exc: BaseException) -> None:
+        """Send a worker's failure to the coordinator."""
+        data = pickle.dumps(("E", who, *failure_message(exc)))
+        with contextlib.suppress(EngineError):
+            self.call(self.client.xadd, self.keys.reports, {"r": data})
+
+
+# -- the mapping ---------------------------------------------------------------------------
+class RedisMapping(Mapping):
+    """Pool workers on any host, sharing the run through Redis streams."""
+
+    name = "redis"
+    description = ("workers on any host share the run through Redis streams "
+                   "(dare worker --redis URL --run RUN_ID)")
+    options = ("redis_url", "local_workers", "batch_size", "visibility_timeout", "run_id",
+               "reconnect_timeout", "start_method")
+
+    def run(
+        self,
+        graph: Graph | WorkflowGraph,
+        inputs: InputSpec = None,
+        *,
+        workers: int | None = None,
+        observers: Iterable[Observer] = (),
+        redis_url: str | None = None,
+        local_workers: int | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        visibility_timeout: float = 5.0,
+        run_id: str | None = None,
+        reconnect_timeout: float = 30.0,
+        start_method: str | None = None,
+        **options: Any,
+    ) -> RunResult:
+        """Run ``graph`` through the Redis server at ``redis_url`` (default ``$DARE_REDIS_URL``).
+
+        ``workers`` (default: the number of CPUs) plans the dedicated instances as in
+        ``multi`` and is the default of ``local_workers``, the pool workers this process
+        starts (0: only workers started with ``dare worker`` serve the pool).
+        """
+        self.check_options(options)
+        if batch_size < 1:
+            raise EngineError(f"batch_size must be >= 1, not {batch_size}")
+        if visibility_timeout <= 0:
+            raise EngineError(f"visibility_timeout must be > 0, not {visibility_timeout}")
+        observers = list(observers)
+        workers = workers or os.cpu_count() or 1
+        local = workers if local_workers is None else local_workers
+        if local < 0:
+            raise EngineError(f"local_workers must be >= 0, not {local}")
+        plan = build_plan(graph, inputs, workers=workers)
+        spec = RunSpec.from_plan(plan, batch_size)
+        if start_method is None:
+            start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        settings = _Settings(redis_url or default_url(), local, visibility_timeout,
+                             reconnect_timeout, run_id or uuid.uuid4().hex[:12])
+        placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
+        for observer in observers:
+            observer.run_started(self.name, plan.graph, placement)
+        started = time.perf_counter()
+        coordinator = _Coordinator(plan, spec, multiprocessing.get_context(start_method),
+                                   settings, observers)
+        try:
+            ledger = coordinator.run()
+        except BaseException as error:
+            for observer in observers:
+                observer.run_failed(error)
+            raise
+        summary = RunSummary.from_instances(
+            self.name, len(coordinator.processes), time.perf_counter() - started,
+            list(plan.graph.nodes), ledger.instance_stats(), list(ledger.links.values()),
+            coordinator.partitions(),
+        )
+        summary.scaling = coordinator.record()
+        result = RunResult(ledger.outputs, summary)
+        for observer in observers:
+            observer.run_finished(result)
+        return result
+
+
+@dataclass(frozen=True)
+class _Settings:
+    url: str
+    local_workers: int
+    visibility_timeout: float
+    reconnect_timeout: float
+    run_id: str
+
+
+def _modules_of(spec: RunSpec) -> list[tuple[str, str]]:
+    """``(name, file)`` of the modules defining the graph's PEs and functions.
+
+    A worker imports each by name if it can, else loads the file (a module the coordinator
+    loaded by path, such as ``dare run flow.py``).
+    """
+    names: dict[str, None] = {}
+    for node in spec.graph:
+        for cls in type(node.pe).__mro__:
+            names[cls.__module__] = None
+        for attribute in ("func", "compute_fn"):
+            function = getattr(node.pe, attribute, None)
+            if function is not None and getattr(function, "__module__", None):
+                names[function.__module__] = None
+        for function in getattr(node.pe, "functions", ()) or ():
+            if getattr(function, "__module__", None):
+                names[function.__module__] = None
+    found = []
+    for name in names:
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if module is None or not path or name == "__main__" or name.startswith("engine."):
+            continue
+        if name.split(".")[0] in sys.stdlib_module_names or name == "builtins":
+            continue
+        found.append((name, str(Path(path).resolve())))
+    return found
+
+
+def load_modules(modules: Sequence[tuple[str, str]]) -> None:
+    """Import the graph's modules on a worker: by name, else from the coordinator's path.
+
+    Raises
+    ------
+    EngineError
+        Naming the module and path when neither works.
+    """
+    from engine.compat.dispel4py import aliases
+
+    for name, path in modules:
+        if name in sys.modules:
+            continue
+        with aliases():
+            try:
+                importlib.import_module(name)
+                continue
+            except ImportError:
+                pass
+            if not Path(path).is_file():
+                raise EngineError(
+                    f"module {name!r} of the workflow (from {path} on the coordinator's host) "
+                    "cannot be imported here: make the workflow code importable on every "
+                    "worker host (install it, or use the same path)"
+                )
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise EngineError(f"cannot load module {name!r} from {path}")
+            module = importlib.util.module_from_spec(spec)
+            directory = str(Path(path).parent)
+            if directory not in sys.path:
+                sys.path.append(directory)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+
+
+@dataclass
+class _Coordinator:
+    plan: Plan
+    spec: RunSpec
+    context: Any
+    settings: _Settings
+    observers: Sequence[Observer]
+    processes: list[Any] = field(default_factory=list)
+    replaced: int = 0
+
+    def run(self) -> Ledger:
+        settings, spec = self.settings, self.spec
+        self.keys = keys = RunKeys(settings.run_id)
+        self.store = _Store(settings.url, keys, settings.reconnect_timeout)
+        self.ledger = ledger = Ledger(spec, self.observers)
+        self.pool: list[Any] = []
+        self.dedicated: list[tuple[tuple[str, int], Any]] = []
+        self.created = False
+        status = "failed"
+        try:
+            self._create()
+            self.created = True
+            logger.info("redis run %s on %s: join with 'dare worker --redis %s --run %s'",
+                        settings.run_id, _describe_url(settings.url),
+                        _describe_url(settings.url), settings.run_id)
+            self._start()
+            self._send_markers()
+            self.last = b"0-0"
+            next_tick = time.monotonic() + TICK
+            while not ledger.done:
+                self._read(100)
+                self._send_markers()
+                if time.monotonic() >= next_tick:
+                    self._check()
+                    ledger.progress()
+                    next_tick = time.monotonic() + TICK
+            status = "done"
+        finally:
+            self._finish(status)
+        return ledger
+
+    @property
+    def ttl(self) -> int:
+        """Seconds the ``running`` state lives unless the coordinator refreshes it."""
+        return int(self.settings.reconnect_timeout) + 30
+
+    def _create(self) -> None:
+        store, keys, spec = self.store, self.keys, self.spec
+        client = store.client
+        if store.call(client.exists, keys.state):
+            raise EngineError(f"redis run {self.settings.run_id!r} exists already: "
+                              "choose another run_id")
+        try:
+            import cloudpickle
+
+            shared = cloudpickle.dumps(spec)
+        except Exception as exc:  # only local workers can serve such a run
+            logger.warning("the graph cannot be sent to remote workers (%s); "
+                           "only local workers will serve run %s", exc, self.settings.run_id)
+            shared = b""
+        pipe = client.pipeline(transaction=True)
+        meta = {"modules": _modules_of(spec),
+                "visibility_timeout": self.settings.visibility_timeout}
+        pipe.set(keys.meta, pickle.dumps(meta))
+        pipe.set(keys.spec, shared)
+        pipe.set(keys.workers, len(spec.dedicated()))
+        pipe.xgroup_create(keys.pool, "pool", id="0", mkstream=True)
+        for pe, i in spec.dedicated():
+            if pe not in self.plan.iterations:
+                pipe.xgroup_create(keys.instance(pe, i), "inst", id="0", mkstream=True)
+        pipe.set(keys.state, "running", ex=self.ttl)
+        pipe.sadd(RUNS_KEY, self.settings.run_id)
+        store.call(pipe.execute)
+
+    def _start(self) -> None:
+        spec, settings = self.spec, self.settings
+        for number, key in enumerate(spec.dedicated()):
+            process = self.context.Process(
+                target=_dedicated_main,
+                args=(number, key, spec, self.plan.iterations.get(key[0]), settings),
+                name=f"dare-redis-{key[0]}[{key[1]}]", daemon=True,
+            )
+            process.start()
+            self.dedicated.append((key, process))
+            self.processes.append(process)
+        if spec.pooled:
+            for _ in range(settings.local_workers):
+                self._add_worker()
+
+    def _add_worker(self) -> None:
+        process = self.context.Process(
+            target=_pool_main, args=(self.spec, self.settings),
+            name="dare-redis-pool", daemon=True,
+        )
+        process.start()
+        self.pool.append(process)
+        self.processes.append(process)
+
+    def _read(self, block_ms: int) -> None:
+        """Handle the reports that arrive within ``block_ms`` milliseconds."""
+        store = self.store
+        response = store.call(store.client.xread, {self.keys.reports: self.last}, count=512,
+                              block=block_ms)
+        for _, entries in response or ():
+            for entry_id, fields in entries:
+                self.last = entry_id
+                self._handle(pickle.loads(fields[b"r"]))
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        if message[0] == "R":
+            self.ledger.apply(message[1])
+        elif message[0] == "E":
+            raise_failure(*message[1:])
+        else:  # pragma: no cover - a protocol error is a bug
+            raise EngineError(f"unexpected message in the reports stream: {message!r}")
+
+    def _send_markers(self) -> None:
+        for (pe, instance), count in self.ledger.advance():
+            assert instance is not None
+            self.store.call(self.store.client.xadd, self.keys.instance(pe, instance),
+                            {"eos": count})
+
+    def _check(self) -> None:
+        """Dedicated processes must finish their work; dead pool workers are replaced."""
+        store = self.store
+        if not store.call(store.client.expire, self.keys.state, self.ttl) or (
+            store.state() != b"running"
+        ):
+            raise EngineError(
+                f"redis run {self.settings.run_id!r} vanished from "
+                f"{_describe_url(self.settings.url)} (was the server restarted without "
+                "persistence?)"
+            )
+        ledger = self.ledger
+        for number, (key, process) in enumerate(self.dedicated):
+            if key in ledger.finished or process.exitcode is None:
+                continue
+            deadline = time.monotonic() + 1.0  # it may have reported just before exiting
+            while key not in ledger.finished and time.monotonic() < deadline:
+                self._read(50)
+            if key not in ledger.finished:
+                raise WorkerDied(number, process.exitcode, [f"{key[0]}[{key[1]}]"])
+        for index, process in enumerate(self.pool):
+            if process.exitcode is not None:
+                # Its pending task is claimed by another worker after the visibility timeout.
+                logger.warning("local pool worker (pid %s) exited with %s; starting another",
+                               process.pid, process.exitcode)
+                self.replaced += 1
+                if self.replaced > 10 * max(1, self.settings.local_workers):
+                    raise WorkerDied(index, process.exitcode, ["pool"])
+                self.pool.pop(index)
+                self._add_worker()
+                break
+
+    def _finish(self, status: str) -> None:
+        keys, store = self.keys, self.store
+        for process in self.pool:
+            if process.is_alive():
+                process.terminate()
+        with contextlib.suppress(Exception):
+            if not self.created:
+                raise EngineError("nothing to clean: the run was not created")
+            pipe = store.client.pipeline(transaction=True)
+            pipe.set(keys.state, status, ex=STATE_TTL)
+            pipe.delete(*keys.all(self.spec))
+            pipe.srem(RUNS_KEY, self.settings.run_id)
+            pipe.execute()
+        for _, process in self.dedicated:
+            if process.is_alive():
+                process.join(timeout=5 if status == "done" else 0)
+        for process in self.processes:
+            if process.pid is not None and process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            if process.pid is not None:
+                process.join(timeout=2)
+                if process.is_alive():
+                    process.kill()
+                    process.join(timeout=2)
+        with contextlib.suppress(Exception):
+            store.client.close()
+
+    def record(self) -> dict[str, Any]:
+        """Who served the run (for ``RunSummary.scaling``)."""
+        pool_workers = {stats.worker for stats in self.ledger.stats.values()
+                        if stats.pe_id in self.spec.pooled}
+        return {
+            "run_id": self.settings.run_id,
+            "redis": _describe_url(self.settings.url),
+            "local_workers": self.settings.local_workers,
+            "pool_workers_used": len(pool_workers),
+            "replaced": self.replaced,
+            "dedicated_processes": len(self.dedicated),
+        }
+
+    def partitions(self) -> list[list[str]]:
+        """One entry per dedicated process, then the pool's PEs."""
+        rows = [[f"{pe}[{i}]"] for (pe, i), _ in self.dedicated]
+        if self.spec.pooled:
+            rows.append([f"{node.id}[pool]" for node in self.spec.graph
+                         if node.id in self.spec.pooled])
+        return rows
+
+
+# -- worker processes -----------------------------------------------------------------------
+def _dedicated_main(number: int, key: tuple[str, int], spec: RunSpec,
+                    iterations: Sequence[Any] | None, settings: _Settings) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    store = _Store(settings.url, RunKeys(settings.run_id), settings.reconnect_timeout)
+    label = f"{key[0]}[{key[1]}]"
+    try:
+        _run_dedicated(store, number, key, spec, iterations)
+    except BaseException as exc:
+        store.report_error(label, exc)
+        sys.exit(1)
+
+
+def _run_dedicated(store: _Store, number: int, key: tuple[str, int], spec: RunSpec,
+                   iterations: Sequence[Any] | None) -> None:
+    pe_id, instance = key
+    worker = TaskWorker(spec, number)
+    tag = f"{pe_id}:{instance}"
+    if iterations is not None:
+        batches = [0]
+
+        def commit(tasks: list[Ready], report: Callable[[], Report]) -> None:
+            batches[0] += 1
+            store.commit(f"s:{tag}:{batches[0]}", None, tasks, report)
+
+        worker.run_source(key, iterations, commit)
+        return
+    stream = store.keys.instance(pe_id, instance)
+    client = store.client
+    worker.runner(pe_id, instance)  # set up before the first unit, even if none comes
+    expected: int | None = None
+    processed = 0
+    pending = True  # first look at entries delivered to us before (replies lost)
+    while expected is None or processed < expected:
+        start = "0" if pending else ">"
+        response = store.call(client.xreadgroup, "inst", "owner", {stream: start},
+                              count=256, block=None if pending else BLOCK_MS)
+        entries = response[0][1] if response else []
+        if not entries:
+            if not pending and not store.running():
+                return
+            pending = not pending
+            continue
+        for entry_id, fields in entries:
+            if b"eos" in fields:
+                expected = int(fields[b"eos"])
+                store.call(client.xack, stream, "inst", entry_id)
+                continue
+            tasks, report = worker.process(pickle.loads(fields[b"t"]))
+            if store.commit(f"i:{tag}:{entry_id.decode()}", (stream, "inst", entry_id),
+                            tasks, report) < 0:
+                return
+            processed += 1
+    tasks, report = worker.flush(key)
+    store.commit(f"f:{tag}", None, tasks, report)
+
+
+def _pool_main(spec: RunSpec, settings: _Settings) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    store = _Store(settings.url, RunKeys(settings.run_id), settings.reconnect_timeout)
+    if not serve_run(store, spec, settings.visibility_timeout):
+        sys.exit(1)
+
+
+def serve_run(store: _Store, spec: RunSpec, visibility_timeout: float,
+              stop: Callable[[], bool] = lambda: False) -> bool:
+    """Serve the pool of one run until it ends; ``False`` if a task failed here."""
+    keys, client = store.keys, store.client
+    number = int(store.call(client.incr, keys.workers))
+    consumer = f"{socket.gethostname()}:{os.getpid()}:{number}"
+    worker = TaskWorker(spec, number)
+    claim_every = min(1.0, visibility_timeout / 2)
+    min_idle = int(visibility_timeout * 1000)
+    block = max(10, min(BLOCK_MS, int(claim_every * 1000)))  # wake up in time to claim
+    next_claim = time.monotonic() + claim_every
+    try:
+        while not stop():
+            entries: list[Any] = []
+            if time.monotonic() >= next_claim:
+                next_claim = time.monotonic() + claim_every
+                claimed = store.call(client.xautoclaim, keys.pool, "pool", consumer, min_idle,
+                                     "0-0", count=1)
+                entries = [entry for entry in claimed[1] if entry and entry[1]]
+            if not entries:
+                response = store.call(client.xreadgroup, "pool", consumer, {keys.pool: ">"},
+                                      count=1, block=block)
+                entries = response[0][1] if response else []
+            if not entries:
+                if not store.running():
+                    return True
+                continue
+            for entry_id, fields in entries:
+                tasks, report = worker.process(pickle.loads(fields[b"t"]))
+                result = store.commit(f"p:{entry_id.decode()}", (keys.pool, "pool", entry_id),
+                                      tasks, report)
+                if result < 0:
+                    return True
+    except PEError as exc:
+        store.report_error(f"pool worker {number} ({consumer})", exc)
+        return False
+    except Exception as exc:
+        import redis
+
+        if isinstance(exc, redis.ResponseError) and not store.running():
+            return True  # the run ended and its streams were removed under us
+        store.report_error(f"pool worker {number} ({consumer})", exc)
+        return False
+    return True
+
+
+def serve(url: str | None = None, run_id: str | None = None, *, once: bool = False,
+          wait: float | None = None, visibility_timeout: float | None = None,
+          reconnect_timeout: float = 30.0, poll: float = 0.5) -> int:
+    """Serve the pool of run ``run_id`` (or of every run that appears); return runs served.
+
+    This is what ``dare worker`` runs. With ``run_id`` it waits for that run to start (at
+    most ``wait`` seconds, if given), serves it and returns. Without, it serves runs as they
+    are announced, one at a time, until interrupted (or after one with ``once``).
+    ``visibility_timeout`` defaults to the run's own (an option of the mapping).
+
+    Raises
+    ------
+    EngineError
+        If the run does not appear in time, its graph cannot be loaded here, or Redis stays
+        unreachable for more than ``reconnect_timeout`` seconds.
+    """
+    import redis
+
+    url = url or default_url()
+    try:
+        return _serve(url, run_id, once, wait, visibility_timeout, reconnect_timeout, poll)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise EngineError(f"cannot reach Redis at {_describe_url(url)}: {exc}") from exc
+
+
+def _serve(url: str, run_id: str | None, once: bool, wait: float | None,
+           visibility_timeout: float | None, reconnect_timeout: float, poll: float) -> int:
+    client = connect(url, reconnect_timeout)
+    deadline = None if wait is None else time.monotonic() + wait
+    served = 0
+    failed = False
+    while True:
+        current = run_id or _next_run(client)
+        state = client.get(RunKeys(current).state) if current else None
+        if current is None or state is None:
+            if deadline is not None and time.monotonic() > deadline:
+                what = f"run {run_id!r}" if run_id else "a run"
+                raise EngineError(f"no {what} appeared on {_describe_url(url)} within {wait:g} s")
+            time.sleep(poll)  # nothing to serve yet: look again
+            continue
+        if state == b"running":
+            store = _Store(url, RunKeys(current), reconnect_timeout)
+            try:
+                spec, options = _load_spec(store)
+            except Exception as exc:  # the run cannot be served as configured: say so there
+                store.report_error(f"worker on {socket.gethostname()} (pid {os.getpid()})", exc)
+                raise
+            logger.info("serving redis run %s", current)
+            timeout = visibility_timeout or options["visibility_timeout"]
+            failed = not serve_run(store, spec, timeout) or failed
+            served += 1
+        if run_id is not None or once:
+            break
+        deadline = None if wait is None else time.monotonic() + wait
+        _wait_until_gone(client, current, poll)
+    if failed:
+        raise EngineError("a task failed on this worker (the run reports the error)")
+    return served
+
+
+def _next_run(client: Any) -> str | None:
+    members = sorted(client.smembers(RUNS_KEY))
+    for member in members:
+        run = member.decode()
+        if client.get(RunKeys(run).state) == b"running":
+            return run
+    return None
+
+
+def _wait_until_gone(client: Any, run: str, poll: float) -> None:
+    while client.get(RunKeys(run).state) == b"running":
+        time.sleep(poll)
+
+
+def _load_spec(store: _Store) -> tuple[RunSpec, dict[str, Any]]:
+    keys = store.keys
+    meta, shared = store.call(store.client.mget, keys.meta, keys.spec)
+    if not shared or not meta:
+        raise EngineError(f"redis run {keys.run_id!r} has no graph for remote workers "
+                          "(it could not be pickled; see the coordinator's log)")
+    options = pickle.loads(meta)
+    load_modules(options["modules"])
+    from engine.compat.dispel4py import aliases
+
+    with aliases():
+        spec = pickle.loads(shared)
+    if not isinstance(spec, RunSpec):
+        raise EngineError(f"redis run {keys.run_id!r}: unexpected graph record")
+    return spec, options

@@ -1,0 +1,418 @@
+"""The ``redis`` mapping against a real redis-server: exactly-once commits, dead workers,
+remote workers started with ``dare worker``, and a Redis restart in the middle of a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis_server import RedisServer, redis_server
+
+from engine import AllToOne, IterativePE, ProcessingElement, ProducerPE, WorkflowGraph
+from engine.errors import EngineError
+from engine.mappings.redis_queue import RedisMapping, RunKeys, _Store
+from engine.mappings.tasks import RunSpec
+from engine.observe import Observer
+from engine.partition import build_plan
+from engine.testing import Collect, ListSource
+
+pytestmark = pytest.mark.redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as running:
+        yield running
+
+
+class Square(IterativePE):
+    def apply(self, data: int) -> int:
+        return data * data
+
+
+class Total(ProcessingElement):
+    """Sum of its inputs; counts its setups and flushes."""
+
+    INPUTS = ("input",)
+    OUTPUTS = ("output",)
+
+    def setup(self) -> None:
+        self.total = 0
+        self.setups = getattr(self, "setups", 0) + 1
+
+    def process(self, port: str | None, data: int) -> None:
+        self.total += data
+
+    def flush(self) -> dict[str, Any]:
+        return {"output": (self.instance, self.total, self.setups)}
+
+
+def squares_graph(items: list[int], *, work: IterativePE | None = None) -> WorkflowGraph:
+    """items -> work (pool) -> {Total (all-to-one), Collect (pool)}."""
+    graph = WorkflowGraph()
+    source, total, sink = ListSource(items), Total(), Collect()
+    work = work or Square()
+    total.add_input("input", grouping=AllToOne())
+    graph.connect(source, "output", work, "input")
+    graph.connect(work, "output", total, "input")
+    graph.connect(work, "output", sink, "input")
+    return graph
+
+
+def test_outputs_fan_out_and_stateful_once(server):
+    items = list(range(300))
+    result = RedisMapping().run(squares_graph(items), workers=2, redis_url=server.url,
+                                batch_size=16)
+    assert sorted(result.output("Collect")) == [i * i for i in items]
+    assert result.output("Total") == [(0, sum(i * i for i in items), 1)]
+    assert result.summary.pes["Square"].units_in == len(items)
+    assert result.summary.scaling["pool_workers_used"] >= 1  # type: ignore[attr-defined]
+
+
+def test_run_keys_are_removed_and_state_kept(server):
+    run_id = f"t-{uuid.uuid4().hex[:8]}"
+    RedisMapping().run(squares_graph([1, 2]), workers=1, redis_url=server.url, run_id=run_id)
+    store = _Store(server.url, RunKeys(run_id), 5)
+    assert store.state() == b"done"
+    assert store.client.keys(f"dare:{{{run_id}}}:*") == [RunKeys(run_id).state.encode()]
+    with pytest.raises(EngineError, match="exists already"):
+        RedisMapping().run(squares_graph([1]), workers=1, redis_url=server.url, run_id=run_id)
+
+
+def test_a_commit_applies_once(server):
+    """The commit script: a task id seen before changes nothing (a retry, or a re-run task)."""
+    plan = build_plan(squares_graph([1]), None, workers=1)
+    spec = RunSpec.from_plan(plan, 8)
+    keys = RunKeys(f"t-{uuid.uuid4().hex[:8]}")
+    store = _Store(server.url, keys, 5)
+    client = store.client
+    client.set(keys.state, "running")
+    client.xgroup_create(keys.pool, "pool", id="0", mkstream=True)
+    entry = client.xadd(keys.pool, {"t": b"x"})
+    client.xreadgroup("pool", "me", {keys.pool: ">"})
+    counters = [0, 0, 0, 0.0]
+    task = ("T", "Collect", None, "input", "Square[3]", range(1, 3), [1, 4])
+
+    def report() -> tuple[Any, ...]:
+        return (("Square", None), {("Collect", None): 1}, {}, [], {}, None)
+
+    assert store.commit("p:1", (keys.pool, "pool", entry), [(counters, task)], report) == 1
+    assert store.commit("p:1", (keys.pool, "pool", entry), [(counters, task)], report) == 0
+    assert client.xlen(keys.reports) == 1
+    assert client.xlen(keys.pool) == 1  # the new task; the committed one was deleted
+    assert client.xpending(keys.pool, "pool")["pending"] == 0
+    client.set(keys.state, "done")
+    assert store.commit("p:2", None, [], report) == -1
+    client.delete(*keys.all(spec), keys.state)
+
+
+class SlowFirstAttempt(IterativePE):
+    """Squares; the first attempt at unit 0 (in any process) takes ``delay`` seconds.
+
+    Every attempt is logged as ``pid unit`` in ``log``.
+    """
+
+    def __init__(self, folder: str, delay: float) -> None:
+        super().__init__()
+        self.folder = folder
+        self.delay = delay
+
+    def apply(self, data: int) -> int:
+        folder = Path(self.folder)
+        with open(folder / "attempts", "a") as log:
+            log.write(f"{os.getpid()} {data}\n")
+        if data == 0:
+            try:
+                os.close(os.open(folder / "first", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                time.sleep(self.delay)  # a slow worker: its task is taken over meanwhile
+        return data * data
+
+
+class Ticker(ProducerPE):
+    """Emit the iteration number; later iterations come every ``period`` seconds."""
+
+    def __init__(self, period: float) -> None:
+        super().__init__()
+        self.period = period
+
+    def produce(self, iteration: int) -> int:
+        if iteration:
+            time.sleep(self.period)
+        return iteration
+
+
+def test_a_task_run_twice_commits_once(server, tmp_path):
+    graph = WorkflowGraph()
+    source, slow, sink = Ticker(0.2), SlowFirstAttempt(str(tmp_path), 0.8), Collect()
+    graph.connect(source, "output", slow, "input")
+    graph.connect(slow, "output", sink, "input")
+    result = RedisMapping().run(graph, {source: 8}, workers=2, redis_url=server.url,
+                                batch_size=1, visibility_timeout=0.2)
+    assert sorted(result.output("Collect")) == [i * i for i in range(8)]
+    attempts = [line.split() for line in (tmp_path / "attempts").read_text().splitlines()]
+    zero = [pid for pid, unit in attempts if unit == "0"]
+    assert len(zero) == 2 and len(set(zero)) == 2, "unit 0 was not taken over"
+    assert result.summary.pes["SlowFirstAttempt"].units_in == 8  # counted once
+
+
+class Progress(Observer):
+    """Sets ``halfway`` once some instance has processed ``mark`` units."""
+
+    def __init__(self, pe: str, mark: int) -> None:
+        self.pe, self.mark = pe, mark
+        self.halfway = threading.Event()
+        self.seen: list[tuple[float, int]] = []
+
+    def progress(self, pe_id: str, instance: int, units_in: int, units_out: int) -> None:
+        if pe_id == self.pe:
+            self.seen.append((time.monotonic(), units_in))
+            if units_in >= self.mark:
+                self.halfway.set()
+
+
+class Work(IterativePE):
+    def apply(self, data: int) -> int:
+        time.sleep(0.002)  # the work of one unit
+        return data * data
+
+
+@pytest.mark.slow
+def test_redis_restart_with_persistence_mid_run(tmp_path):
+    items = list(range(1000))
+    server = RedisServer(tmp_path / "redis", persistent=True)
+    server.start()
+    progress = Progress("Total", 100)
+    restarted: list[float] = []
+
+    def restart() -> None:
+        if progress.halfway.wait(timeout=30):
+            server.restart()
+            restarted.append(time.monotonic())
+
+    thread = threading.Thread(target=restart)
+    thread.start()
+    try:
+        result = RedisMapping().run(squares_graph(items, work=Work()), workers=2,
+                                    redis_url=server.url, batch_size=10,
+                                    observers=[progress])
+    finally:
+        thread.join(timeout=30)
+        server.stop()
+    assert restarted, "redis-server was not restarted"
+    assert sorted(result.output("Collect")) == [i * i for i in items]
+    assert result.output("Total") == [(0, sum(i * i for i in items), 1)]
+    before = max(units for moment, units in progress.seen if moment < restarted[0])
+    assert before < len(items), "the run had finished before the restart"
+
+
+# -- remote workers: `dare worker` subprocesses ------------------------------------------------
+FLOW = textwrap.dedent(
+    '''
+    """A workflow module loaded by path, as `dare run flow.py` does."""
+    import os
+    import time
+    from pathlib import Path
+
+    from engine import AllToOne, IterativePE, ProcessingElement, WorkflowGraph
+    from engine.testing import Collect, ListSource
+
+
+    class Cube(IterativePE):
+        """Cubes; with ``stick``, the first process to reach unit 0 hangs on it."""
+
+        def __init__(self, folder, stick=False):
+            super().__init__()
+            self.folder = folder
+            self.stick = stick
+
+        def apply(self, data):
+            if self.stick and data == 0:
+                folder = Path(self.folder)
+                mine = folder / f"stuck.{os.getpid()}"
+                mine.write_text(str(os.getpid()))
+                try:
+                    os.link(mine, folder / "stuck")  # only the first process gets here
+                except FileExistsError:
+                    pass
+                else:
+                    time.sleep(120)  # hangs until the test kills this worker
+            return data ** 3
+
+
+    class Sum(ProcessingElement):
+        INPUTS = ("input",)
+        OUTPUTS = ("output",)
+
+        def setup(self):
+            self.total = 0
+
+        def process(self, port, data):
+            self.total += data
+
+        def flush(self):
+            return {"output": self.total}
+
+
+    def make_graph(items, folder, stick=False):
+        graph = WorkflowGraph()
+        source, cube, total, sink = ListSource(items), Cube(folder, stick), Sum(), Collect()
+        total.add_input("input", grouping=AllToOne())
+        graph.connect(source, "output", cube, "input")
+        graph.connect(cube, "output", total, "input")
+        graph.connect(cube, "output", sink, "input")
+        return graph
+    '''
+)
+
+COORDINATOR = textwrap.dedent(
+    """
+    import json, sys
+    from dare_cli.loading import import_user_module
+    from engine.mappings.redis_queue import RedisMapping
+
+    flow_file, url, run_id, folder, stick, visibility = sys.argv[1:]
+    flow = import_user_module(flow_file)
+    graph = flow.make_graph(list(range(60)), folder, stick == "1")
+    result = RedisMapping().run(graph, workers=2, redis_url=url, run_id=run_id,
+                                local_workers=0, batch_size=4,
+                                visibility_timeout=float(visibility))
+    workers = sorted({s.worker for s in result.summary.instances if s.pe_id == "Cube"})
+    print(json.dumps({"collect": result.output("Collect"), "sum": result.output("Sum"),
+                      "cube_units": result.summary.pes["Cube"].units_in,
+                      "cube_workers": workers}))
+    """
+)
+
+
+def dare_worker(url: str, run_id: str) -> list[str]:
+    """The command line of ``dare worker --redis URL --run RUN_ID`` in this interpreter."""
+    from dare_cli.main import app
+
+    registered = any(getattr(group.typer_instance, "registered_commands", None)
+                     and any(c.name == "worker" for c in group.typer_instance.registered_commands)
+                     for group in app.registered_groups)
+    if registered:
+        prefix = [sys.executable, "-m", "dare_cli"]
+    else:  # until dare_cli/main.py adds the command group
+        prefix = [sys.executable, "-c",
+                  "from dare_cli.main import app; from dare_cli.commands import worker; "
+                  "app.add_typer(worker.app); app()"]
+    return [*prefix, "-q", "worker", "--redis", url, "--run", run_id]
+
+
+def start(command: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.communicate(timeout=10)
+
+
+@pytest.fixture
+def flow_file(tmp_path: Path) -> Path:
+    path = tmp_path / "flow_remote.py"
+    path.write_text(FLOW)
+    return path
+
+
+def coordinator(flow_file: Path, url: str, run_id: str, folder: Path, stick: bool,
+                visibility: float) -> subprocess.Popen[str]:
+    script = folder / "coordinator.py"
+    script.write_text(COORDINATOR)
+    return start([sys.executable, str(script), str(flow_file), url, run_id, str(folder),
+                  "1" if stick else "0", str(visibility)])
+
+
+def test_dare_worker_joins_a_run_from_a_module_loaded_by_path(server, flow_file, tmp_path):
+    run_id = f"remote-{uuid.uuid4().hex[:8]}"
+    worker = start(dare_worker(server.url, run_id))  # waits for the run to appear
+    coordinating = coordinator(flow_file, server.url, run_id, tmp_path, False, 5.0)
+    try:
+        out, err = coordinating.communicate(timeout=60)
+        assert coordinating.returncode == 0, err
+        _, worker_err = worker.communicate(timeout=20)
+        assert worker.returncode == 0, worker_err
+    finally:
+        stop(coordinating)
+        stop(worker)
+    data = json.loads(out)
+    assert sorted(data["collect"]) == [i**3 for i in range(60)]
+    assert data["sum"] == [sum(i**3 for i in range(60))]
+    assert data["cube_units"] == 60
+    assert len(data["cube_workers"]) == 1  # local_workers=0: the remote worker did it all
+
+
+@pytest.mark.slow
+def test_killing_a_worker_mid_task_loses_nothing(server, flow_file, tmp_path):
+    run_id = f"kill-{uuid.uuid4().hex[:8]}"
+    workers = [start(dare_worker(server.url, run_id)) for _ in range(2)]
+    coordinating = coordinator(flow_file, server.url, run_id, tmp_path, True, 1.0)
+    try:
+        stuck = tmp_path / "stuck"
+        deadline = time.monotonic() + 30
+        while not stuck.exists():  # the first worker to reach unit 0 hangs there
+            assert time.monotonic() < deadline, "no worker reached unit 0"
+            assert coordinating.poll() is None, coordinating.communicate()[1]
+            time.sleep(0.02)
+        victim = int(stuck.read_text())
+        assert victim in {w.pid for w in workers}
+        os.kill(victim, signal.SIGKILL)
+        out, err = coordinating.communicate(timeout=60)
+        assert coordinating.returncode == 0, err
+        for process in workers:
+            process.communicate(timeout=20)
+    finally:
+        stop(coordinating)
+        for process in workers:
+            stop(process)
+    codes = sorted(process.returncode for process in workers)
+    assert codes == [-signal.SIGKILL, 0]
+    data = json.loads(out)
+    assert sorted(data["collect"]) == [i**3 for i in range(60)]
+    assert data["sum"] == [sum(i**3 for i in range(60))]
+    assert data["cube_units"] == 60
+
+
+def test_dare_worker_gives_up_when_no_run_appears(server):
+    completed = subprocess.run([*dare_worker(server.url, "never-started"), "--wait", "0.3"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert completed.returncode == 1
+    assert "no run 'never-started' appeared on redis://127.0.0.1:" in completed.stderr
+
+
+def test_a_pe_error_names_the_unit(server):
+    class Fail(IterativePE):
+        def apply(self, data: int) -> int:
+            if data == 7:
+                raise ValueError("bad seven")
+            return data
+
+    graph = WorkflowGraph()
+    graph.connect(ListSource(range(20)), "output", Fail(), "input")
+    with pytest.raises(Exception) as caught:
+        RedisMapping().run(graph, workers=2, redis_url=server.url, batch_size=4)
+    error = caught.value
+    assert type(error).__name__ == "PEError"
+    assert error.unit_id == "ListSource[0]#8"  # type: ignore[attr-defined]
+    assert "ValueError: bad seven" in str(error)
+    assert pickle.loads(pickle.dumps(error)).unit_id == "ListSource[0]#8"
