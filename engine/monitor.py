@@ -11,7 +11,8 @@ mappings, which take their parameters from a previous run. Its layout (``format`
                   "seconds_per_unit"}},
      "connections": [{"src", "src_port", "dst", "dst_port", "grouping",
                       "units", "batches", "bytes", "send_seconds"}],
-     "partitions": [[PE[i], ...] per worker]}
+     "partitions": [[PE[i], ...] per worker],
+     "scaling": {...}}   # elastic mappings: pool sizes over time, peak, process-seconds
 
 ``process_seconds`` is the time spent inside the PE (summed over its instances);
 ``send_seconds`` the time the senders spent serialising and sending the connection's batches
@@ -24,7 +25,7 @@ import datetime
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,7 @@ def monitoring_record(result: RunResult, graph: Graph | None = None) -> dict[str
         "pes": pes,
         "connections": connections,
         "partitions": summary.partitions,
+        "scaling": summary.scaling,
     }
 
 
@@ -162,6 +164,7 @@ class MonitorRecord:
     units_in: Mapping[str, int]
     send_seconds: Mapping[LinkKey, float]
     bytes_sent: Mapping[LinkKey, int]
+    scaling: Mapping[str, Any] = field(default_factory=dict)
 
     def seconds_of(self, pe_id: str) -> float:
         """Processing time of ``pe_id`` (0 if the record does not know it)."""
@@ -257,4 +260,5 @@ def parse_record(data: Any, where: str = "<record>") -> MonitorRecord:
         units_in=units_in,
         send_seconds=send_seconds,
         bytes_sent=bytes_sent,
+        scaling=scaling if isinstance(scaling := data.get("scaling"), dict) else {},
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,7 +23,6 @@ from engine.graph import Graph
 from engine.mappings import Mapping, get_mapping
 from engine.monitor import MonitorWriter
 from engine.observe import Observer
-from engine.optimise import Optimisation
 
 app = typer.Typer()
 
@@ -145,12 +144,17 @@ def run(
 
 def _placement_options(
     enactor: Mapping, strategy: str | None, record: Path | None, graph: Graph
-) -> dict[str, Optimisation]:
-    """Turn ``--optimise``/``--record`` into the mapping's ``optimisation`` option."""
+) -> dict[str, Any]:
+    """Turn ``--optimise``/``--record`` into the mapping's ``optimisation`` or ``record``."""
     if strategy is None:
-        if record is not None:
-            raise DareUsageError("--record is read by --optimise: give --optimise naive|staging")
-        return {}
+        if record is None:
+            return {}
+        if "record" in enactor.options:  # elastic mappings size their pool from it
+            return {"record": load_optimisation("staging", record, graph).record}
+        raise DareUsageError(
+            "--record is read by --optimise (give --optimise naive|staging) or by the "
+            "dynamic mapping (its pool bounds)"
+        )
     if "optimisation" not in enactor.options:
         raise DareUsageError(
             f"mapping {enactor.name!r} has a single placement; --optimise applies to the "

@@ -43,6 +43,7 @@ whose commits are transactional, does re-run such tasks).
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import pickle
@@ -68,6 +69,7 @@ from engine.mappings.tasks import (
     failure_message,
     raise_failure,
 )
+from engine.monitor import MonitorRecord
 from engine.observe import Observer, RunResult, RunSummary
 from engine.partition import InputSpec, Plan, build_plan
 from engine.runtime import clock
@@ -101,6 +103,26 @@ class Scaling:
         if self.threshold <= 0 or self.tick <= 0 or self.patience < 1:
             raise EngineError("threshold and tick must be > 0 and patience >= 1")
 
+    @classmethod
+    def from_record(cls, record: MonitorRecord, pooled: Iterable[str], cpus: int) -> Scaling:
+        """Pool bounds from a previous run of the same graph.
+
+        A record of a ``dynamic`` run gives its pool's peak as ``max_workers`` and its mean
+        size (process-seconds over wall time) as ``min_workers``. Any other record gives the
+        processes the stateless PEs kept busy on average (their processing time over the
+        wall time), plus one for bursts, as ``max_workers``, and ``min_workers`` = 1. Both
+        are kept between 1 and ``cpus``.
+        """
+        scaling, wall = record.scaling, max(record.wall_seconds, 1e-9)
+        if scaling.get("peak"):
+            high = int(scaling["peak"])
+            low = round(float(scaling.get("pool_process_seconds", 0.0)) / wall)
+        else:
+            busy = sum(record.seconds_of(pe) for pe in pooled) / wall
+            high, low = math.ceil(busy) + 1, 1
+        high = max(1, min(high, cpus))
+        return cls(min_workers=max(1, min(low, high)), max_workers=high)
+
 
 class DynamicMapping(Mapping):
     """Autoscaling pool for stateless PEs, dedicated processes for the others."""
@@ -109,7 +131,7 @@ class DynamicMapping(Mapping):
     description = ("autoscaling pool of worker processes on one machine; stateful PEs keep "
                    "dedicated instances")
     options = ("batch_size", "min_workers", "max_workers", "threshold", "tick", "patience",
-               "start_method")
+               "start_method", "record")
 
     def run(
         self,
@@ -119,28 +141,37 @@ class DynamicMapping(Mapping):
         workers: int | None = None,
         observers: Iterable[Observer] = (),
         batch_size: int = DEFAULT_BATCH,
-        min_workers: int = 1,
+        min_workers: int | None = None,
         max_workers: int | None = None,
         threshold: float = 2.0,
         tick: float = 0.1,
         patience: int = 5,
         start_method: str | None = None,
+        record: MonitorRecord | None = None,
         **options: Any,
     ) -> RunResult:
         """Run ``graph``; the pool has ``min_workers`` to ``max_workers`` processes.
 
         ``workers`` (default: the number of CPUs) is the default ``max_workers`` and the
-        worker count dedicated instances are planned for (as in ``multi``).
+        worker count dedicated instances are planned for (as in ``multi``). ``record``, a
+        monitoring record of a previous run, sets the pool bounds not given explicitly
+        (:meth:`Scaling.from_record`).
         """
         self.check_options(options)
         if batch_size < 1:
             raise EngineError(f"batch_size must be >= 1, not {batch_size}")
         observers = list(observers)
         workers = workers or os.cpu_count() or 1
-        scaling = Scaling(min_workers, max_workers or max(workers, min_workers), threshold,
-                          tick, patience)
         plan = build_plan(graph, inputs, workers=workers)
         spec = RunSpec.from_plan(plan, batch_size)
+        if record is not None:
+            record.check_graph(plan.graph)
+            learnt = Scaling.from_record(record, spec.pooled, os.cpu_count() or 1)
+            min_workers = min_workers or learnt.min_workers
+            max_workers = max_workers or max(learnt.max_workers, min_workers)
+        min_workers = min_workers or 1
+        scaling = Scaling(min_workers, max_workers or max(workers, min_workers), threshold,
+                          tick, patience)
         if start_method is None:
             start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(start_method)

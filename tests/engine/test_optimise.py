@@ -232,3 +232,32 @@ def test_optimised_multi_runs_give_the_same_results(tmp_path: Path, strategy: st
     result = engine.run(graph, mapping="multi", workers=workers, optimisation=optimisation)
     assert sorted(result.output("Collect")) == _expected(graph)
     assert result.summary.pes["add_one"].units_in == 500
+
+
+# -- elastic pool bounds from a record ----------------------------------------------------
+def test_dynamic_pool_bounds_come_from_a_record() -> None:
+    from engine.mappings.dynamic import Scaling
+
+    graph = chain_graph()
+    busy = record(graph, {"double": 3.0, "add_one": 1.2, "total": 0.5}, {})
+    # the stateless PEs kept 4.2 processes busy over the 1 s recorded: 5 + 1 for bursts
+    assert Scaling.from_record(busy, ["double", "add_one"], cpus=8) == Scaling(1, 6)
+    assert Scaling.from_record(busy, ["double", "add_one"], cpus=4) == Scaling(1, 4)
+    elastic = MonitorRecord(path="dyn", mapping="dynamic", workers=4, wall_seconds=2.0,
+                            process_seconds={}, units_in={}, send_seconds={}, bytes_sent={},
+                            scaling={"peak": 3, "pool_process_seconds": 4.1})
+    assert Scaling.from_record(elastic, ["double"], cpus=8) == Scaling(2, 3)
+
+
+def test_dynamic_run_sized_by_a_record(tmp_path: Path) -> None:
+    graph = chain_graph(400)
+    path = tmp_path / "dynamic.json"
+    first = engine.run(graph, mapping="dynamic", workers=2, observers=[MonitorWriter(path)])
+    recorded = read_record(path)
+    assert recorded.scaling["max_workers"] == 2
+    again = engine.run(graph, mapping="dynamic", workers=2, record=recorded)
+    assert sorted(again.output("Collect")) == sorted(first.output("Collect")) == _expected(graph)
+    peak = recorded.scaling["peak"]
+    assert again.summary.scaling["max_workers"] == peak
+    assert again.summary.scaling["min_workers"] == max(
+        1, min(round(recorded.scaling["pool_process_seconds"] / recorded.wall_seconds), peak))
