@@ -113,12 +113,31 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ["DARE_REDIS_URL"] = previous
 
 
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Kafka-protocol broker (Tansu) on 127.0.0.1; the kafka mapping's default."""
+    from kafka_broker import kafka_broker
+
+    with kafka_broker(tmp_path_factory.mktemp("kafka")) as broker:
+        previous = os.environ.get("DARE_KAFKA_BOOTSTRAP")
+        os.environ["DARE_KAFKA_BOOTSTRAP"] = broker.bootstrap
+        try:
+            yield broker.bootstrap
+        finally:
+            if previous is None:
+                os.environ.pop("DARE_KAFKA_BOOTSTRAP", None)
+            else:
+                os.environ["DARE_KAFKA_BOOTSTRAP"] = previous
+
+
 @pytest.fixture(params=_cases(), ids=str)
 def mapping(request: pytest.FixtureRequest) -> MappingCase:
     """Every mapping (and worker count) the semantic tests must pass on."""
     case: MappingCase = request.param
     if case.name == "redis":
         request.getfixturevalue("redis_url")
+    elif case.name == "kafka":
+        request.getfixturevalue("kafka_bootstrap")
     return case
 
 

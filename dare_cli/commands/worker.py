@@ -1,4 +1,4 @@
-"""``dare worker``: serve the pool of ``redis`` mapping runs from any host."""
+"""``dare worker``: serve the pool of ``redis`` or ``kafka`` mapping runs from any host."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from dare_cli.context import exit_on_error, get_state
+from dare_cli.errors import DareUsageError
 
 app = typer.Typer()
 
@@ -20,10 +21,22 @@ def worker(
                      help="Redis server of the runs, redis://HOST:PORT/DB "
                      "(default: $DARE_REDIS_URL, else redis://127.0.0.1:6379/0)."),
     ] = None,
+    kafka: Annotated[
+        str | None,
+        typer.Option("--kafka", metavar="HOST:PORT",
+                     help="Serve kafka-mapping runs of this broker instead of Redis "
+                     "(default: $DARE_KAFKA_BOOTSTRAP)."),
+    ] = None,
+    session_timeout: Annotated[
+        float | None,
+        typer.Option("--session-timeout", metavar="SECONDS", min=0.1,
+                     help="With --kafka: the consumer-group session (a dead worker's tasks "
+                     "move to others after about 1.5 times this)."),
+    ] = None,
     run: Annotated[
         str | None,
         typer.Option("--run", metavar="RUN_ID",
-                     help="Serve this run (its id is logged by 'dare run -m redis -v'), "
+                     help="Serve this run (its id is logged by 'dare -v run -m redis|kafka'), "
                      "waiting for it to start; default: serve every run that appears."),
     ] = None,
     once: Annotated[
@@ -41,16 +54,27 @@ def worker(
                      "(default: the run's visibility_timeout option)."),
     ] = None,
 ) -> None:
-    """Serve the pool of redis-mapping runs; the workflow code must be importable here.
+    """Serve the pool of redis- (or kafka-) mapping runs; the workflow must be importable here.
 
     Modules the run's coordinator loaded from a .py file are loaded from the same path, which
     must exist on this host. Exits when the run ends (with --run or --once); Ctrl-C stops it.
     """
-    from engine.mappings.redis_queue import serve
-
     state = get_state(ctx)
     with exit_on_error(state):
-        served = serve(redis_url, run, once=once, wait=wait,
-                       visibility_timeout=visibility_timeout)
+        if kafka is not None:
+            if redis_url is not None or visibility_timeout is not None:
+                raise DareUsageError("--kafka cannot be combined with --redis or "
+                                     "--visibility-timeout (Redis options)")
+            from engine.mappings.kafka_queue import serve as serve_kafka
+
+            served = serve_kafka(kafka, run, once=once, wait=wait,
+                                 session_timeout=session_timeout)
+        else:
+            if session_timeout is not None:
+                raise DareUsageError("--session-timeout is a Kafka option: give --kafka")
+            from engine.mappings.redis_queue import serve
+
+            served = serve(redis_url, run, once=once, wait=wait,
+                           visibility_timeout=visibility_timeout)
     if not state.quiet:
         state.stderr.print(f"served {served} run{'s' if served != 1 else ''}")

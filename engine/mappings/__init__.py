@@ -15,6 +15,7 @@ _BUILTIN = {
     "mpi": "engine.mappings.mpi:MpiMapping",
     "dynamic": "engine.mappings.dynamic:DynamicMapping",
     "redis": "engine.mappings.redis_queue:RedisMapping",
+    "kafka": "engine.mappings.kafka_queue:KafkaMapping",
 }
 
 

