@@ -276,11 +276,11 @@ class _Session:
         requests = []
         if self.size > 1:
             shared, files = _dump_plan(replace(plan, iterations={}))
+            levels = _log_levels()
             for dest in range(1, self.size):
                 own = _iterations_of(plan, dest)
                 command = pickle.dumps(
-                    ("run", shared, _dumps(own), list(sys.path), files, batch_size,
-                     _log_levels()),
+                    ("run", shared, _dumps(own), list(sys.path), files, batch_size, levels),
                     pickle.HIGHEST_PROTOCOL,
                 )
                 requests.append(self.control.Isend([command, MPI.BYTE], dest, _COMMAND))

@@ -6,7 +6,8 @@ inbox queue; units travel in batches (``batch_size`` units, or fewer when the wo
 to wait for input, so that latency stays low when the workflow is not loaded). A batch from one
 sender instance to one receiver instance travels on one queue, so order within a link is
 preserved. End-of-stream markers follow the data of each link; an instance flushes when it has
-one from every upstream instance.
+one from every upstream instance. That loop, :class:`engine.mappings.worker.Worker`, is shared
+with the ``mpi`` mapping; this module gives it its transport (multiprocessing queues).
 
 The parent process only collects results, progress and errors. It polls the workers' exit codes
 every 0.2 s, so a worker that dies (killed, segfault, ``os._exit``) ends the run with

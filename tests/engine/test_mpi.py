@@ -38,12 +38,20 @@ UNDER_MPI = mpi_world_size() > 1
 TIMEOUT = 60
 
 launcher = pytest.mark.skipif(
-    UNDER_MPI or shutil.which("mpiexec") is None,
-    reason="starts mpiexec jobs: run from a normal pytest, with mpiexec on PATH",
+    UNDER_MPI, reason="starts mpiexec jobs: run from a normal pytest, not inside a job"
 )
 in_job = pytest.mark.skipif(
     not UNDER_MPI, reason="runs inside an MPI job: mpiexec -n N python -m pytest -m mpi"
 )
+
+
+def mpiexec() -> str:
+    """The ``mpiexec`` beside this Python (the ``mpich`` wheel's), else the one on PATH."""
+    found = shutil.which("mpiexec", path=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if found is None:
+        pytest.fail("mpiexec is not installed: pip install mpi4py mpich")
+    return found
 
 
 def job(
@@ -56,7 +64,7 @@ def job(
     """
     command = [sys.executable, *args]
     if ranks is not None:
-        command = ["mpiexec", "-n", str(ranks), *command]
+        command = [mpiexec(), "-n", str(ranks), *command]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     try:
@@ -108,11 +116,11 @@ def test_without_a_launcher_mpi4py_is_not_imported():
 # -- launching mpiexec ------------------------------------------------------------------------
 @pytest.mark.mpi
 @launcher
-@pytest.mark.parametrize("ranks", [2, 4])
-@pytest.mark.parametrize("example", [
-    "engine/examples/wordcount.py",  # a dispel4py module loaded from its file
-    "engine.examples.parallel_sum",  # a dispel4py module imported by name
-    "engine/examples/function_chain.py",  # function PEs and a composite
+@pytest.mark.parametrize(("example", "ranks"), [
+    ("engine/examples/wordcount.py", 2),  # a dispel4py module loaded from its file; group-by
+    ("engine/examples/wordcount.py", 4),
+    ("engine.examples.parallel_sum", 4),  # a dispel4py module imported by name; global
+    ("engine/examples/function_chain.py", 2),  # function PEs in a composite
 ])
 def test_dare_run_on_mpi_prints_what_simple_prints(example, ranks):
     result = dare(ranks, "run", example, "--mapping", "mpi", "-i", "3")
@@ -174,6 +182,18 @@ def test_several_runs_in_one_program_with_other_mappings_between():
     assert report["runs"] == [[name, n * (n - 1)] for name, n in
                               zip(["mpi", "simple", "multi", "mpi"], sizes, strict=True)]
     assert report["after shutdown"] == "the MPI servants have been shut down: no more mpi runs"
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+@launcher
+def test_the_benchmark_runs_and_checks_its_sums():
+    result = job(None, str(ROOT / "benchmarks" / "mpi_bench.py"), "--items", "3000",
+                 "--repeat", "1", "--ranks", "2", "--no-dispel4py", "--json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)["rows"][0]
+    assert all(row[case]["ok"] for case in ("dare", "raw", "raw_calls")), row
+    assert row["dare"]["total"] == 3000 * 2999
 
 
 # -- inside the job ---------------------------------------------------------------------------
