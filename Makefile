@@ -43,9 +43,13 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check engine dare_cli tests benchmarks
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## Benchmarks: engine vs plain Python and dispel4py; RA vs a plain obspy script; climate vs icclim
+bench: $(STAMP) system ## Benchmarks: engine mappings vs plain Python, raw mpi4py and dispel4py; RA vs obspy; climate vs icclim
 	$(PY) -m pip install --quiet '.[bench]' || echo "dispel4py or psutil not installable: skipping them"
 	$(PY) benchmarks/run.py
+	PATH=$(VENV)/bin:$$PATH $(PY) benchmarks/mpi_bench.py
+	$(PY) benchmarks/dynamic_bench.py
+	$(PY) benchmarks/kafka_bench.py
+	$(PY) benchmarks/optimise_bench.py
 	$(PY) benchmarks/ra_bench.py
 	$(PY) benchmarks/climate_bench.py
 
