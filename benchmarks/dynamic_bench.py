@@ -33,7 +33,6 @@ Nothing here is a test: no threshold fails.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -43,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,53 +51,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from workloads import Summer, busy, calibrate, make_graph, plain_loop  # noqa: E402
+from timing import SMALL, load_test_helper, median_time, steady_case  # noqa: E402
+from workloads import Summer, busy, calibrate, plain_loop  # noqa: E402
 
-import engine  # noqa: E402
 from engine import IterativePE, ProducerPE, WorkflowGraph  # noqa: E402
 from engine.mappings.dynamic import DynamicMapping  # noqa: E402
-from engine.mappings.redis_queue import RedisMapping  # noqa: E402
 
 D4PY_GRAPH = HERE / "d4py_graphs.py"
 D4PY_CLI = "import sys; from dispel4py.new.processor import main; sys.argv[0] = 'dispel4py'; main()"
-SMALL = 200
-
-
-def load_redis_helper() -> Any:
-    """``tests/redis_server.py``, loaded by path (``tests/`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("_bench_redis_server",
-                                                  ROOT / "tests" / "redis_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def median_time(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Median wall time of ``repeat`` calls, and the last result."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
-# -- the trivial graph -----------------------------------------------------------------------
-def runner(mapping: str, workers: int, url: str) -> Callable[[int], int]:
-    """``run(items) -> sum`` on one mapping."""
-
-    def run(items: int) -> int:
-        graph = make_graph(items)
-        if mapping == "dynamic":
-            result = DynamicMapping().run(graph, workers=workers)
-        elif mapping == "redis":
-            result = RedisMapping().run(graph, workers=workers, redis_url=url)
-        else:
-            result = engine.run(graph, mapping=mapping, workers=workers)
-        return result.output("Summer")[0]  # type: ignore[no-any-return]
-
-    return run
 
 
 def trivial_cases(args: argparse.Namespace, url: str) -> list[dict[str, Any]]:
@@ -107,18 +67,11 @@ def trivial_cases(args: argparse.Namespace, url: str) -> list[dict[str, Any]]:
     big_plain, _ = median_time(lambda: plain_loop(args.items), args.repeat)
     rows.append({"case": "plain Python", "small_s": small_plain,
                  "rate": args.items / big_plain, "ok": True})
+    options: dict[str, dict[str, Any]] = {"multi": {}, "dynamic": {},
+                                          "redis": {"redis_url": url}}
     for mapping in ("multi", "dynamic", "redis"):
-        run = runner(mapping, args.workers, url)
-        small, total = median_time(lambda run=run: run(SMALL), args.repeat)
-        ok = total == plain_loop(SMALL)
-        big, total = median_time(lambda run=run: run(args.items), args.repeat)
-        ok = ok and total == plain_loop(args.items)
-        # Steady state: the time the extra items took; if start-up is lost in the noise of
-        # the big run, the big run's own rate (a lower bound).
-        steady = big - small > 0.2 * big
-        rate = (args.items - SMALL) / (big - small) if steady else args.items / big
-        rows.append({"case": f"dare {mapping} -n {args.workers}", "small_s": small,
-                     "big_s": big, "rate": rate, "ok": ok})
+        rows.append(steady_case(mapping, args.workers, args.items, args.repeat,
+                                **options[mapping]))
     return rows
 
 
@@ -296,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.items, args.d4py_items, args.repeat, args.bursts = 20_000, 1_000, 1, 2
-    helper = load_redis_helper()
+    helper = load_test_helper("redis_server")
     with tempfile.TemporaryDirectory() as folder, helper.redis_server(Path(folder)) as server:
         results: dict[str, Any] = {"items": args.items, "d4py_items": args.d4py_items,
                                    "workers": args.workers}

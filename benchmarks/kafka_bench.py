@@ -18,79 +18,24 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from workloads import make_graph, plain_loop  # noqa: E402
-
-import engine  # noqa: E402
-from engine.mappings.kafka_queue import KafkaMapping  # noqa: E402
-from engine.mappings.redis_queue import RedisMapping  # noqa: E402
-
-SMALL = 200
-
-
-def load_helper(name: str) -> Any:
-    """``tests/NAME.py``, loaded by path (``tests/`` is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "tests" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def median_time(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Median wall time of ``repeat`` calls, and the last result."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
-def runner(mapping: str, workers: int, where: str) -> Callable[[int], int]:
-    """``run(items) -> sum`` on one mapping."""
-
-    def run(items: int) -> int:
-        graph = make_graph(items)
-        if mapping == "kafka":
-            result = KafkaMapping().run(graph, workers=workers, kafka_url=where)
-        elif mapping == "redis":
-            result = RedisMapping().run(graph, workers=workers, redis_url=where)
-        else:
-            result = engine.run(graph, mapping=mapping, workers=workers)
-        total: int = result.output("Summer")[0]
-        return total
-
-    return run
+from timing import load_test_helper, steady_case  # noqa: E402
 
 
 def cases(args: argparse.Namespace, places: dict[str, str]) -> list[dict[str, Any]]:
-    rows = []
-    for mapping in ("multi", "redis", "kafka"):
-        run = runner(mapping, args.workers, places.get(mapping, ""))
-        small, total = median_time(lambda: run(SMALL), args.repeat)  # noqa: B023
-        ok = total == plain_loop(SMALL)
-        big, total = median_time(lambda: run(args.items), args.repeat)  # noqa: B023
-        ok = ok and total == plain_loop(args.items)
-        steady = big - small > 0.2 * big
-        rate = (args.items - SMALL) / (big - small) if steady else args.items / big
-        rows.append({"case": f"dare {mapping} -n {args.workers}", "small_s": small,
-                     "big_s": big, "rate": rate, "ok": ok})
-    return rows
+    options = {"multi": {}, "redis": {"redis_url": places.get("redis", "")},
+               "kafka": {"kafka_url": places.get("kafka", "")}}
+    return [steady_case(mapping, args.workers, args.items, args.repeat, **options[mapping])
+            for mapping in ("multi", "redis", "kafka")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    brokers, servers = load_helper("kafka_broker"), load_helper("redis_server")
+    brokers, servers = load_test_helper("kafka_broker"), load_test_helper("redis_server")
     with tempfile.TemporaryDirectory() as folder, \
             brokers.kafka_broker(Path(folder) / "kafka") as broker, \
             servers.redis_server(Path(folder) / "redis") as server:

@@ -10,12 +10,12 @@ is stopped with SIGKILL.
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from service_process import ServiceProcess
 
 __all__ = ["KafkaBroker", "have_tansu", "kafka_broker", "tansu_binary"]
 
@@ -34,13 +34,7 @@ def have_tansu() -> bool:
     return tansu_binary() is not None and importlib.util.find_spec("confluent_kafka") is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class KafkaBroker:
+class KafkaBroker(ServiceProcess):
     """One Tansu broker process, in memory, on 127.0.0.1.
 
     Parameters
@@ -51,11 +45,8 @@ class KafkaBroker:
         Port to listen on (default: a free one).
     """
 
-    def __init__(self, directory: Path, *, port: int | None = None) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = port or _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+    name = "tansu"
+    log_name = "tansu.log"
 
     @property
     def bootstrap(self) -> str:
@@ -78,36 +69,7 @@ class KafkaBroker:
                 stdout=log, stderr=subprocess.STDOUT,
             )
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self.process = None
-                raise RuntimeError(f"tansu exited with {code}; see {self.directory}/tansu.log")
-            try:
-                admin.list_topics(timeout=0.5)
-                return
-            except KafkaException:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"tansu did not answer within {timeout} s")
-            time.sleep(0.01)  # polling readiness: the broker gives no other signal
-
-    def kill(self) -> None:
-        """End the broker at once (SIGKILL)."""
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def __enter__(self) -> KafkaBroker:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
+        self.wait_ready(lambda: admin.list_topics(timeout=0.5), (KafkaException,), timeout)
 
 
 @contextmanager

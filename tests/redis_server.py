@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+from service_process import ServiceProcess, free_port
 
 __all__ = ["RedisServer", "free_port", "have_redis_server", "redis_server"]
 
@@ -28,14 +27,7 @@ def have_redis_server() -> bool:
     return shutil.which("redis-server") is not None
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisServer:
+class RedisServer(ServiceProcess):
     """One ``redis-server`` process.
 
     Parameters
@@ -48,13 +40,13 @@ class RedisServer:
         Port to listen on (default: a free one).
     """
 
+    name = "redis-server"
+    log_name = "redis.log"
+
     def __init__(self, directory: Path, *, persistent: bool = False,
                  port: int | None = None) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        super().__init__(directory, port=port)
         self.persistent = persistent
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -76,21 +68,9 @@ class RedisServer:
                                         stderr=subprocess.DEVNULL)
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2,
                              socket_timeout=0.5)
-        deadline = time.monotonic() + timeout
         try:
-            while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with {self.process.returncode}; "
-                                       f"see {self.directory / 'redis.log'}")
-                try:
-                    if client.ping():
-                        return
-                except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-                    pass
-                if time.monotonic() > deadline:
-                    self.kill()
-                    raise RuntimeError(f"redis-server did not answer PING in {timeout} s")
-                time.sleep(0.01)  # polling readiness: the server gives no other signal
+            self.wait_ready(client.ping, (redis.ConnectionError, redis.TimeoutError,
+                                          redis.BusyLoadingError), timeout)
         finally:
             client.close()
 
@@ -107,25 +87,11 @@ class RedisServer:
                 self.process.wait(timeout=timeout)
         self.process = None
 
-    def kill(self) -> None:
-        """End the server at once (SIGKILL)."""
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
     def restart(self, timeout: float = 10.0) -> None:
         """Stop and start again on the same port and directory."""
         self.stop(timeout)
         self.start(timeout)
 
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @contextmanager

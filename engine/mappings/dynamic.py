@@ -44,14 +44,13 @@ whose commits are transactional, does re-run such tasks).
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import pickle
 import queue
 import signal
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,14 +64,20 @@ from engine.mappings.tasks import (
     Report,
     RunSpec,
     TaskWorker,
-    cannot_cross,
+    dump_report,
+    dump_task,
+    enact,
     failure_message,
+    partition_rows,
+    plan_run,
+    process_context,
     raise_failure,
+    send_tasks,
+    stop_processes,
 )
 from engine.monitor import MonitorRecord
-from engine.observe import Observer, RunResult, RunSummary
-from engine.partition import InputSpec, Plan, build_plan
-from engine.runtime import clock
+from engine.observe import Observer, RunResult
+from engine.partition import InputSpec, Plan
 
 __all__ = ["DynamicMapping", "Scaling"]
 
@@ -158,12 +163,7 @@ class DynamicMapping(Mapping):
         (:meth:`Scaling.from_record`).
         """
         self.check_options(options)
-        if batch_size < 1:
-            raise EngineError(f"batch_size must be >= 1, not {batch_size}")
-        observers = list(observers)
-        workers = workers or os.cpu_count() or 1
-        plan = build_plan(graph, inputs, workers=workers)
-        spec = RunSpec.from_plan(plan, batch_size)
+        workers, plan, spec = plan_run(graph, inputs, workers, batch_size)
         if record is not None:
             record.check_graph(plan.graph)
             learnt = Scaling.from_record(record, spec.pooled, os.cpu_count() or 1)
@@ -172,31 +172,11 @@ class DynamicMapping(Mapping):
         min_workers = min_workers or 1
         scaling = Scaling(min_workers, max_workers or max(workers, min_workers), threshold,
                           tick, patience)
-        if start_method is None:
-            start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        context = multiprocessing.get_context(start_method)
         placement = {pe: (scaling.max_workers if pe in spec.pooled else n)
                      for pe, n in plan.instances.items()}
-        for observer in observers:
-            observer.run_started(self.name, plan.graph, placement)
-        started = time.perf_counter()
-        coordinator = _Coordinator(plan, spec, context, scaling, observers)
-        try:
-            ledger = coordinator.run()
-        except BaseException as error:
-            for observer in observers:
-                observer.run_failed(error)
-            raise
-        summary = RunSummary.from_instances(
-            self.name, coordinator.peak_processes, time.perf_counter() - started,
-            list(plan.graph.nodes), ledger.instance_stats(), list(ledger.links.values()),
-            coordinator.partitions(),
-        )
-        summary.scaling = coordinator.record()
-        result = RunResult(ledger.outputs, summary)
-        for observer in observers:
-            observer.run_finished(result)
-        return result
+        coordinator = _Coordinator(plan, spec, process_context(start_method), scaling,
+                                   list(observers))
+        return enact(self.name, plan, placement, coordinator.observers, coordinator)
 
 
 @dataclass
@@ -365,11 +345,11 @@ class _Coordinator:
 
     def partitions(self) -> list[list[str]]:
         """One entry per dedicated process, then the pool's PEs."""
-        rows = [[f"{pe}[{i}]"] for pe, i in self.keys]
-        if self.spec.pooled:
-            rows.append([f"{node.id}[pool]" for node in self.spec.graph
-                         if node.id in self.spec.pooled])
-        return rows
+        return partition_rows(self.spec, self.keys)
+
+    def process_count(self) -> int:
+        """The most processes that ran at once."""
+        return self.peak_processes
 
     # -- liveness and shutdown -------------------------------------------------------------
     def _drain(self, until: Any, seconds: float = 1.0, process: Any = None) -> None:
@@ -413,16 +393,7 @@ class _Coordinator:
             process.join(timeout=5)
 
     def _cleanup(self) -> None:
-        processes = [*self.dedicated, *(w.process for w in self.pool)]
-        for process in processes:
-            if process.pid is not None and process.is_alive():
-                process.terminate()
-        for process in processes:
-            if process.pid is not None:
-                process.join(timeout=2)
-                if process.is_alive():
-                    process.kill()
-                    process.join(timeout=2)
+        stop_processes([*self.dedicated, *(w.process for w in self.pool)])
         for channel in [self.queue, self.results, *self.inboxes.values()]:
             channel.close()
             channel.cancel_join_thread()
@@ -437,27 +408,15 @@ class _Sender:
         self.inboxes = inboxes
         self.results = results
 
-    def commit(self, tasks: list[Ready], report: Any) -> None:
-        for counters, message in tasks:
-            start = clock()
-            try:
-                data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:
-                raise cannot_cross(message, exc) from exc
-            instance = message[2]
-            (self.pool if instance is None else self.inboxes[(message[1], instance)]).put(data)
-            counters[2] += len(data)
-            counters[3] += clock() - start
-        built: Report = report()
-        try:
-            data = pickle.dumps(("R", built), pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            ports = ", ".join(f"{pe}.{port}" for pe, port in built[2])
-            raise EngineError(
-                f"outputs of {ports} cannot cross processes (pickle failed: {exc}); "
-                "emit picklable data, or run with the simple mapping"
-            ) from exc
-        self.results.put(data)
+    def commit(self, tasks: list[Ready], report: Callable[[], Report]) -> None:
+        send_tasks(tasks, self._put)
+        self.results.put(dump_report(report(), "R"))
+
+    def _put(self, index: int, message: Any) -> int:
+        data = dump_task(message)
+        instance = message[2]
+        (self.pool if instance is None else self.inboxes[(message[1], instance)]).put(data)
+        return len(data)
 
 
 def _get(channel: Any, parent: int) -> bytes | None:

@@ -71,7 +71,6 @@ import contextlib
 import gc
 import hashlib
 import logging
-import multiprocessing
 import os
 import pickle
 import re
@@ -82,27 +81,36 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import EngineError, WorkerDied
-from engine.graph import Graph, WorkflowGraph
+from engine.errors import EngineError
+from engine.graph import Edge, Graph, WorkflowGraph
 from engine.mappings.base import Mapping
-from engine.mappings.redis_queue import _modules_of, load_modules
 from engine.mappings.tasks import (
-    Ledger,
+    BrokerCoordinator,
     Ready,
     Report,
     RunSpec,
     TaskWorker,
-    cannot_cross,
+    dump_report,
+    dump_task,
+    enact,
     failure_message,
+    in_worker_process,
+    load_spec,
+    local_count,
+    modules_of,
+    plan_run,
+    process_context,
     raise_failure,
+    run_source,
+    send_tasks,
+    shareable,
 )
-from engine.observe import Observer, RunResult, RunSummary
-from engine.partition import InputSpec, Plan, build_plan
+from engine.observe import Observer, RunResult
+from engine.partition import InputSpec
 from engine.routing import Shuffle, make_router
-from engine.runtime import InstanceRunner, clock, fan_out
 
 __all__ = ["KafkaMapping", "RunTopics", "default_bootstrap", "serve", "serve_run"]
 
@@ -262,29 +270,18 @@ class _Sender:
 
     def send(self, task_id: str, tasks: list[Ready], report: Callable[[], Report]) -> None:
         """Queue the tasks a task emitted, then its report."""
-        for index, (counters, message) in enumerate(tasks):
-            start = clock()
+
+        def produce(index: int, message: Any) -> int:
             child = _child_id(task_id, index)
-            try:
-                data = pickle.dumps(("T", child, message), pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:
-                raise cannot_cross(message, exc) from exc
+            data = dump_task(message, "T", child)
             if message[2] is None:
                 self.produce(self.topics.pool, data, zlib.crc32(child.encode()) % self.partitions)
             else:
                 self.produce(self.instance_topic[(message[1], message[2])], data)
-            counters[2] += len(data)
-            counters[3] += clock() - start
-        built = report()
-        try:
-            data = pickle.dumps(("R", task_id, built), pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            ports = ", ".join(f"{pe}.{port}" for pe, port in built[2])
-            raise EngineError(
-                f"outputs of {ports} cannot cross processes (pickle failed: {exc}); "
-                "emit picklable data, or run with the simple mapping"
-            ) from exc
-        self.produce(self.topics.reports, data)
+            return len(data)
+
+        send_tasks(tasks, produce)
+        self.produce(self.topics.reports, dump_report(report(), "R", task_id))
         self.producer.poll(0)
 
     def flush(self, timeout: float = 60.0) -> None:
@@ -314,40 +311,12 @@ class _Worker(TaskWorker):
         super().__init__(spec, number)
         self._restarts: list[Callable[[int], None]] = []
 
-    def runner(self, pe_id: str, instance: int | None) -> InstanceRunner:
-        """As :meth:`TaskWorker.runner`, with resettable round-robin for pooled instances."""
+    def router(self, edge: Edge, count: int, instance: int | None) -> Callable[[Any], int]:
+        """As :meth:`TaskWorker.router`; a pooled instance's round robin can restart."""
         if instance is not None:
-            return super().runner(pe_id, instance)
-        key = (pe_id, instance)
-        runner = self.runners.get(key)
-        if runner is not None:
-            return runner
-        spec, outbox = self.spec, self.outbox
-        node = spec.graph.node(pe_id)
-        runner = InstanceRunner(node, self.number, spec.instances[pe_id], worker=self.number)
-        for edge in spec.graph.outgoing(pe_id):
-            link = (edge.src, edge.src_port, edge.dst, edge.dst_port)
-            if edge.dst in spec.pooled:
-                deliver = outbox.buffer((edge.dst, None), edge.dst_port, runner.label, link)
-            else:
-                count = spec.instances[edge.dst]
-                targets = [outbox.buffer((edge.dst, j), edge.dst_port, runner.label, link)
-                           for j in range(count)]
-                deliver = fan_out(self._router(edge.grouping, count), targets)
-            runner.routes[edge.src_port].append(deliver)
-        for port, delivers in runner.routes.items():
-            if not delivers:
-                delivers.append(outbox.output(pe_id, port))
-        runner.wire()
-        self.runners[key] = runner
-        self._marks[key] = (0, 0, 0.0)
-        runner.setup()
-        self._touched.add(key)
-        return runner
-
-    def _router(self, grouping: Any, count: int) -> Callable[[Any], int]:
-        if not isinstance(grouping, Shuffle) or count == 1:
-            return make_router(grouping, count)
+            return super().router(edge, count, instance)
+        if not isinstance(edge.grouping, Shuffle) or count == 1:
+            return make_router(edge.grouping, count)
         position = [0]
 
         def restart(start: int) -> None:
@@ -418,49 +387,21 @@ class KafkaMapping(Mapping):
         ``session_timeout`` is the consumer-group session of pool workers, in seconds.
         """
         self.check_options(options)
-        if batch_size < 1:
-            raise EngineError(f"batch_size must be >= 1, not {batch_size}")
         if session_timeout <= 0:
             raise EngineError(f"session_timeout must be > 0, not {session_timeout}")
         if run_id is not None and not _RUN_ID.match(run_id):
             raise EngineError(f"run_id must match {_RUN_ID.pattern}, not {run_id!r}")
-        observers = list(observers)
-        workers = workers or os.cpu_count() or 1
-        local = workers if local_workers is None else local_workers
-        if local < 0:
-            raise EngineError(f"local_workers must be >= 0, not {local}")
+        workers, plan, spec = plan_run(graph, inputs, workers, batch_size)
+        local = local_count(workers, local_workers)
         count = partitions or max(8, 2 * local)
         if count < 1:
             raise EngineError(f"partitions must be >= 1, not {count}")
-        plan = build_plan(graph, inputs, workers=workers)
-        spec = RunSpec.from_plan(plan, batch_size)
-        if start_method is None:
-            start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         settings = _Settings(kafka_url or default_bootstrap(), local, session_timeout,
                              run_id or uuid.uuid4().hex[:12], count, coordinator_timeout)
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
-        for observer in observers:
-            observer.run_started(self.name, plan.graph, placement)
-        started = time.perf_counter()
-        coordinator = _Coordinator(plan, spec, multiprocessing.get_context(start_method),
-                                   settings, observers)
-        try:
-            ledger = coordinator.run()
-        except BaseException as error:
-            for observer in observers:
-                observer.run_failed(error)
-            raise
-        summary = RunSummary.from_instances(
-            self.name, len(coordinator.processes), time.perf_counter() - started,
-            list(plan.graph.nodes), ledger.instance_stats(), list(ledger.links.values()),
-            coordinator.partitions(),
-        )
-        # ``scaling`` is a field proposed for RunSummary (see the issue-5 report).
-        setattr(summary, "scaling", coordinator.record())  # noqa: B010
-        result = RunResult(ledger.outputs, summary)
-        for observer in observers:
-            observer.run_finished(result)
-        return result
+        coordinator = _Coordinator(plan, spec, process_context(start_method), settings,
+                                   list(observers))
+        return enact(self.name, plan, placement, coordinator.observers, coordinator)
 
 
 def _admin(bootstrap: str) -> Any:
@@ -528,54 +469,41 @@ def _delete_ended_runs(bootstrap: str, age: float) -> list[str]:
 
 
 @dataclass
-class _Coordinator:
-    plan: Plan
-    spec: RunSpec
-    context: Any
-    settings: _Settings
-    observers: Sequence[Observer]
-    processes: list[Any] = field(default_factory=list)
-    replaced: int = 0
+class _Coordinator(BrokerCoordinator):
+    kind = "kafka"
     duplicates: int = 0
 
-    def run(self) -> Ledger:
+    def _open(self) -> None:
         settings, spec = self.settings, self.spec
         self.topics = topics = RunTopics(settings.run_id)
-        self.ledger = ledger = Ledger(spec, self.observers)
-        self.pool: list[Any] = []
-        self.dedicated: list[tuple[tuple[str, int], Any]] = []
         self.applied: set[str] = set()
         self.sender: _Sender | None = None
         self.reader: Any = None
-        self.created = False
-        status = "failed"
-        try:
-            self._create()
-            self.created = True
-            logger.info("kafka run %s on %s: join with serve(%r, %r)", settings.run_id,
-                        settings.bootstrap, settings.bootstrap, settings.run_id)
-            self._start()  # fork before this process makes Kafka clients (and their threads)
-            self.sender = _Sender(settings.bootstrap, topics, spec, settings.partitions)
-            self._announce()
-            self.reader = _reader(settings.bootstrap, topics.reports)
-            self._send_markers()
-            next_tick = next_beat = time.monotonic()
-            while not ledger.done:
-                self._read(0.1)
-                self._send_markers()
-                now = time.monotonic()
-                if now >= next_tick:
-                    self._check()
-                    ledger.progress()
-                    next_tick = now + TICK
-                if now >= next_beat:
-                    self.sender.produce(topics.control, pickle.dumps(("alive",)))
-                    self.sender.producer.poll(0)
-                    next_beat = now + BEAT
-            status = "done"
-        finally:
-            self._finish(status)
-        return ledger
+        self._create()
+        logger.info("kafka run %s on %s: join with serve(%r, %r)", settings.run_id,
+                    settings.bootstrap, settings.bootstrap, settings.run_id)
+        self._start()  # fork before this process makes Kafka clients (and their threads)
+        self.sender = _Sender(settings.bootstrap, topics, spec, settings.partitions)
+        self._announce()
+        self.reader = _reader(settings.bootstrap, topics.reports)
+        self.next_beat = time.monotonic()
+
+    def _targets(self) -> tuple[Callable[..., None], Callable[..., None]]:
+        return _dedicated_main, _pool_main
+
+    def _pool_args(self) -> tuple[Any, ...]:
+        number = len(self.spec.dedicated()) + len(self.pool) + self.replaced
+        return (self.spec, self.settings, number)
+
+    def _launch(self, process: Any) -> None:
+        _start_process(process)
+
+    def _idle(self, now: float) -> None:
+        if now >= self.next_beat:
+            assert self.sender is not None
+            self.sender.produce(self.topics.control, pickle.dumps(("alive",)))
+            self.sender.producer.poll(0)
+            self.next_beat = now + BEAT
 
     def _create(self) -> None:
         settings, spec, topics = self.settings, self.spec, self.topics
@@ -588,45 +516,13 @@ class _Coordinator:
     def _announce(self) -> None:
         """Write the graph to the control topic and the run's start to ``dare.runs``."""
         assert self.sender is not None
-        try:
-            import cloudpickle
-
-            shared = cloudpickle.dumps(self.spec)
-        except Exception as exc:  # only local workers can serve such a run
-            logger.warning("the graph cannot be sent to remote workers (%s); "
-                           "only local workers will serve run %s", exc, self.settings.run_id)
-            shared = b""
-        meta = {"modules": _modules_of(self.spec), "session_timeout":
+        shared = shareable(self.spec, self.settings.run_id)
+        meta = {"modules": modules_of(self.spec), "session_timeout":
                 self.settings.session_timeout, "partitions": self.settings.partitions,
                 "coordinator_timeout": self.settings.coordinator_timeout}
         self.sender.produce(self.topics.control, pickle.dumps(("spec", meta, shared)))
         self.sender.produce(RUNS_TOPIC, pickle.dumps(("start", self.settings.run_id)))
         self.sender.flush()
-
-    def _start(self) -> None:
-        spec, settings = self.spec, self.settings
-        for number, key in enumerate(spec.dedicated()):
-            process = self.context.Process(
-                target=_dedicated_main,
-                args=(number, key, spec, self.plan.iterations.get(key[0]), settings),
-                name=f"dare-kafka-{key[0]}[{key[1]}]", daemon=True,
-            )
-            _start_process(process)
-            self.dedicated.append((key, process))
-            self.processes.append(process)
-        if spec.pooled:
-            for _ in range(settings.local_workers):
-                self._add_worker()
-
-    def _add_worker(self) -> None:
-        number = len(self.spec.dedicated()) + len(self.pool) + self.replaced
-        process = self.context.Process(
-            target=_pool_main, args=(self.spec, self.settings, number),
-            name="dare-kafka-pool", daemon=True,
-        )
-        _start_process(process)
-        self.pool.append(process)
-        self.processes.append(process)
 
     def _read(self, timeout: float) -> None:
         """Handle the reports that arrive within ``timeout`` seconds."""
@@ -656,37 +552,17 @@ class _Coordinator:
                                 pickle.dumps(("eos", count)))
         self.sender.producer.poll(0)
 
-    def _check(self) -> None:
-        """Dedicated processes must finish their work; dead pool workers are replaced."""
-        ledger = self.ledger
-        for number, (key, process) in enumerate(self.dedicated):
-            if key in ledger.finished or process.exitcode is None:
-                continue
-            deadline = time.monotonic() + 1.0  # it may have reported just before exiting
-            while key not in ledger.finished and time.monotonic() < deadline:
-                self._read(0.05)
-            if key not in ledger.finished:
-                raise WorkerDied(number, process.exitcode, [f"{key[0]}[{key[1]}]"])
-        for index, process in enumerate(self.pool):
-            if process.exitcode is not None:
-                if process.exitcode == 1:  # it reported an error: read it
-                    deadline = time.monotonic() + 1.0
-                    while time.monotonic() < deadline:
-                        self._read(0.05)
-                # Its uncommitted tasks go to other members after the session timeout.
-                logger.warning("local pool worker (pid %s) exited with %s; starting another",
-                               process.pid, process.exitcode)
-                self.replaced += 1
-                if self.replaced > 10 * max(1, self.settings.local_workers):
-                    raise WorkerDied(index, process.exitcode, ["pool"])
-                self.pool.pop(index)
-                self._add_worker()
-                break
+    def _pool_exited(self, process: Any) -> None:
+        """Read the error it reported (exit code 1).
 
-    def _finish(self, status: str) -> None:
-        for process in self.pool:
-            if process.is_alive():
-                process.terminate()
+        Its uncommitted tasks go to other members after the session timeout.
+        """
+        if process.exitcode == 1:
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                self._read(0.05)
+
+    def _close_run(self, status: str) -> None:
         sender = self.sender
         if sender is not None:
             with contextlib.suppress(Exception):
@@ -695,43 +571,16 @@ class _Coordinator:
                 sender.producer.flush(5)
             with contextlib.suppress(Exception):
                 sender.producer.close()  # else its metadata refresh recreates the topics
-        for _, process in self.dedicated:
-            if process.is_alive():
-                process.join(timeout=5 if status == "done" else 0)
-        for process in self.processes:
-            if process.pid is not None and process.is_alive():
-                process.terminate()
-        for process in self.processes:
-            if process.pid is not None:
-                process.join(timeout=2)
-                if process.is_alive():
-                    process.kill()
-                    process.join(timeout=2)
+
+    def _close(self) -> None:
         if self.reader is not None:
             with contextlib.suppress(Exception):
                 self.reader.close()
 
     def record(self) -> dict[str, Any]:
         """Who served the run (for ``RunSummary.scaling``)."""
-        pool_workers = {stats.worker for stats in self.ledger.stats.values()
-                        if stats.pe_id in self.spec.pooled}
-        return {
-            "run_id": self.settings.run_id,
-            "kafka": self.settings.bootstrap,
-            "local_workers": self.settings.local_workers,
-            "pool_workers_used": len(pool_workers),
-            "replaced": self.replaced,
-            "duplicates": self.duplicates,
-            "dedicated_processes": len(self.dedicated),
-        }
-
-    def partitions(self) -> list[list[str]]:
-        """One entry per dedicated process, then the pool's PEs."""
-        rows = [[f"{pe}[{i}]"] for (pe, i), _ in self.dedicated]
-        if self.spec.pooled:
-            rows.append([f"{node.id}[pool]" for node in self.spec.graph
-                         if node.id in self.spec.pooled])
-        return rows
+        return {"kafka": self.settings.bootstrap, "duplicates": self.duplicates,
+                **super().record()}
 
 
 # -- worker processes -----------------------------------------------------------------------
@@ -766,33 +615,25 @@ def _orphaned(parent: int) -> Callable[[], bool]:
 def _dedicated_main(number: int, key: tuple[str, int], spec: RunSpec,
                     iterations: Sequence[Any] | None, settings: _Settings) -> None:
     _after_fork()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
-    topics = RunTopics(settings.run_id)
-    sender = _Sender(settings.bootstrap, topics, spec, settings.partitions)
-    try:
-        _run_dedicated(sender, number, key, spec, iterations, _orphaned(os.getppid()))
+    sender = _Sender(settings.bootstrap, RunTopics(settings.run_id), spec, settings.partitions)
+    orphaned = _orphaned(os.getppid())
+
+    def body() -> None:
+        _run_dedicated(sender, number, key, spec, iterations, orphaned)
         sender.flush()
-    except BaseException as exc:
-        sender.report_error(f"{key[0]}[{key[1]}]", exc)
-        sys.exit(1)
+
+    in_worker_process(f"{key[0]}[{key[1]}]", body, sender.report_error)
 
 
 def _run_dedicated(sender: _Sender, number: int, key: tuple[str, int], spec: RunSpec,
                    iterations: Sequence[Any] | None, orphaned: Callable[[], bool]) -> None:
     pe_id, instance = key
     worker = _Worker(spec, number)
-    tag = f"{pe_id}:{instance}"
     if iterations is not None:
-        batches = [0]
-
-        def commit(tasks: list[Ready], report: Callable[[], Report]) -> None:
-            batches[0] += 1
-            sender.send(f"s:{tag}:{batches[0]}", tasks, report)
-
-        worker.run_source(key, iterations, commit)
+        run_source(worker, key, iterations, sender.send)
         return
-    reader = _reader(sender.producer_bootstrap if False else _bootstrap_of(sender),
-                     sender.instance_topic[key])
+    tag = f"{pe_id}:{instance}"
+    reader = _reader(sender.bootstrap, sender.instance_topic[key])
     try:
         worker.runner(pe_id, instance)  # set up before the first unit, even if none comes
         seen: set[str] = set()
@@ -816,10 +657,6 @@ def _run_dedicated(sender: _Sender, number: int, key: tuple[str, int], spec: Run
         sender.send(f"f:{tag}", tasks, report)
     finally:
         reader.close()
-
-
-def _bootstrap_of(sender: _Sender) -> str:
-    return sender.bootstrap
 
 
 def _pool_main(spec: RunSpec, settings: _Settings, number: int) -> None:
@@ -998,15 +835,4 @@ def _load_run(bootstrap: str, run_id: str, poll: float) -> tuple[RunSpec, dict[s
     if records[0][0] != "spec" or any(record[0] == "end" for record in records):
         return None
     _, meta, shared = records[0]
-    if not shared:
-        raise EngineError(f"kafka run {run_id!r} has no graph for remote workers "
-                          "(it could not be pickled; see the coordinator's log)")
-    load_modules(meta["modules"])
-    from engine.compat.dispel4py import aliases
-
-    with aliases():
-        spec = pickle.loads(shared)
-    if not isinstance(spec, RunSpec):
-        raise EngineError(f"kafka run {run_id!r}: unexpected graph record")
-    return spec, meta
-
+    return load_spec(f"kafka run {run_id!r}", meta["modules"], shared), meta

@@ -63,10 +63,7 @@ processed later than its successors, so order within a link is then not guarante
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import logging
-import multiprocessing
 import os
 import pickle
 import signal
@@ -75,26 +72,35 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import EngineError, PEError, WorkerDied
+from engine.errors import EngineError, PEError
 from engine.graph import Graph, WorkflowGraph
 from engine.mappings.base import Mapping
 from engine.mappings.tasks import (
-    Ledger,
+    BrokerCoordinator,
     Ready,
     Report,
     RunSpec,
     TaskWorker,
-    cannot_cross,
+    dump_report,
+    dump_task,
+    enact,
     failure_message,
+    in_worker_process,
+    load_spec,
+    local_count,
+    modules_of,
+    plan_run,
+    process_context,
     raise_failure,
+    run_source,
+    send_tasks,
+    shareable,
 )
-from engine.observe import Observer, RunResult, RunSummary
-from engine.partition import InputSpec, Plan, build_plan
-from engine.runtime import clock
+from engine.observe import Observer, RunResult
+from engine.partition import InputSpec
 
 __all__ = ["RedisMapping", "RunKeys", "connect", "serve"]
 
@@ -107,8 +113,6 @@ URL_VARIABLE = "DARE_REDIS_URL"
 DEFAULT_BATCH = 32
 #: Milliseconds a worker blocks on an empty stream before checking the run's state.
 BLOCK_MS = 1000
-#: Seconds between the coordinator's liveness checks.
-TICK = 0.2
 #: How long a finished run's ``state`` key is kept, so late workers learn that it ended.
 STATE_TTL = 3600
 RUNS_KEY = "dare:runs"
@@ -221,27 +225,17 @@ class _Store:
         keys = self.keys
         stream_keys = [keys.state, keys.done, keys.reports, ack[0] if ack else keys.reports]
         arguments: list[Any] = [task_id, ack[1] if ack else "", ack[2] if ack else "", b""]
-        for counters, message in tasks:
-            start = clock()
-            try:
-                data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:
-                raise cannot_cross(message, exc) from exc
+
+        def add(index: int, message: Any) -> int:
+            data = dump_task(message)
             instance = message[2]
             stream_keys.append(keys.pool if instance is None
                                else keys.instance(message[1], instance))
             arguments.append(data)
-            counters[2] += len(data)
-            counters[3] += clock() - start
-        built = report()
-        try:
-            arguments[3] = pickle.dumps(("R", built), pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            ports = ", ".join(f"{pe}.{port}" for pe, port in built[2])
-            raise EngineError(
-                f"outputs of {ports} cannot cross processes (pickle failed: {exc}); "
-                "emit picklable data, or run with the simple mapping"
-            ) from exc
+            return len(data)
+
+        send_tasks(tasks, add)
+        arguments[3] = dump_report(report(), "R")
         return int(self.call(self._commit, keys=stream_keys, args=arguments))
 
     def report_error(self, who: str, exc: BaseException) -> None:
@@ -284,43 +278,16 @@ class RedisMapping(Mapping):
         starts (0: only workers started with ``dare worker`` serve the pool).
         """
         self.check_options(options)
-        if batch_size < 1:
-            raise EngineError(f"batch_size must be >= 1, not {batch_size}")
         if visibility_timeout <= 0:
             raise EngineError(f"visibility_timeout must be > 0, not {visibility_timeout}")
-        observers = list(observers)
-        workers = workers or os.cpu_count() or 1
-        local = workers if local_workers is None else local_workers
-        if local < 0:
-            raise EngineError(f"local_workers must be >= 0, not {local}")
-        plan = build_plan(graph, inputs, workers=workers)
-        spec = RunSpec.from_plan(plan, batch_size)
-        if start_method is None:
-            start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        workers, plan, spec = plan_run(graph, inputs, workers, batch_size)
+        local = local_count(workers, local_workers)
         settings = _Settings(redis_url or default_url(), local, visibility_timeout,
                              reconnect_timeout, run_id or uuid.uuid4().hex[:12])
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
-        for observer in observers:
-            observer.run_started(self.name, plan.graph, placement)
-        started = time.perf_counter()
-        coordinator = _Coordinator(plan, spec, multiprocessing.get_context(start_method),
-                                   settings, observers)
-        try:
-            ledger = coordinator.run()
-        except BaseException as error:
-            for observer in observers:
-                observer.run_failed(error)
-            raise
-        summary = RunSummary.from_instances(
-            self.name, len(coordinator.processes), time.perf_counter() - started,
-            list(plan.graph.nodes), ledger.instance_stats(), list(ledger.links.values()),
-            coordinator.partitions(),
-        )
-        summary.scaling = coordinator.record()
-        result = RunResult(ledger.outputs, summary)
-        for observer in observers:
-            observer.run_finished(result)
-        return result
+        coordinator = _Coordinator(plan, spec, process_context(start_method), settings,
+                                   list(observers))
+        return enact(self.name, plan, placement, coordinator.observers, coordinator)
 
 
 @dataclass(frozen=True)
@@ -332,115 +299,25 @@ class _Settings:
     run_id: str
 
 
-def _modules_of(spec: RunSpec) -> list[tuple[str, str]]:
-    """``(name, file)`` of the modules defining the graph's PEs and functions.
-
-    A worker imports each by name if it can, else loads the file (a module the coordinator
-    loaded by path, such as ``dare run flow.py``).
-    """
-    names: dict[str, None] = {}
-    for node in spec.graph:
-        for cls in type(node.pe).__mro__:
-            names[cls.__module__] = None
-        for attribute in ("func", "compute_fn"):
-            function = getattr(node.pe, attribute, None)
-            if function is not None and getattr(function, "__module__", None):
-                names[function.__module__] = None
-        for function in getattr(node.pe, "functions", ()) or ():
-            if getattr(function, "__module__", None):
-                names[function.__module__] = None
-    found = []
-    for name in names:
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
-        if module is None or not path or name == "__main__" or name.startswith("engine."):
-            continue
-        if name.split(".")[0] in sys.stdlib_module_names or name == "builtins":
-            continue
-        found.append((name, str(Path(path).resolve())))
-    return found
-
-
-def load_modules(modules: Sequence[tuple[str, str]]) -> None:
-    """Import the graph's modules on a worker: by name, else from the coordinator's path.
-
-    Raises
-    ------
-    EngineError
-        Naming the module and path when neither works.
-    """
-    from engine.compat.dispel4py import aliases
-
-    for name, path in modules:
-        if name in sys.modules:
-            continue
-        with aliases():
-            try:
-                importlib.import_module(name)
-                continue
-            except ImportError:
-                pass
-            if not Path(path).is_file():
-                raise EngineError(
-                    f"module {name!r} of the workflow (from {path} on the coordinator's host) "
-                    "cannot be imported here: make the workflow code importable on every "
-                    "worker host (install it, or use the same path)"
-                )
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise EngineError(f"cannot load module {name!r} from {path}")
-            module = importlib.util.module_from_spec(spec)
-            directory = str(Path(path).parent)
-            if directory not in sys.path:
-                sys.path.append(directory)
-            sys.modules[name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(name, None)
-                raise
-
-
 @dataclass
-class _Coordinator:
-    plan: Plan
-    spec: RunSpec
-    context: Any
-    settings: _Settings
-    observers: Sequence[Observer]
-    processes: list[Any] = field(default_factory=list)
-    replaced: int = 0
+class _Coordinator(BrokerCoordinator):
+    kind = "redis"
 
-    def run(self) -> Ledger:
-        settings, spec = self.settings, self.spec
-        self.keys = keys = RunKeys(settings.run_id)
-        self.store = _Store(settings.url, keys, settings.reconnect_timeout)
-        self.ledger = ledger = Ledger(spec, self.observers)
-        self.pool: list[Any] = []
-        self.dedicated: list[tuple[tuple[str, int], Any]] = []
+    def _open(self) -> None:
+        settings = self.settings
+        self.keys = RunKeys(settings.run_id)
+        self.store = _Store(settings.url, self.keys, settings.reconnect_timeout)
         self.created = False
-        status = "failed"
-        try:
-            self._create()
-            self.created = True
-            logger.info("redis run %s on %s: join with 'dare worker --redis %s --run %s'",
-                        settings.run_id, _describe_url(settings.url),
-                        _describe_url(settings.url), settings.run_id)
-            self._start()
-            self._send_markers()
-            self.last = b"0-0"
-            next_tick = time.monotonic() + TICK
-            while not ledger.done:
-                self._read(100)
-                self._send_markers()
-                if time.monotonic() >= next_tick:
-                    self._check()
-                    ledger.progress()
-                    next_tick = time.monotonic() + TICK
-            status = "done"
-        finally:
-            self._finish(status)
-        return ledger
+        self._create()
+        self.created = True
+        logger.info("redis run %s on %s: join with 'dare worker --redis %s --run %s'",
+                    settings.run_id, _describe_url(settings.url),
+                    _describe_url(settings.url), settings.run_id)
+        self._start()
+        self.last = b"0-0"
+
+    def _targets(self) -> tuple[Callable[..., None], Callable[..., None]]:
+        return _dedicated_main, _pool_main
 
     @property
     def ttl(self) -> int:
@@ -453,16 +330,9 @@ class _Coordinator:
         if store.call(client.exists, keys.state):
             raise EngineError(f"redis run {self.settings.run_id!r} exists already: "
                               "choose another run_id")
-        try:
-            import cloudpickle
-
-            shared = cloudpickle.dumps(spec)
-        except Exception as exc:  # only local workers can serve such a run
-            logger.warning("the graph cannot be sent to remote workers (%s); "
-                           "only local workers will serve run %s", exc, self.settings.run_id)
-            shared = b""
+        shared = shareable(spec, self.settings.run_id)
         pipe = client.pipeline(transaction=True)
-        meta = {"modules": _modules_of(spec),
+        meta = {"modules": modules_of(spec),
                 "visibility_timeout": self.settings.visibility_timeout}
         pipe.set(keys.meta, pickle.dumps(meta))
         pipe.set(keys.spec, shared)
@@ -475,35 +345,11 @@ class _Coordinator:
         pipe.sadd(RUNS_KEY, self.settings.run_id)
         store.call(pipe.execute)
 
-    def _start(self) -> None:
-        spec, settings = self.spec, self.settings
-        for number, key in enumerate(spec.dedicated()):
-            process = self.context.Process(
-                target=_dedicated_main,
-                args=(number, key, spec, self.plan.iterations.get(key[0]), settings),
-                name=f"dare-redis-{key[0]}[{key[1]}]", daemon=True,
-            )
-            process.start()
-            self.dedicated.append((key, process))
-            self.processes.append(process)
-        if spec.pooled:
-            for _ in range(settings.local_workers):
-                self._add_worker()
-
-    def _add_worker(self) -> None:
-        process = self.context.Process(
-            target=_pool_main, args=(self.spec, self.settings),
-            name="dare-redis-pool", daemon=True,
-        )
-        process.start()
-        self.pool.append(process)
-        self.processes.append(process)
-
-    def _read(self, block_ms: int) -> None:
-        """Handle the reports that arrive within ``block_ms`` milliseconds."""
+    def _read(self, timeout: float) -> None:
+        """Handle the reports that arrive within ``timeout`` seconds."""
         store = self.store
         response = store.call(store.client.xread, {self.keys.reports: self.last}, count=512,
-                              block=block_ms)
+                              block=int(timeout * 1000))
         for _, entries in response or ():
             for entry_id, fields in entries:
                 self.last = entry_id
@@ -524,7 +370,10 @@ class _Coordinator:
                             {"eos": count})
 
     def _check(self) -> None:
-        """Dedicated processes must finish their work; dead pool workers are replaced."""
+        """The run must still exist; then as :meth:`BrokerCoordinator._check`.
+
+        A dead pool worker's pending task is claimed by another after the visibility timeout.
+        """
         store = self.store
         if not store.call(store.client.expire, self.keys.state, self.ttl) or (
             store.state() != b"running"
@@ -534,104 +383,46 @@ class _Coordinator:
                 f"{_describe_url(self.settings.url)} (was the server restarted without "
                 "persistence?)"
             )
-        ledger = self.ledger
-        for number, (key, process) in enumerate(self.dedicated):
-            if key in ledger.finished or process.exitcode is None:
-                continue
-            deadline = time.monotonic() + 1.0  # it may have reported just before exiting
-            while key not in ledger.finished and time.monotonic() < deadline:
-                self._read(50)
-            if key not in ledger.finished:
-                raise WorkerDied(number, process.exitcode, [f"{key[0]}[{key[1]}]"])
-        for index, process in enumerate(self.pool):
-            if process.exitcode is not None:
-                # Its pending task is claimed by another worker after the visibility timeout.
-                logger.warning("local pool worker (pid %s) exited with %s; starting another",
-                               process.pid, process.exitcode)
-                self.replaced += 1
-                if self.replaced > 10 * max(1, self.settings.local_workers):
-                    raise WorkerDied(index, process.exitcode, ["pool"])
-                self.pool.pop(index)
-                self._add_worker()
-                break
+        super()._check()
 
-    def _finish(self, status: str) -> None:
-        keys, store = self.keys, self.store
-        for process in self.pool:
-            if process.is_alive():
-                process.terminate()
+    def _close_run(self, status: str) -> None:
         with contextlib.suppress(Exception):
             if not self.created:
                 raise EngineError("nothing to clean: the run was not created")
-            pipe = store.client.pipeline(transaction=True)
+            keys = self.keys
+            pipe = self.store.client.pipeline(transaction=True)
             pipe.set(keys.state, status, ex=STATE_TTL)
             pipe.delete(*keys.all(self.spec))
             pipe.srem(RUNS_KEY, self.settings.run_id)
             pipe.execute()
-        for _, process in self.dedicated:
-            if process.is_alive():
-                process.join(timeout=5 if status == "done" else 0)
-        for process in self.processes:
-            if process.pid is not None and process.is_alive():
-                process.terminate()
-        for process in self.processes:
-            if process.pid is not None:
-                process.join(timeout=2)
-                if process.is_alive():
-                    process.kill()
-                    process.join(timeout=2)
+
+    def _close(self) -> None:
         with contextlib.suppress(Exception):
-            store.client.close()
+            self.store.client.close()
 
     def record(self) -> dict[str, Any]:
         """Who served the run (for ``RunSummary.scaling``)."""
-        pool_workers = {stats.worker for stats in self.ledger.stats.values()
-                        if stats.pe_id in self.spec.pooled}
-        return {
-            "run_id": self.settings.run_id,
-            "redis": _describe_url(self.settings.url),
-            "local_workers": self.settings.local_workers,
-            "pool_workers_used": len(pool_workers),
-            "replaced": self.replaced,
-            "dedicated_processes": len(self.dedicated),
-        }
-
-    def partitions(self) -> list[list[str]]:
-        """One entry per dedicated process, then the pool's PEs."""
-        rows = [[f"{pe}[{i}]"] for (pe, i), _ in self.dedicated]
-        if self.spec.pooled:
-            rows.append([f"{node.id}[pool]" for node in self.spec.graph
-                         if node.id in self.spec.pooled])
-        return rows
+        return {"redis": _describe_url(self.settings.url), **super().record()}
 
 
 # -- worker processes -----------------------------------------------------------------------
 def _dedicated_main(number: int, key: tuple[str, int], spec: RunSpec,
                     iterations: Sequence[Any] | None, settings: _Settings) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
     store = _Store(settings.url, RunKeys(settings.run_id), settings.reconnect_timeout)
-    label = f"{key[0]}[{key[1]}]"
-    try:
-        _run_dedicated(store, number, key, spec, iterations)
-    except BaseException as exc:
-        store.report_error(label, exc)
-        sys.exit(1)
+    in_worker_process(f"{key[0]}[{key[1]}]",
+                      lambda: _run_dedicated(store, number, key, spec, iterations),
+                      store.report_error)
 
 
 def _run_dedicated(store: _Store, number: int, key: tuple[str, int], spec: RunSpec,
                    iterations: Sequence[Any] | None) -> None:
     pe_id, instance = key
     worker = TaskWorker(spec, number)
-    tag = f"{pe_id}:{instance}"
     if iterations is not None:
-        batches = [0]
-
-        def commit(tasks: list[Ready], report: Callable[[], Report]) -> None:
-            batches[0] += 1
-            store.commit(f"s:{tag}:{batches[0]}", None, tasks, report)
-
-        worker.run_source(key, iterations, commit)
+        run_source(worker, key, iterations,
+                   lambda task_id, tasks, report: store.commit(task_id, None, tasks, report))
         return
+    tag = f"{pe_id}:{instance}"
     stream = store.keys.instance(pe_id, instance)
     client = store.client
     worker.runner(pe_id, instance)  # set up before the first unit, even if none comes
@@ -792,15 +583,6 @@ def _wait_until_gone(client: Any, run: str, poll: float) -> None:
 def _load_spec(store: _Store) -> tuple[RunSpec, dict[str, Any]]:
     keys = store.keys
     meta, shared = store.call(store.client.mget, keys.meta, keys.spec)
-    if not shared or not meta:
-        raise EngineError(f"redis run {keys.run_id!r} has no graph for remote workers "
-                          "(it could not be pickled; see the coordinator's log)")
-    options = pickle.loads(meta)
-    load_modules(options["modules"])
-    from engine.compat.dispel4py import aliases
-
-    with aliases():
-        spec = pickle.loads(shared)
-    if not isinstance(spec, RunSpec):
-        raise EngineError(f"redis run {keys.run_id!r}: unexpected graph record")
-    return spec, options
+    options = pickle.loads(meta) if meta else {"modules": []}
+    return load_spec(f"redis run {keys.run_id!r}", options["modules"],
+                     shared if meta else None), options

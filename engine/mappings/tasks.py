@@ -35,33 +35,51 @@ exact number of tasks sent to it, and flushes once it has processed that many.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import logging
+import multiprocessing
+import os
 import pickle
+import signal
+import sys
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
-from engine.errors import EngineError, PEError, RemoteTraceback
-from engine.graph import Graph, Node
-from engine.observe import InstanceStats, LinkStats, Observer
-from engine.partition import Plan
+from engine.errors import EngineError, PEError, WorkerDied
+from engine.graph import Edge, Graph, Node, WorkflowGraph
+from engine.mappings import worker as _shared
+from engine.observe import InstanceStats, LinkStats, Observer, RunResult, RunSummary
+from engine.partition import InputSpec, Plan, build_plan
 from engine.pe import ProcessingElement
 from engine.routing import AllToOne, GroupBy, OneToAll, make_router
 from engine.runtime import Deliver, InstanceRunner, clock, fan_out
 
 __all__ = [
+    "BrokerCoordinator",
     "DestKey",
     "Ledger",
     "Outbox",
     "RunSpec",
     "TaskWorker",
+    "dump_report",
+    "dump_task",
+    "enact",
     "failure_message",
+    "load_modules",
+    "load_spec",
+    "modules_of",
+    "plan_run",
     "pooled_pes",
     "raise_failure",
     "stateless",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: ``(pe_id, instance)``; instance ``None`` is the pool.
 DestKey = tuple[str, int | None]
@@ -252,7 +270,7 @@ class TaskWorker:
                 count = spec.instances[edge.dst]
                 targets = [outbox.buffer((edge.dst, j), edge.dst_port, runner.label, link)
                            for j in range(count)]
-                deliver = fan_out(make_router(edge.grouping, count, start=index), targets)
+                deliver = fan_out(self.router(edge, count, instance), targets)
             runner.routes[edge.src_port].append(deliver)
         for port, delivers in runner.routes.items():
             if not delivers:
@@ -263,6 +281,15 @@ class TaskWorker:
         runner.setup()
         self._touched.add(key)
         return runner
+
+    def router(self, edge: Edge, count: int, instance: int | None) -> Callable[[Any], int]:
+        """The router of ``edge`` towards its ``count`` dedicated instances.
+
+        ``instance`` is the sending runner's (``None`` for a pooled one, which routes as
+        this worker's instance). Subclasses may route otherwise.
+        """
+        start = self.number if instance is None else instance
+        return make_router(edge.grouping, count, start=start)
 
     def _stats(self) -> list[tuple[str, int, int, int, int, float]]:
         """Counter increments of the runners used since the last report."""
@@ -336,30 +363,14 @@ class TaskWorker:
 
 
 # -- errors crossing processes ------------------------------------------------------------
-def failure_message(exc: BaseException) -> tuple[PEError | None, BaseException | None, str]:
-    """Describe a worker's exception as ``(pe_error, original, traceback text)``, picklable."""
-    pe_error = exc if isinstance(exc, PEError) else None
-    original = exc.__cause__ if pe_error is not None else exc
-    text = "".join(traceback.format_exception(original)) if original is not None else ""
-    try:
-        pickle.dumps(original)
-    except Exception:
-        original = None
-    return pe_error, original, text
+#: ``(pe_error, original, traceback text)`` of a worker's exception, picklable.
+failure_message = _shared.describe_failure
 
 
 def raise_failure(worker: str, pe_error: PEError | None, original: BaseException | None,
                   text: str) -> None:
     """Raise, in the coordinator, the error a worker reported."""
-    remote = RemoteTraceback(text)
-    if pe_error is not None:
-        if original is not None:
-            original.__cause__ = remote
-        raise pe_error from (original or remote)
-    if isinstance(original, EngineError):
-        raise original from remote
-    last_line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
-    raise EngineError(f"worker {worker} failed: {last_line}") from (original or remote)
+    _shared.raise_failure(f"worker {worker}", pe_error, original, text)
 
 
 def cannot_cross(message: TaskMessage, exc: Exception) -> EngineError:
@@ -500,3 +511,411 @@ class Ledger:
     def pending_instances(self) -> Iterable[DestKey]:
         """Dedicated instances that have not flushed yet."""
         return (key for key in self.spec.dedicated() if key not in self.finished)
+
+
+# -- what the task-based mappings share ---------------------------------------------------
+def dump_task(message: TaskMessage, *head: Any) -> bytes:
+    """Pickle a task (after ``head``, when given); say which units cannot cross processes."""
+    try:
+        return pickle.dumps((*head, message) if head else message, pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise cannot_cross(message, exc) from exc
+
+
+def dump_report(report: Report, *head: Any) -> bytes:
+    """Pickle ``(*head, report)``; say which outputs cannot cross processes."""
+    try:
+        return pickle.dumps((*head, report), pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        ports = ", ".join(f"{pe}.{port}" for pe, port in report[2])
+        raise EngineError(
+            f"outputs of {ports} cannot cross processes (pickle failed: {exc}); "
+            "emit picklable data, or run with the simple mapping"
+        ) from exc
+
+
+def send_tasks(tasks: list[Ready], send: Callable[[int, TaskMessage], int]) -> None:
+    """Send each task with ``send(index, message) -> bytes sent``, counting bytes and time."""
+    for index, (counters, message) in enumerate(tasks):
+        start = clock()
+        counters[2] += send(index, message)
+        counters[3] += clock() - start
+
+
+def run_source(worker: TaskWorker, key: tuple[str, int], iterations: Sequence[Any],
+               commit: Callable[[str, list[Ready], Callable[[], Report]], object]) -> None:
+    """Run a source instance; its commits get ids ``s:PE:INSTANCE:N`` (N from 1)."""
+    tag = f"{key[0]}:{key[1]}"
+    batches = 0
+
+    def numbered(tasks: list[Ready], report: Callable[[], Report]) -> None:
+        nonlocal batches
+        batches += 1
+        commit(f"s:{tag}:{batches}", tasks, report)
+
+    worker.run_source(key, iterations, numbered)
+
+
+def in_worker_process(label: str, body: Callable[[], None],
+                      report_error: Callable[[str, BaseException], None]) -> None:
+    """Run a worker process's ``body``; report its failure as ``label`` and exit 1."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    try:
+        body()
+    except BaseException as exc:
+        report_error(label, exc)
+        sys.exit(1)
+
+
+def stop_processes(processes: Iterable[Any]) -> None:
+    """Terminate the started ``processes`` still alive; kill those that do not exit."""
+    started = [process for process in processes if process.pid is not None]
+    for process in started:
+        if process.is_alive():
+            process.terminate()
+    for process in started:
+        process.join(timeout=2)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=2)
+
+
+def partition_rows(spec: RunSpec, dedicated: Iterable[tuple[str, int]]) -> list[list[str]]:
+    """One entry per dedicated process, then the pool's PEs."""
+    rows = [[f"{pe}[{i}]"] for pe, i in dedicated]
+    if spec.pooled:
+        rows.append([f"{node.id}[pool]" for node in spec.graph if node.id in spec.pooled])
+    return rows
+
+
+# -- running a task-based mapping ---------------------------------------------------------
+def plan_run(graph: Graph | WorkflowGraph, inputs: InputSpec, workers: int | None,
+             batch_size: int) -> tuple[int, Plan, RunSpec]:
+    """Check ``batch_size``; return the worker count (default: the CPUs), plan and spec."""
+    if batch_size < 1:
+        raise EngineError(f"batch_size must be >= 1, not {batch_size}")
+    workers = workers or os.cpu_count() or 1
+    plan = build_plan(graph, inputs, workers=workers)
+    return workers, plan, RunSpec.from_plan(plan, batch_size)
+
+
+def local_count(workers: int, local_workers: int | None) -> int:
+    """The local pool workers: ``local_workers``, by default ``workers``."""
+    local = workers if local_workers is None else local_workers
+    if local < 0:
+        raise EngineError(f"local_workers must be >= 0, not {local}")
+    return local
+
+
+def process_context(start_method: str | None) -> Any:
+    """The multiprocessing context of ``start_method`` (default: fork where available)."""
+    if start_method is None:
+        start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(start_method)
+
+
+class Coordinator(Protocol):
+    """What :func:`enact` needs of a mapping's coordinator."""
+
+    def run(self) -> Ledger:
+        """Run to completion; return the counts."""
+
+    def process_count(self) -> int:
+        """Processes the run used (for the summary)."""
+
+    def record(self) -> dict[str, Any]:
+        """The summary's ``scaling`` record."""
+
+    def partitions(self) -> list[list[str]]:
+        """The summary's partitions."""
+
+
+def enact(name: str, plan: Plan, placement: dict[str, int], observers: Sequence[Observer],
+          coordinator: Coordinator) -> RunResult:
+    """Run ``coordinator``, telling ``observers``; return the outputs and the summary."""
+    for observer in observers:
+        observer.run_started(name, plan.graph, placement)
+    started = time.perf_counter()
+    try:
+        ledger = coordinator.run()
+    except BaseException as error:
+        for observer in observers:
+            observer.run_failed(error)
+        raise
+    summary = RunSummary.from_instances(
+        name, coordinator.process_count(), time.perf_counter() - started,
+        list(plan.graph.nodes), ledger.instance_stats(), list(ledger.links.values()),
+        coordinator.partitions(),
+    )
+    summary.scaling = coordinator.record()
+    result = RunResult(ledger.outputs, summary)
+    for observer in observers:
+        observer.run_finished(result)
+    return result
+
+
+#: Seconds between a broker coordinator's liveness checks.
+TICK = 0.2
+
+
+@dataclass
+class BrokerCoordinator:
+    """The coordinator of a mapping whose workers share the run through a broker.
+
+    It starts one process per dedicated instance and ``settings.local_workers`` pool
+    workers, counts reports until every PE is complete, replaces dead pool workers and
+    stops everything. Subclasses talk to the broker: :meth:`_open`, :meth:`_read`,
+    :meth:`_send_markers`, :meth:`_close_run`, :meth:`_close` and :meth:`_targets`.
+    """
+
+    plan: Plan
+    spec: RunSpec
+    context: Any
+    settings: Any
+    observers: Sequence[Observer]
+    processes: list[Any] = field(default_factory=list)
+    replaced: int = 0
+    #: Names processes ``dare-KIND-...``.
+    kind: ClassVar[str] = "broker"
+
+    def run(self) -> Ledger:
+        """Run to completion; return the counts."""
+        self.ledger = ledger = Ledger(self.spec, self.observers)
+        self.pool: list[Any] = []
+        self.dedicated: list[tuple[tuple[str, int], Any]] = []
+        status = "failed"
+        try:
+            self._open()
+            self._send_markers()
+            next_tick = time.monotonic() + TICK
+            while not ledger.done:
+                self._read(0.1)
+                self._send_markers()
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._check()
+                    ledger.progress()
+                    next_tick = now + TICK
+                self._idle(now)
+            status = "done"
+        finally:
+            self._finish(status)
+        return ledger
+
+    # -- what subclasses provide -----------------------------------------------------------
+    def _open(self) -> None:
+        """Create the run on the broker and start the processes (:meth:`_start`)."""
+        raise NotImplementedError
+
+    def _read(self, timeout: float) -> None:
+        """Handle the reports that arrive within ``timeout`` seconds."""
+        raise NotImplementedError
+
+    def _send_markers(self) -> None:
+        """Send the end-of-stream markers the ledger says are due."""
+        raise NotImplementedError
+
+    def _targets(self) -> tuple[Callable[..., None], Callable[..., None]]:
+        """The functions of dedicated processes and of pool worker processes."""
+        raise NotImplementedError
+
+    def _pool_args(self) -> tuple[Any, ...]:
+        """Arguments of a new pool worker process."""
+        return (self.spec, self.settings)
+
+    def _launch(self, process: Any) -> None:
+        """Start a process."""
+        process.start()
+
+    def _idle(self, now: float) -> None:
+        """Called at every turn of the loop."""
+
+    def _pool_exited(self, process: Any) -> None:
+        """Called when a local pool worker has exited, before it is replaced."""
+
+    def _close_run(self, status: str) -> None:
+        """Record the run's end on the broker (failures suppressed)."""
+
+    def _close(self) -> None:
+        """Close the broker clients (failures suppressed)."""
+
+    # -- processes ---------------------------------------------------------------------------
+    def _start(self) -> None:
+        spec, settings = self.spec, self.settings
+        dedicated_main, _ = self._targets()
+        for number, key in enumerate(spec.dedicated()):
+            process = self.context.Process(
+                target=dedicated_main,
+                args=(number, key, spec, self.plan.iterations.get(key[0]), settings),
+                name=f"dare-{self.kind}-{key[0]}[{key[1]}]", daemon=True,
+            )
+            self._launch(process)
+            self.dedicated.append((key, process))
+            self.processes.append(process)
+        if spec.pooled:
+            for _ in range(settings.local_workers):
+                self._add_worker()
+
+    def _add_worker(self) -> None:
+        _, pool_main = self._targets()
+        process = self.context.Process(target=pool_main, args=self._pool_args(),
+                                       name=f"dare-{self.kind}-pool", daemon=True)
+        self._launch(process)
+        self.pool.append(process)
+        self.processes.append(process)
+
+    def _check(self) -> None:
+        """Dedicated processes must finish their work; dead pool workers are replaced."""
+        ledger = self.ledger
+        for number, (key, process) in enumerate(self.dedicated):
+            if key in ledger.finished or process.exitcode is None:
+                continue
+            deadline = time.monotonic() + 1.0  # it may have reported just before exiting
+            while key not in ledger.finished and time.monotonic() < deadline:
+                self._read(0.05)
+            if key not in ledger.finished:
+                raise WorkerDied(number, process.exitcode, [f"{key[0]}[{key[1]}]"])
+        for index, process in enumerate(self.pool):
+            if process.exitcode is not None:
+                self._pool_exited(process)
+                logger.warning("local pool worker (pid %s) exited with %s; starting another",
+                               process.pid, process.exitcode)
+                self.replaced += 1
+                if self.replaced > 10 * max(1, self.settings.local_workers):
+                    raise WorkerDied(index, process.exitcode, ["pool"])
+                self.pool.pop(index)
+                self._add_worker()
+                break
+
+    def _finish(self, status: str) -> None:
+        for process in self.pool:
+            if process.is_alive():
+                process.terminate()
+        self._close_run(status)
+        for _, process in self.dedicated:
+            if process.is_alive():
+                process.join(timeout=5 if status == "done" else 0)
+        stop_processes(self.processes)
+        self._close()
+
+    # -- the summary -------------------------------------------------------------------------
+    def process_count(self) -> int:
+        """Processes this coordinator started."""
+        return len(self.processes)
+
+    def record(self) -> dict[str, Any]:
+        """Who served the run (for ``RunSummary.scaling``)."""
+        pool_workers = {stats.worker for stats in self.ledger.stats.values()
+                        if stats.pe_id in self.spec.pooled}
+        return {
+            "run_id": self.settings.run_id,
+            "local_workers": self.settings.local_workers,
+            "pool_workers_used": len(pool_workers),
+            "replaced": self.replaced,
+            "dedicated_processes": len(self.dedicated),
+        }
+
+    def partitions(self) -> list[list[str]]:
+        """One entry per dedicated process, then the pool's PEs."""
+        return partition_rows(self.spec, (key for key, _ in self.dedicated))
+
+
+# -- remote workers: the graph's code -----------------------------------------------------
+def modules_of(spec: RunSpec) -> list[tuple[str, str]]:
+    """``(name, file)`` of the modules defining the graph's PEs and functions.
+
+    A worker imports each by name if it can, else loads the file (a module the coordinator
+    loaded by path, such as ``dare run flow.py``).
+    """
+    names: dict[str, None] = {}
+    for node in spec.graph:
+        for cls in type(node.pe).__mro__:
+            names[cls.__module__] = None
+        for attribute in ("func", "compute_fn"):
+            function = getattr(node.pe, attribute, None)
+            if function is not None and getattr(function, "__module__", None):
+                names[function.__module__] = None
+        for function in getattr(node.pe, "functions", ()) or ():
+            if getattr(function, "__module__", None):
+                names[function.__module__] = None
+    found = []
+    for name in names:
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if module is None or not path or name == "__main__" or name.startswith("engine."):
+            continue
+        if name.split(".")[0] in sys.stdlib_module_names or name == "builtins":
+            continue
+        found.append((name, str(Path(path).resolve())))
+    return found
+
+
+def load_modules(modules: Sequence[tuple[str, str]]) -> None:
+    """Import the graph's modules on a worker: by name, else from the coordinator's path.
+
+    Raises
+    ------
+    EngineError
+        Naming the module and path when neither works.
+    """
+    from engine.compat.dispel4py import aliases
+
+    for name, path in modules:
+        if name in sys.modules:
+            continue
+        with aliases():
+            try:
+                importlib.import_module(name)
+                continue
+            except ImportError:
+                pass
+            if not Path(path).is_file():
+                raise EngineError(
+                    f"module {name!r} of the workflow (from {path} on the coordinator's host) "
+                    "cannot be imported here: make the workflow code importable on every "
+                    "worker host (install it, or use the same path)"
+                )
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise EngineError(f"cannot load module {name!r} from {path}")
+            module = importlib.util.module_from_spec(spec)
+            directory = str(Path(path).parent)
+            if directory not in sys.path:
+                sys.path.append(directory)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+
+
+def shareable(spec: RunSpec, run_id: str) -> bytes:
+    """``spec`` by cloudpickle for remote workers; empty (with a warning) if it cannot be."""
+    try:
+        import cloudpickle
+
+        data: bytes = cloudpickle.dumps(spec)
+        return data
+    except Exception as exc:  # only local workers can serve such a run
+        logger.warning("the graph cannot be sent to remote workers (%s); "
+                       "only local workers will serve run %s", exc, run_id)
+        return b""
+
+
+def load_spec(run: str, modules: Sequence[tuple[str, str]], shared: bytes | None) -> RunSpec:
+    """The spec a coordinator shared (:func:`shareable`), its modules loaded first.
+
+    ``run`` names the run in errors (``"redis run 'ID'"``).
+    """
+    if not shared:
+        raise EngineError(f"{run} has no graph for remote workers "
+                          "(it could not be pickled; see the coordinator's log)")
+    load_modules(modules)
+    from engine.compat.dispel4py import aliases
+
+    with aliases():
+        spec = pickle.loads(shared)
+    if not isinstance(spec, RunSpec):
+        raise EngineError(f"{run}: unexpected graph record")
+    return spec

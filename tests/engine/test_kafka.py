@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 from kafka_broker import KafkaBroker, have_tansu, kafka_broker
+from queue_cases import FLOW, squares_graph
 
-from engine import AllToOne, IterativePE, ProcessingElement, WorkflowGraph
+from engine import IterativePE, WorkflowGraph
 from engine.errors import EngineError
 from engine.mappings import kafka_queue
 from engine.mappings.kafka_queue import KafkaMapping, RunTopics, serve
-from engine.testing import Collect, ListSource
+from engine.testing import ListSource
 
 pytestmark = [
     pytest.mark.kafka,
@@ -59,42 +60,6 @@ def bounded(run: Any, *args: Any, timeout: float = 60.0, **kwargs: Any) -> Any:
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     with kafka_broker(tmp_path_factory.mktemp("kafka")) as running:
         yield running
-
-
-class Square(IterativePE):
-    def apply(self, data: int) -> int:
-        return data * data
-
-
-class Total(ProcessingElement):
-    """Sum of its inputs; counts its setups."""
-
-    INPUTS = ("input",)
-    OUTPUTS = ("output",)
-
-    def setup(self) -> None:
-        self.total = 0
-        self.setups = getattr(self, "setups", 0) + 1
-
-    def process(self, port: str | None, data: int) -> None:
-        self.total += data
-
-    def flush(self) -> dict[str, Any]:
-        return {"output": (self.instance, self.total, self.setups)}
-
-
-def squares_graph(items: list[int], work: IterativePE | None = None,
-                  totals: int = 1) -> WorkflowGraph:
-    """items -> work (pool) -> {Total (``totals`` instances, round-robin), Collect (pool)}."""
-    graph = WorkflowGraph()
-    source, total, sink = ListSource(items), Total(instances=totals), Collect()
-    work = work or Square()
-    if totals == 1:
-        total.add_input("input", grouping=AllToOne())
-    graph.connect(source, "output", work, "input")
-    graph.connect(work, "output", total, "input")
-    graph.connect(work, "output", sink, "input")
-    return graph
 
 
 def test_outputs_fan_out_and_stateful_once(broker):
@@ -251,43 +216,6 @@ def test_serve_gives_up_when_no_run_appears(broker):
 
 
 # -- a worker in another process, as `dare worker --kafka` would start ----------------------
-FLOW = textwrap.dedent(
-    '''
-    """A workflow module loaded by path, as `dare run flow.py` does."""
-    from engine import AllToOne, IterativePE, ProcessingElement, WorkflowGraph
-    from engine.testing import Collect, ListSource
-
-
-    class Cube(IterativePE):
-        def apply(self, data):
-            return data ** 3
-
-
-    class Sum(ProcessingElement):
-        INPUTS = ("input",)
-        OUTPUTS = ("output",)
-
-        def setup(self):
-            self.total = 0
-
-        def process(self, port, data):
-            self.total += data
-
-        def flush(self):
-            return {"output": self.total}
-
-
-    def make_graph(items):
-        graph = WorkflowGraph()
-        source, cube, total, sink = ListSource(items), Cube(), Sum(), Collect()
-        total.add_input("input", grouping=AllToOne())
-        graph.connect(source, "output", cube, "input")
-        graph.connect(cube, "output", total, "input")
-        graph.connect(cube, "output", sink, "input")
-        return graph
-    '''
-)
-
 COORDINATOR = textwrap.dedent(
     """
     import json, sys
@@ -296,7 +224,7 @@ COORDINATOR = textwrap.dedent(
 
     flow_file, bootstrap, run_id = sys.argv[1:]
     flow = import_user_module(flow_file)
-    result = KafkaMapping().run(flow.make_graph(list(range(60))), workers=2,
+    result = KafkaMapping().run(flow.make_graph(list(range(60)), "."), workers=2,
                                 kafka_url=bootstrap, run_id=run_id, local_workers=0,
                                 batch_size=4, session_timeout=1.0)
     workers = sorted({s.worker for s in result.summary.instances if s.pe_id == "Cube"})

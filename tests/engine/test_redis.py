@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from queue_cases import FLOW, squares_graph
 from redis_server import RedisServer, redis_server
 
-from engine import AllToOne, IterativePE, ProcessingElement, ProducerPE, WorkflowGraph
+from engine import IterativePE, ProducerPE, WorkflowGraph
 from engine.errors import EngineError
 from engine.mappings.redis_queue import RedisMapping, RunKeys, _Store
 from engine.mappings.tasks import RunSpec
@@ -37,40 +38,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with redis_server(tmp_path_factory.mktemp("redis")) as running:
         yield running
-
-
-class Square(IterativePE):
-    def apply(self, data: int) -> int:
-        return data * data
-
-
-class Total(ProcessingElement):
-    """Sum of its inputs; counts its setups and flushes."""
-
-    INPUTS = ("input",)
-    OUTPUTS = ("output",)
-
-    def setup(self) -> None:
-        self.total = 0
-        self.setups = getattr(self, "setups", 0) + 1
-
-    def process(self, port: str | None, data: int) -> None:
-        self.total += data
-
-    def flush(self) -> dict[str, Any]:
-        return {"output": (self.instance, self.total, self.setups)}
-
-
-def squares_graph(items: list[int], *, work: IterativePE | None = None) -> WorkflowGraph:
-    """items -> work (pool) -> {Total (all-to-one), Collect (pool)}."""
-    graph = WorkflowGraph()
-    source, total, sink = ListSource(items), Total(), Collect()
-    work = work or Square()
-    total.add_input("input", grouping=AllToOne())
-    graph.connect(source, "output", work, "input")
-    graph.connect(work, "output", total, "input")
-    graph.connect(work, "output", sink, "input")
-    return graph
 
 
 def test_outputs_fan_out_and_stateful_once(server):
@@ -223,63 +190,7 @@ def test_redis_restart_with_persistence_mid_run(tmp_path):
 
 
 # -- remote workers: `dare worker` subprocesses ------------------------------------------------
-FLOW = textwrap.dedent(
-    '''
-    """A workflow module loaded by path, as `dare run flow.py` does."""
-    import os
-    import time
-    from pathlib import Path
 
-    from engine import AllToOne, IterativePE, ProcessingElement, WorkflowGraph
-    from engine.testing import Collect, ListSource
-
-
-    class Cube(IterativePE):
-        """Cubes; with ``stick``, the first process to reach unit 0 hangs on it."""
-
-        def __init__(self, folder, stick=False):
-            super().__init__()
-            self.folder = folder
-            self.stick = stick
-
-        def apply(self, data):
-            if self.stick and data == 0:
-                folder = Path(self.folder)
-                mine = folder / f"stuck.{os.getpid()}"
-                mine.write_text(str(os.getpid()))
-                try:
-                    os.link(mine, folder / "stuck")  # only the first process gets here
-                except FileExistsError:
-                    pass
-                else:
-                    time.sleep(120)  # hangs until the test kills this worker
-            return data ** 3
-
-
-    class Sum(ProcessingElement):
-        INPUTS = ("input",)
-        OUTPUTS = ("output",)
-
-        def setup(self):
-            self.total = 0
-
-        def process(self, port, data):
-            self.total += data
-
-        def flush(self):
-            return {"output": self.total}
-
-
-    def make_graph(items, folder, stick=False):
-        graph = WorkflowGraph()
-        source, cube, total, sink = ListSource(items), Cube(folder, stick), Sum(), Collect()
-        total.add_input("input", grouping=AllToOne())
-        graph.connect(source, "output", cube, "input")
-        graph.connect(cube, "output", total, "input")
-        graph.connect(cube, "output", sink, "input")
-        return graph
-    '''
-)
 
 COORDINATOR = textwrap.dedent(
     """
