@@ -58,8 +58,16 @@ def total_stage(calls: list[str]) -> Stage:
     return Stage("total", build, depends=("squares",))
 
 
-@pytest.mark.parametrize("mapping", [("simple", None), ("multi", 2)])
-def test_stages_run_in_order_on_their_mapping(tmp_path, mapping):
+@pytest.mark.parametrize("mapping", [
+    ("simple", None), ("multi", 2), ("dynamic", 2),
+    pytest.param(("redis", 2), marks=pytest.mark.redis),
+    pytest.param(("kafka", 2), marks=pytest.mark.kafka),
+])
+def test_stages_run_in_order_on_their_mapping(tmp_path, mapping, request):
+    if mapping[0] == "redis":
+        request.getfixturevalue("redis_url")
+    elif mapping[0] == "kafka":
+        request.getfixturevalue("kafka_bootstrap")
     calls: list[str] = []
     pipeline = Pipeline([squares_stage(5), total_stage(calls)])
     report = pipeline.run(tmp_path, mappings={"squares": mapping})
@@ -128,3 +136,20 @@ def test_bad_pipeline_definitions(tmp_path):
         Pipeline([total_stage([]), squares_stage(1)])
     with pytest.raises(EngineError, match=r"unknown stage\(s\) nope; stages: squares"):
         Pipeline([squares_stage(1)]).run(tmp_path, mappings={"nope": ("multi", 2)})
+
+
+@pytest.mark.redis
+def test_a_pipeline_mixes_mappings_stage_by_stage(tmp_path, redis_url):
+    """squares on the autoscaling pool, then the same squares redone on Redis, then a total."""
+    calls: list[str] = []
+    first = Pipeline([squares_stage(6), total_stage(calls)])
+    report = first.run(tmp_path / "a", mappings={"squares": ("dynamic", 2)})
+    again = Pipeline([squares_stage(6), total_stage(calls)])
+    other = again.run(tmp_path / "b", mappings={"squares": ("redis", 2), "total": ("multi", 2)})
+    assert report.ok and other.ok
+    assert [s.mapping for s in report.stages] == ["dynamic", "simple"]
+    assert [s.mapping for s in other.stages] == ["redis", "multi"]
+    for run in ("a", "b"):
+        assert json.loads((tmp_path / run / "total" / "total.json").read_text()) == 55
+        names = sorted(p.name for p in (tmp_path / run / "squares").glob("*.txt"))
+        assert names == [f"{n}.txt" for n in range(6)]
