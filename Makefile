@@ -9,7 +9,7 @@ WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 MPI_TESTS ?= tests/engine
-.PHONY: help install system test test-fast test-mpi lint bench demo ra clean
+.PHONY: help install system test test-fast test-mpi test-docker lint bench demo ra clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,22 +22,28 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install dare with its development tools
 
-system: ## Install the system services the tests use (redis-server; apt-get, as root or with sudo)
-	@command -v redis-server >/dev/null || { \
+SYSTEM_TOOLS := redis-server docker-compose shellcheck
+system: ## Install the system tools the tests use (redis-server, docker-compose, shellcheck; apt-get as root or with sudo)
+	@for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 	@redis-server --version
 
-test: $(STAMP) system ## Set up, then run the whole test suite (slow, MPI and Redis tests included)
-	$(PY) -m pytest -q
+test: $(STAMP) system ## Set up, then run the whole test suite (slow, MPI, Redis and Kafka tests included)
+	$(PY) -m pytest -q -m "not docker"
 	$(MAKE) --no-print-directory test-mpi
+
+test-docker: $(STAMP) ## Tests that need a Docker engine (build the SPECFEM3D image, run its cluster)
+	$(PY) -m pip install --quiet '.[specfem]'
+	$(PY) -m pytest -q -m docker
 
 test-mpi: $(STAMP) ## The engine's semantic suite under real mpiexec with 2 and 4 ranks
 	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider -m mpi $(MPI_TESTS)
 	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/mpiexec -n 4 $(PY) -m pytest -q -p no:cacheprovider -m mpi $(MPI_TESTS)
 
-test-fast: $(STAMP) ## Run the tests not marked slow
-	$(PY) -m pytest -q -m "not slow"
+test-fast: $(STAMP) ## Run the tests not marked slow (nor docker)
+	$(PY) -m pytest -q -m "not slow and not docker"
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check engine dare_cli tests benchmarks

@@ -88,6 +88,35 @@ def _observers(state: CLIState) -> Any:
     return make
 
 
+class _SolverLog:
+    """Lines of external programs (SPECFEM3D): all of them with -v, else a live last line."""
+
+    def __init__(self, state: CLIState) -> None:
+        self.state = state
+        self.status: Any = None
+
+    def __call__(self, line: str) -> None:
+        if self.state.quiet:
+            return
+        if self.state.verbose:
+            self.state.stderr.print(line, style="dim", markup=False, highlight=False)
+        elif self.state.show_progress:
+            text = line if len(line) <= 100 else line[:97] + "..."
+            if self.status is None:
+                self.status = self.state.stderr.status(text)
+                self.status.start()
+            else:
+                self.status.update(text)
+        elif line.startswith("$ "):
+            self.state.stderr.print(line, markup=False, highlight=False)
+
+    def close(self) -> None:
+        """Remove the live line."""
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
 def _stations_table(report: dict[str, Any], run_dir: Path) -> Table:
     table = Table(title=f"Rapid Assessment: {run_dir}")
     for column in ("station", "status", "obs PGA %g", "syn PGA %g", "misfit PGA", "notes"):
@@ -191,7 +220,11 @@ def run(
             return
         from dare_cli.ra.pipeline import run_assessment
 
-        report = run_assessment(loaded, force=force, observers=_observers(state))
+        log = _SolverLog(state)
+        try:
+            report = run_assessment(loaded, force=force, observers=_observers(state), log=log)
+        finally:
+            log.close()
         _finish(state, report, Path(loaded.out), json_output)
 
 
@@ -225,9 +258,190 @@ def _stage_command(stage: str, summary: str) -> None:
     app.command(stage)(command)
 
 
+def _specfem_overrides(backend: str | None, specfem_bin: Path | None, collect: Path | None
+                       ) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if backend is not None:
+        overrides["backend"] = backend
+    if specfem_bin is not None:
+        overrides["bin_dir"] = str(specfem_bin.expanduser().resolve())
+    if collect is not None:
+        overrides["collect_from"] = str(collect.expanduser().resolve())
+    return overrides
+
+
+def _simulate_plan(state: CLIState, config: Any) -> None:
+    """Print the commands a SPECFEM3D simulate stage would run (``--dry-run``)."""
+    import shlex
+
+    from dare_cli.ra.simulate.specfem.backends import (
+        DockerBackend,
+        compose_argv,
+        compose_environment,
+        specfem_steps,
+    )
+
+    specfem = config.specfem
+    run_dir = Path(config.out)
+    work = run_dir / "simulate" / "specfem"
+    typer.echo(f"solver: {config.solver}")
+    if config.solver != "specfem":
+        typer.echo("embedded solver: one analytical computation per station (no commands)")
+        return
+    if specfem.collect_from:
+        typer.echo(f"collect seismograms from {specfem.collect_from} (nothing runs)")
+        return
+    typer.echo(f"backend: {specfem.backend}; NPROC {specfem.nproc} "
+               f"({specfem.nproc_xi} x {specfem.nproc_eta})")
+    typer.echo(f"inputs: {work / 'DATA'} (Par_file, CMTSOLUTION, STATIONS, meshfem3D_files/)")
+    if specfem.backend == "local":
+        steps = specfem_steps(specfem.bin_dir or "<--specfem-bin DIR>", specfem.nproc,
+                              launcher=specfem.launcher, launcher_args=specfem.launcher_args)
+        for step in steps:
+            typer.echo(f"(cd {shlex.quote(str(work))} && {shlex.join(step.argv)})")
+        return
+    backend = DockerBackend(specfem)
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in compose_environment(specfem).items())
+    cli = ["docker", "compose"]
+    typer.echo(f"image: {specfem.image} (built from specfem/Dockerfile if missing: "
+               f"{specfem.build})")
+    up = compose_argv(cli, backend.compose_file, backend.project, "up",
+                      workers=specfem.workers)
+    typer.echo(f"{env} {shlex.join(up)}")
+    typer.echo(f"copy {work / 'DATA'} -> head:/work/DATA")
+    typer.echo(f"head: {shlex.join(backend.hostfile_argv())}")
+    for step in backend.steps(specfem.nproc):
+        typer.echo(f"head: {shlex.join(step.argv)}")
+    typer.echo("copy head:/work/OUTPUT_FILES -> " + str(work / "OUTPUT_FILES"))
+    typer.echo(shlex.join(compose_argv(cli, backend.compose_file, backend.project, "down")))
+
+
+def _emit_slurm(state: CLIState, config: Any, config_file: Path | None, example: str | None,
+                options: Any) -> None:
+    """Write the SPECFEM3D inputs and a Slurm script that runs them, then collects."""
+    from dare_cli.ra.pipeline import prepare_specfem
+    from dare_cli.ra.simulate.specfem.slurm import write_slurm_script
+
+    run_dir = Path(config.out).resolve()
+    download = run_dir / "download"
+    if not (download / ".stage.json").exists():
+        raise DareUsageError(f"--emit-batch needs the download stage in {run_dir}: run "
+                             "'dare ra download' first")
+    if not config.specfem.bin_dir:
+        raise DareUsageError("--emit-batch slurm needs --specfem-bin DIR (SPECFEM3D's bin/ "
+                             "on the cluster) or [simulate.specfem] bin_dir")
+    work = run_dir / "specfem-batch"
+    run = prepare_specfem(download, work, config)
+    source = ["--example", example] if example else [str(Path(str(config_file)).resolve())]
+    collect = ["dare", "ra", "simulate", *source, "--out", str(run_dir), "--solver",
+               "specfem", "--collect", str(work / "OUTPUT_FILES")]
+    script = write_slurm_script(work / "specfem.slurm", work, bin_dir=config.specfem.bin_dir,
+                                nproc=run.nproc, options=options, after=[collect])
+    typer.echo(str(script))
+    if not state.quiet:
+        state.stderr.print(f"inputs in {work / 'DATA'}; submit with: sbatch {script}\n"
+                           f"(the job ends by collecting the seismograms into {run_dir}/"
+                           "simulate; or run that last line of the script yourself)",
+                           markup=False, highlight=False)
+
+
+@app.command("simulate")
+def simulate(
+    ctx: typer.Context,
+    config: ConfigArgument = None,
+    example: ExampleOption = None,
+    out: OutOption = None,
+    mapping: Annotated[
+        str | None,
+        typer.Option("--mapping", "-m", metavar="MAPPING[:N]",
+                     help="Mapping (and workers) of this stage (embedded solver)."),
+    ] = None,
+    solver: Annotated[
+        str | None,
+        typer.Option("--solver", help="embedded or specfem (default: the configuration's)."),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="SPECFEM3D backend: local or docker."),
+    ] = None,
+    specfem_bin: Annotated[
+        Path | None, typer.Option("--specfem-bin", metavar="DIR",
+                                  help="Folder of xmeshfem3D, xgenerate_databases, xspecfem3D."),
+    ] = None,
+    collect: Annotated[
+        Path | None, typer.Option("--collect", metavar="DIR",
+                                  help="Only collect the seismograms of a SPECFEM3D run made "
+                                       "elsewhere (its OUTPUT_FILES)."),
+    ] = None,
+    emit_batch: Annotated[
+        str | None, typer.Option("--emit-batch", metavar="SCHEDULER",
+                                 help="Write the inputs and a batch script (slurm) instead of "
+                                      "running."),
+    ] = None,
+    nodes: Annotated[int, typer.Option("--nodes", help="Slurm: nodes.")] = 1,
+    tasks: Annotated[int | None, typer.Option("--tasks", help="Slurm: tasks (= NPROC).")]
+    = None,
+    time_limit: Annotated[str, typer.Option("--time", help="Slurm: time limit.")] = "01:00:00",
+    partition: Annotated[str | None, typer.Option("--partition", help="Slurm: partition.")]
+    = None,
+    account: Annotated[str | None, typer.Option("--account", help="Slurm: account.")] = None,
+    module: Annotated[
+        list[str] | None, typer.Option("--module", help="Slurm: module to load; repeatable."),
+    ] = None,
+    force: ForceOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the commands; run nothing.")]
+    = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Compute synthetic seismograms at the stations (embedded solver or SPECFEM3D).
+
+    With --solver specfem, one SPECFEM3D run covers every station: --backend local runs
+    the programs of --specfem-bin with the local mpirun/srun, --backend docker on the
+    docker-compose cluster of specfem/; --emit-batch slurm writes the inputs and a Slurm
+    script instead. Runs only this stage; the download stage must have run (same --out).
+    """
+    state = get_state(ctx)
+    with exit_on_error(state):
+        mappings = _parse_mappings([f"simulate={mapping}"] if mapping else None)
+        _check_mappings(mappings)
+        loaded = _load(config, example, out, mappings)
+        from dare_cli.ra.errors import ConfigError
+
+        try:
+            loaded = loaded.with_overrides(
+                solver=solver, specfem=_specfem_overrides(backend, specfem_bin, collect))
+        except ConfigError as error:
+            raise DareUsageError(str(error)) from error
+        if emit_batch is not None:
+            if emit_batch != "slurm":
+                raise DareUsageError(f"--emit-batch {emit_batch!r}: only 'slurm' is supported")
+            if loaded.solver != "specfem":
+                raise DareUsageError("--emit-batch needs --solver specfem")
+            from dare_cli.ra.simulate.specfem.slurm import SlurmOptions
+
+            try:
+                options = SlurmOptions(nodes=nodes, tasks=tasks, time=time_limit,
+                                       partition=partition, account=account,
+                                       modules=tuple(module or ()))
+            except ConfigError as error:
+                raise DareUsageError(str(error)) from error
+            _emit_slurm(state, loaded, config, example, options)
+            return
+        if dry_run:
+            _simulate_plan(state, loaded)
+            return
+        from dare_cli.ra.pipeline import run_assessment
+
+        log = _SolverLog(state)
+        try:
+            report = run_assessment(loaded, only=["simulate"], force=force,
+                                    observers=_observers(state), log=log)
+        finally:
+            log.close()
+        _finish(state, report, Path(loaded.out), json_output)
+
+
 for _name, _summary in (
     ("download", "Fetch the event, stations and waveforms (FDSN, local folder or SDS)."),
-    ("simulate", "Compute synthetic seismograms at the stations."),
     ("preprocess", "Process observed and synthetic traces alike (response, filter, window)."),
     ("norm", "Vector norms of three components and of the two horizontals."),
     ("match", "Pair each observed trace with its synthetic."),

@@ -8,8 +8,9 @@ resolved against the folder of the configuration file. Layout::
     [run]                   # out = "ra-run"; mappings = {preprocess = "multi:2", ...}
     [download]              # dare_cli.ra.download.DownloadConfig
     [source]                # SourceConfig: strike, dip, rake, magnitude (double couple)
-    [simulate]              # solver = "embedded"; dare_cli.ra.simulate.embedded.EmbeddedConfig
+    [simulate]              # solver = "embedded" | "specfem"; EmbeddedConfig (duration is shared)
     [simulate.medium]       # vp, vs, rho
+    [simulate.specfem]      # dare_cli.ra.simulate.specfem.backends.SpecfemConfig
     [preprocess]            # dare_cli.ra.preprocess.PreprocessConfig
     [pgm]                   # PGMConfig: periods, damping
     [plot]                  # PlotConfig
@@ -30,6 +31,7 @@ from dare_cli.ra.download import DownloadConfig
 from dare_cli.ra.errors import ConfigError
 from dare_cli.ra.preprocess import PreprocessConfig
 from dare_cli.ra.simulate.embedded import EmbeddedConfig
+from dare_cli.ra.simulate.specfem.backends import SpecfemConfig
 from dare_cli.tomlfile import read_toml
 
 __all__ = [
@@ -44,7 +46,7 @@ __all__ = [
 
 #: The stages of a Rapid Assessment, in order.
 STAGES = ("download", "simulate", "preprocess", "norm", "match", "pgm", "geojson", "plot")
-SOLVERS = ("embedded",)
+SOLVERS = ("embedded", "specfem")
 
 
 @dataclass(frozen=True)
@@ -113,18 +115,33 @@ class RAConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     solver: str = "embedded"
     simulate: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    specfem: SpecfemConfig = field(default_factory=SpecfemConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     pgm: PGMConfig = field(default_factory=PGMConfig)
     plot: PlotConfig = field(default_factory=PlotConfig)
 
     def with_overrides(
         self, *, out: Path | None = None, mappings: Mapping[str, tuple[str, int | None]] | None
-        = None,
+        = None, solver: str | None = None, specfem: Mapping[str, Any] | None = None,
     ) -> RAConfig:
-        """Return a copy with command-line flags applied over the file's values."""
+        """Return a copy with command-line flags applied over the file's values.
+
+        ``solver`` replaces ``[simulate] solver``; ``specfem`` holds ``[simulate.specfem]``
+        keys to replace (e.g. ``{"backend": "docker"}``).
+        """
         merged = dict(self.mappings)
         merged.update(mappings or {})
-        return dataclasses.replace(self, out=out or self.out, mappings=merged)
+        if solver is not None and solver not in SOLVERS:
+            raise ConfigError(f"solver {solver!r} is not known{_suggest(solver, SOLVERS)}; "
+                              f"solvers: {', '.join(SOLVERS)}")
+        specfem_config = self.specfem
+        if specfem:
+            try:
+                specfem_config = dataclasses.replace(self.specfem, **specfem)
+            except ConfigError as error:
+                raise ConfigError(f"[simulate.specfem] {error}") from None
+        return dataclasses.replace(self, out=out or self.out, mappings=merged,
+                                   solver=solver or self.solver, specfem=specfem_config)
 
 
 def parse_mapping(text: str, where: str = "--mapping") -> tuple[str, tuple[str, int | None]]:
@@ -176,6 +193,8 @@ def _convert(value: Any, hint: Any, key: str, where: str) -> Any:
             raise ConfigError(f"{where}: {key!r} must be a table")
         return _build(hint, value, f"{where}.{key}" if not where.endswith("]") else
                       f"{where[:-1]}.{key}]")
+    if origin in (Mapping, dict) and not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key!r} must be a table, not {value!r}")
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {key!r} must be an array, not {value!r}")
@@ -264,9 +283,22 @@ def parse_config(data: Mapping[str, Any], path: Path) -> RAConfig:
     solver = simulate_table.pop("solver", "embedded")
     if solver not in SOLVERS:
         raise ConfigError(
-            f"{where} [simulate]: solver {solver!r} is not available here "
-            f"(available: {', '.join(SOLVERS)}; SPECFEM3D comes with its own issue)"
+            f"{where} [simulate]: solver {solver!r} is not known{_suggest(str(solver), SOLVERS)}"
+            f"; solvers: {', '.join(SOLVERS)}"
         )
+    specfem_table = simulate_table.pop("specfem", {})
+    if not isinstance(specfem_table, dict):
+        raise ConfigError(f"{where} [simulate]: 'specfem' must be a table ([simulate.specfem])")
+    simulate_keys = [f.name for f in dataclasses.fields(EmbeddedConfig)] + ["solver", "specfem"]
+    for key in simulate_table:
+        if key not in simulate_keys:
+            raise ConfigError(f"{where} [simulate]: unknown key {key!r}"
+                              f"{_suggest(key, simulate_keys)}; known keys: "
+                              f"{', '.join(simulate_keys)}")
+    for key in ("bin_dir", "par_template", "mesh_par_template", "compose_file",
+                "collect_from"):
+        if isinstance(specfem_table.get(key), str):
+            specfem_table[key] = _resolve(base, specfem_table[key])
     return RAConfig(
         source_file=path,
         out=Path(out) if out else RAConfig.out,
@@ -275,6 +307,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> RAConfig:
         source=_build(SourceConfig, data.get("source", {}), f"{where} [source]"),
         solver=solver,
         simulate=_build(EmbeddedConfig, simulate_table, f"{where} [simulate]"),
+        specfem=_build(SpecfemConfig, specfem_table, f"{where} [simulate.specfem]"),
         preprocess=_build(PreprocessConfig, data.get("preprocess", {}), f"{where} [preprocess]"),
         pgm=_build(PGMConfig, data.get("pgm", {}), f"{where} [pgm]"),
         plot=_build(PlotConfig, data.get("plot", {}), f"{where} [plot]"),

@@ -3,7 +3,9 @@
 Stages and the folders they write under the run directory::
 
     download    event.xml, stations/NET.STA.xml, waveforms/*.mseed, manifest.json
-    simulate    NET.STA.mseed          synthetic displacement (m), channels HX?
+    simulate    NET.STA.mseed          synthetic displacement (m), channels HX? (embedded) or
+                                       SPECFEM3D's own (?X?); specfem/ the SPECFEM3D run's
+                                       DATA/ and logs when [simulate] solver = "specfem"
     preprocess  observed/NET.STA.Q.mseed, synthetic/NET.STA.Q.mseed   Q = ACC, VEL, DISP
     norm        observed/NET.STA.Q.mseed, synthetic/NET.STA.Q.mseed   vector norms
     match       pairs.json             observed/synthetic pairs per station, unmatched traces
@@ -21,7 +23,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +220,90 @@ def simulate_station(
     return {"station": station}
 
 
+def read_inventories(download_dir: Path) -> Inventory:
+    """Every station's StationXML of the download stage, as one Inventory."""
+    inventory = Inventory(networks=[], source="dare")
+    for station in stations_in(download_dir / "stations"):
+        inventory.extend(station_inventory(download_dir, station).networks)
+    return inventory
+
+
+def specfem_backend(config: RAConfig) -> Any:
+    """The SPECFEM3D backend configured in ``[simulate.specfem]``."""
+    from dare_cli.ra.simulate.specfem.backends import DockerBackend, LocalBackend
+
+    specfem = config.specfem
+    if specfem.backend == "docker":
+        return DockerBackend(specfem)
+    if not specfem.bin_dir:
+        raise RAError("[simulate.specfem] bin_dir (or --specfem-bin DIR) is needed by the local "
+                      "backend: the folder of xmeshfem3D, xgenerate_databases and xspecfem3D")
+    return LocalBackend(specfem.bin_dir, launcher=specfem.launcher,
+                        launcher_args=specfem.launcher_args)
+
+
+def prepare_specfem(download_dir: Path, work_dir: Path, config: RAConfig) -> Any:
+    """Write and check the inputs of the run's SPECFEM3D simulation in ``work_dir``."""
+    from dare_cli.ra.simulate.specfem.backends import prepare_run, source_solution
+
+    event = read_event(download_dir)
+    source = config.source
+    cmt = source_solution(event, strike=source.strike, dip=source.dip, rake=source.rake,
+                          magnitude=source.magnitude, use_event_tensor=source.use_event_tensor)
+    return prepare_run(work_dir, cmt=cmt, inventory=read_inventories(download_dir),
+                       config=config.specfem, duration=config.simulate.duration)
+
+
+def simulate_specfem(
+    download_dir: Path, out_dir: Path, config: RAConfig, *,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """One SPECFEM3D run for every station; per-station miniSEED like the embedded solver's.
+
+    The run's folder is ``out_dir/specfem`` (inside the stage's temporary folder, so a failed
+    run leaves nothing behind); after success it keeps ``DATA/`` and SPECFEM's logs and
+    seismograms, and drops ``OUTPUT_FILES/DATABASES_MPI`` unless ``keep_databases``.
+    """
+    from dare_cli.ra.simulate.specfem.backends import collect_seismograms, provenance
+
+    log = log or (lambda line: None)
+    specfem = config.specfem
+    stations = stations_in(download_dir / "stations")
+    event = read_event(download_dir)
+    origin_time = (event.preferred_origin() or event.origins[0]).time
+    work_dir = out_dir / "specfem"
+    if specfem.collect_from:
+        output_dir = Path(specfem.collect_from)
+        if not output_dir.is_dir():
+            raise RAError(f"[simulate.specfem] collect_from: no folder {output_dir}")
+        notes = [f"dare {__version__}: SPECFEM3D Cartesian synthetics collected from "
+                 f"{output_dir}, displacement in m"]
+        backend_name = "collected"
+    else:
+        run = prepare_specfem(download_dir, work_dir, config)
+        backend = specfem_backend(config)
+        log(f"SPECFEM3D: {len(run.stations)} stations, NPROC {run.nproc}, NSTEP "
+            f"{run.par_values['NSTEP']}, DT {run.par_values['DT']} s, mesh NEX "
+            f"{run.mesh.nex_xi}x{run.mesh.nex_eta} ({backend.name} backend)")
+        backend.run(run.work_dir, run.nproc, log)
+        output_dir = run.output_dir
+        notes = provenance(run, backend.name)
+        backend_name = backend.name
+    streams, missing = collect_seismograms(output_dir, origin_time, stations, processing=notes)
+    for station, stream in streams.items():
+        write_stream(out_dir / f"{station}.mseed", stream)
+    if not specfem.keep_databases:
+        shutil.rmtree(work_dir / "OUTPUT_FILES" / "DATABASES_MPI", ignore_errors=True)
+    return {
+        "processed": sorted(streams),
+        "rejected": [{"station": s, "stage": "simulate",
+                      "reason": f"SPECFEM3D wrote no seismogram for {s}"} for s in missing],
+        "flags": [],
+        "solver": "specfem",
+        "backend": backend_name,
+    }
+
+
 def observed_stream(download_dir: Path, station: str) -> Stream:
     """Every downloaded trace of one station."""
     stream = Stream()
@@ -357,8 +444,12 @@ def _params(*objects: Any) -> dict[str, Any]:
     return params
 
 
-def build_pipeline(config: RAConfig) -> Pipeline:
-    """The eight stages of a Rapid Assessment configured by ``config``."""
+def build_pipeline(config: RAConfig, *, log: Callable[[str], None] | None = None) -> Pipeline:
+    """The eight stages of a Rapid Assessment configured by ``config``.
+
+    ``log`` receives the lines of external programs (SPECFEM3D's logs), for the progress
+    display.
+    """
 
     def build_download(context: StageContext) -> StageWork:
         def finish(result: Any) -> dict[str, Any]:
@@ -383,6 +474,9 @@ def build_pipeline(config: RAConfig) -> Pipeline:
 
     def build_simulate(context: StageContext) -> StageWork:
         download_dir = context.stage_dir("download")
+        if config.solver == "specfem":
+            return StageWork(None, finish=lambda result: simulate_specfem(
+                download_dir, context.out_dir, config, log=log))
         event = read_event(download_dir)
         origin = event.preferred_origin() or event.origins[0]
         step = functools.partial(simulate_station, download_dir=download_dir,
@@ -497,7 +591,8 @@ def build_pipeline(config: RAConfig) -> Pipeline:
     return Pipeline([
         Stage("download", build_download, params=common, inputs=download_inputs),
         Stage("simulate", build_simulate, depends=("download",),
-              params=_params(config.solver, config.source, config.simulate)),
+              params=_params(config.solver, config.source, config.simulate,
+                             *((config.specfem,) if config.solver == "specfem" else ()))),
         Stage("preprocess", build_preprocess, depends=("download", "simulate"),
               params=_params(config.preprocess)),
         Stage("norm", build_norm, depends=("preprocess",), params=_params()),
@@ -532,6 +627,7 @@ def run_assessment(
     only: Sequence[str] | None = None,
     force: bool | Sequence[str] = False,
     observers: Any = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the stages (all, or ``only`` some) and write ``report.json`` in the run folder.
 
@@ -539,7 +635,7 @@ def run_assessment(
     (stage and reason) or flagged.
     """
     run_dir = Path(config.out)
-    pipeline = build_pipeline(config)
+    pipeline = build_pipeline(config, log=log)
     report = pipeline.run(run_dir, mappings=config.mappings, only=only, force=force,
                           observers=observers)
     for stage in report.stages:

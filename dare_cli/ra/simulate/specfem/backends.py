@@ -1,0 +1,899 @@
+"""Running SPECFEM3D Cartesian for a Rapid Assessment: inputs, the MPI run, the seismograms.
+
+One run covers every station: :func:`prepare_run` writes ``DATA/`` (``Par_file``,
+``CMTSOLUTION``, ``STATIONS``, the internal mesher's ``Mesh_Par_file`` and interfaces) for a
+mesh sized around the event and the stations, and checks the set-up (stations inside, time
+step stable, NPROC matching the mesh split) before anything runs. A backend then runs the
+sequence ``xmeshfem3D`` -> ``xgenerate_databases`` -> ``xspecfem3D``, each on NPROC MPI ranks:
+
+``local``
+    The programs of ``bin_dir`` under the local ``mpirun``/``mpiexec``/``srun``
+    (:class:`LocalBackend`), for a laptop or an HPC node with SPECFEM3D built.
+``docker``
+    The image of ``specfem/Dockerfile`` on the cluster of ``specfem/docker-compose.yml``
+    (:class:`DockerBackend`): the ``docker`` SDK builds or reuses the image, copies the inputs
+    into the cluster's shared volume, runs the programs in the head container with
+    ``mpirun --hostfile`` over the workers and copies the outputs back; ``docker compose``
+    (the SDK has no compose API) brings the cluster up and, whatever happens, down.
+
+SPECFEM3D writes its progress to ``OUTPUT_FILES/output_*.txt`` rather than to stdout: both
+backends pass the program's output and that log, line by line, to a ``log`` callback (the
+progress display). A program that fails (non-zero exit) raises :class:`SpecfemRunError` with
+the tail of its log and of SPECFEM's ``error_message*.txt``. :func:`collect_seismograms` turns
+the displacement seismograms (``NET.STA.BX?.semd``) into one miniSEED file per station, as the
+embedded solver writes them.
+
+A Slurm batch script for the same run comes from :mod:`.slurm`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import selectors
+import shlex
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from obspy import Inventory, Stream, UTCDateTime
+from obspy.core.event import Event
+
+from dare_cli import __version__
+from dare_cli.ra.errors import ConfigError, RAError
+from dare_cli.ra.simulate.specfem.cmtsolution import (
+    CMTSolution,
+    cmtsolution_from_double_couple,
+    cmtsolution_from_event,
+)
+from dare_cli.ra.simulate.specfem.inputs import write_specfem_inputs
+from dare_cli.ra.simulate.specfem.parfile import (
+    Material,
+    MeshLayer,
+    MeshResolution,
+    MeshSpec,
+    check_simulation,
+    mesh_around,
+    mesh_resolution,
+    read_parfile,
+)
+from dare_cli.ra.simulate.specfem.seismograms import read_seismograms
+from dare_cli.ra.simulate.specfem.stations import StationLine, stations_from_inventory
+
+__all__ = [
+    "BACKENDS",
+    "LAUNCHERS",
+    "SOCAL_1D",
+    "STEPS",
+    "DockerBackend",
+    "LayerConfig",
+    "LocalBackend",
+    "SpecfemConfig",
+    "SpecfemRun",
+    "SpecfemRunError",
+    "SpecfemStep",
+    "cluster",
+    "collect_seismograms",
+    "compose_argv",
+    "compose_environment",
+    "default_templates",
+    "inputs_archive",
+    "launch_argv",
+    "prepare_run",
+    "specfem_steps",
+]
+
+#: Backends of ``[simulate.specfem] backend``.
+BACKENDS = ("local", "docker")
+#: Launchers of the local backend (``srun`` on a Slurm allocation).
+LAUNCHERS = ("mpirun", "mpiexec", "srun")
+#: SPECFEM3D's programs of a run with the internal mesher and the log each writes.
+STEPS = (("xmeshfem3D", "output_meshfem3D.txt"),
+         ("xgenerate_databases", "output_generate_databases.txt"),
+         ("xspecfem3D", "output_solver.txt"))
+#: Where SPECFEM3D is in the image of specfem/Dockerfile, and the shared volume.
+IMAGE_BIN_DIR = "/opt/specfem3d/bin"
+IMAGE_WORK_DIR = "/work"
+#: Lines of log kept for the error message of a failed program.
+TAIL_LINES = 25
+
+Log = Callable[[str], None]
+
+
+def _quiet(line: str) -> None:
+    """Default log callback: drop the line."""
+
+
+class SpecfemRunError(RAError):
+    """A SPECFEM3D program (or the cluster around it) failed.
+
+    Parameters
+    ----------
+    step
+        The program (``xmeshfem3D``...) or the cluster action.
+    reason
+        What happened (exit status...).
+    tail
+        The last lines of its output and logs.
+    """
+
+    def __init__(self, step: str, reason: str, tail: Sequence[str] = ()) -> None:
+        text = f"SPECFEM3D {step} {reason}"
+        if tail:
+            text += "; last lines of its log:\n  " + "\n  ".join(tail)
+        super().__init__(text)
+        self.step = step
+        self.reason = reason
+        self.tail = list(tail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SpecfemRunError, (self.step, self.reason, self.tail))
+
+
+# -- configuration -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerConfig:
+    """A flat layer of the mesh: its top (m, z up; 0 the free surface), element count, material.
+
+    ``rho`` in kg/m³, ``vp``/``vs`` in m/s, ``q_kappa``/``q_mu`` quality factors (9999: none).
+    """
+
+    top: float
+    elements: int
+    rho: float
+    vp: float
+    vs: float
+    q_kappa: float = 9999.0
+    q_mu: float = 9999.0
+
+    def layer(self) -> MeshLayer:
+        """The parfile module's :class:`MeshLayer`."""
+        return MeshLayer(top=self.top, elements=self.elements,
+                         material=Material(rho=self.rho, vp=self.vp, vs=self.vs,
+                                           q_kappa=self.q_kappa, q_mu=self.q_mu))
+
+
+#: The 1D Southern California model of SPECFEM3D's socal1D example (Kanamori & Hadley 1975,
+#: Dreger & Helmberger 1990, Wald, Hutton & Given 1995): layers from the bottom up.
+SOCAL_1D = (
+    LayerConfig(top=-32000.0, elements=3, rho=3000.0, vp=7800.0, vs=4500.0, q_mu=1000.0),
+    LayerConfig(top=-16000.0, elements=3, rho=2800.0, vp=6700.0, vs=3870.0, q_mu=500.0),
+    LayerConfig(top=-5500.0, elements=3, rho=2670.0, vp=6300.0, vs=3640.0, q_mu=300.0),
+    LayerConfig(top=0.0, elements=3, rho=2400.0, vp=5500.0, vs=3180.0, q_mu=100.0),
+)
+
+
+def _choice(name: str, value: str, known: Sequence[str]) -> None:
+    if value not in known:
+        import difflib
+
+        close = difflib.get_close_matches(value, list(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{name} {value!r} is not known{hint}; known: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class SpecfemConfig:
+    """``[simulate.specfem]``: how to run SPECFEM3D for the synthetics.
+
+    Attributes
+    ----------
+    backend
+        ``"local"`` or ``"docker"`` (:data:`BACKENDS`).
+    bin_dir
+        Folder of ``xmeshfem3D``, ``xgenerate_databases``, ``xspecfem3D`` (local backend and
+        Slurm scripts; the docker backend uses the image's).
+    launcher, launcher_args
+        MPI launcher of the local backend (:data:`LAUNCHERS`) and extra arguments placed
+        before the program (e.g. ``["--oversubscribe"]``).
+    nproc_xi, nproc_eta
+        Mesh slices along x and y; NPROC = their product MPI ranks.
+    dt, nstep
+        Time step (s) and number of steps; ``None``: DT 90% of the mesh's stability limit
+        (rounded down to two significant digits), NSTEP to cover ``[simulate] duration``.
+    par
+        Further ``Par_file`` values (``KEY = value``), e.g. ``{ATTENUATION = false}``.
+    par_template, mesh_par_template
+        ``Par_file`` and ``Mesh_Par_file`` of the SPECFEM3D version that runs; ``None``: the
+        templates shipped in ``dare_cli/ra/simulate/specfem/templates/`` (SPECFEM3D 4.1's socal1D
+        example).
+    margin_km, element_size_km, depth_km, layers, doublings
+        The mesh: a box ``margin_km`` wider than the event and stations on every side, surface
+        elements of at most ``element_size_km``, ``depth_km`` deep, flat ``layers`` from the
+        bottom up (default :data:`SOCAL_1D`), mesh doublings (element layers; none: regular).
+    max_frequency
+        If given (Hz), the mesh must resolve it (5 GLL points per shortest S wavelength).
+    image, compose_file, project, workers, slots_per_worker, build
+        Docker backend: image tag, compose file (default ``specfem/docker-compose.yml``),
+        compose project name (default: a new one per run), worker containers, MPI slots per
+        worker (default: NPROC spread over the workers), build the image when it is missing.
+    cpus, memory, shm_size
+        Resource limits per container (compose variables ``SPECFEM_CPUS``...).
+    keep_databases
+        Keep ``OUTPUT_FILES/DATABASES_MPI`` (large) after a successful run.
+    collect_from
+        Folder of an ``OUTPUT_FILES`` of a run made elsewhere (e.g. a Slurm job): run nothing,
+        only collect its seismograms.
+    """
+
+    backend: str = "local"
+    bin_dir: str | None = None
+    launcher: str = "mpirun"
+    launcher_args: tuple[str, ...] = ()
+    nproc_xi: int = 1
+    nproc_eta: int = 1
+    dt: float | None = None
+    nstep: int | None = None
+    par: Mapping[str, Any] = field(default_factory=dict)
+    par_template: str | None = None
+    mesh_par_template: str | None = None
+    margin_km: float = 20.0
+    element_size_km: float = 2.0
+    depth_km: float = 60.0
+    layers: tuple[LayerConfig, ...] = SOCAL_1D
+    doublings: tuple[int, ...] = ()
+    max_frequency: float | None = None
+    image: str = "dare-specfem:v4.1.0"
+    compose_file: str | None = None
+    project: str | None = None
+    workers: int = 1
+    slots_per_worker: int | None = None
+    build: bool = True
+    cpus: str | None = None
+    memory: str | None = None
+    shm_size: str | None = None
+    keep_databases: bool = False
+    collect_from: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice("backend", self.backend, BACKENDS)
+        _choice("launcher", self.launcher, LAUNCHERS)
+        for name in ("nproc_xi", "nproc_eta"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0, not {self.workers}")
+        if self.slots_per_worker is not None and self.slots_per_worker < 1:
+            raise ConfigError(f"slots_per_worker must be >= 1, not {self.slots_per_worker}")
+        if self.dt is not None and not (math.isfinite(self.dt) and self.dt > 0):
+            raise ConfigError(f"dt must be > 0 s, not {self.dt}")
+        if self.nstep is not None and self.nstep < 1:
+            raise ConfigError(f"nstep must be >= 1, not {self.nstep}")
+        for name in ("margin_km", "element_size_km", "depth_km"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= (0 if name == "margin_km" else 1e-9)):
+                raise ConfigError(f"{name} must be {'>= 0' if name == 'margin_km' else '> 0'}"
+                                  f" km, not {value}")
+        if not self.layers:
+            raise ConfigError("layers must hold at least one layer")
+        reserved = {"NPROC", "NSTEP", "DT", "UTM_PROJECTION_ZONE", "SUPPRESS_UTM_PROJECTION"}
+        clash = sorted(reserved & set(self.par))
+        if clash:
+            raise ConfigError(f"par sets {', '.join(clash)}, which dare derives: use nproc_xi/"
+                              "nproc_eta, nstep, dt (the UTM zone follows the event)")
+
+    @property
+    def nproc(self) -> int:
+        """MPI ranks of the run."""
+        return self.nproc_xi * self.nproc_eta
+
+
+def _source_tree() -> Path:
+    """The project's root in a source checkout (holds ``specfem/``)."""
+    return Path(__file__).resolve().parents[4]
+
+
+def default_templates() -> tuple[Path, Path]:
+    """``Par_file`` and ``Mesh_Par_file`` templates: ``$DARE_SPECFEM_TEMPLATES``, else shipped."""
+    folder = Path(os.environ.get("DARE_SPECFEM_TEMPLATES") or Path(__file__).parent / "templates")
+    return folder / "Par_file.template", folder / "Mesh_Par_file.template"
+
+
+# -- inputs ------------------------------------------------------------------------------------
+@dataclass
+class SpecfemRun:
+    """A prepared SPECFEM3D run: its folder, inputs and the mesh's estimates."""
+
+    work_dir: Path
+    nproc: int
+    cmt: CMTSolution
+    stations: list[StationLine]
+    mesh: MeshSpec
+    par_values: dict[str, Any]
+    resolution: MeshResolution
+    files: dict[str, Path]
+
+    @property
+    def output_dir(self) -> Path:
+        """SPECFEM3D's ``OUTPUT_FILES``."""
+        return self.work_dir / "OUTPUT_FILES"
+
+
+def _round_down(value: float, digits: int = 2) -> float:
+    exponent = math.floor(math.log10(value)) - digits + 1
+    return math.floor(value / 10.0**exponent) * 10.0**exponent
+
+
+def source_solution(event: Event, *, strike: float | None = None, dip: float | None = None,
+                    rake: float | None = None, magnitude: float | None = None,
+                    use_event_tensor: bool = True, event_name: str | None = None
+                    ) -> CMTSolution:
+    """The CMTSOLUTION of the event: its moment tensor, or the given double couple.
+
+    Raises
+    ------
+    RAError
+        No usable moment tensor and no complete double couple, or no magnitude.
+    """
+    from dare_cli.ra.source import tensor_from_event
+
+    if use_event_tensor and tensor_from_event(event) is not None:
+        return cmtsolution_from_event(event, event_name=event_name)
+    if strike is None or dip is None or rake is None:
+        raise RAError("the event has no moment tensor: give strike, dip and rake in [source]")
+    origin = event.preferred_origin() or event.origins[0]
+    if magnitude is None:
+        preferred = event.preferred_magnitude() or (event.magnitudes[0] if event.magnitudes
+                                                    else None)
+        if preferred is None:
+            raise RAError("the event has no magnitude: give [source] magnitude")
+        magnitude = float(preferred.mag)
+    return cmtsolution_from_double_couple(origin, strike, dip, rake, magnitude)
+
+
+def prepare_run(
+    work_dir: str | os.PathLike[str],
+    *,
+    cmt: CMTSolution,
+    inventory: Inventory,
+    config: SpecfemConfig,
+    duration: float,
+) -> SpecfemRun:
+    """Write and check the inputs of one SPECFEM3D run for all stations of ``inventory``.
+
+    Parameters
+    ----------
+    work_dir
+        Folder of the run: ``DATA/`` is written there, SPECFEM3D writes ``OUTPUT_FILES/``.
+    cmt
+        The source.
+    inventory
+        The stations (every station of every network becomes a receiver).
+    config
+        ``[simulate.specfem]``.
+    duration
+        Length of the seismograms after the origin time, s (sets NSTEP unless configured).
+
+    Returns
+    -------
+    SpecfemRun
+
+    Raises
+    ------
+    SpecfemConfigError
+        The set-up check failed (stations or source outside the mesh, DT above the stability
+        limit, NPROC not the mesh split...): the message names each value to change.
+    """
+    work = Path(work_dir)
+    par_template, mesh_template = default_templates()
+    par_template = Path(config.par_template) if config.par_template else par_template
+    mesh_template = Path(config.mesh_par_template) if config.mesh_par_template else mesh_template
+    for path, key in ((par_template, "par_template"), (mesh_template, "mesh_par_template")):
+        if not path.is_file():
+            raise ConfigError(f"[simulate.specfem] {key}: no file {path}")
+    stations = stations_from_inventory(inventory)
+    if not stations:
+        raise RAError("no station to simulate")
+    mesh = mesh_around(cmt, stations, layers=[layer.layer() for layer in config.layers],
+                       depth_km=config.depth_km, element_size_km=config.element_size_km,
+                       margin_km=config.margin_km, nproc_xi=config.nproc_xi,
+                       nproc_eta=config.nproc_eta, doublings=config.doublings)
+    dt = config.dt or _round_down(0.9 * mesh_resolution(mesh).dt_max)
+    nstep = config.nstep or math.ceil(duration / dt)
+    template_values = read_parfile(par_template)
+    values: dict[str, Any] = {
+        "NPROC": config.nproc, "NSTEP": nstep, "DT": dt,
+        "UTM_PROJECTION_ZONE": mesh.utm_zone, "SUPPRESS_UTM_PROJECTION": False,
+        "MODEL": "default",
+        "SAVE_SEISMOGRAMS_DISPLACEMENT": True, "SAVE_SEISMOGRAMS_VELOCITY": False,
+        "SAVE_SEISMOGRAMS_ACCELERATION": False, "SAVE_SEISMOGRAMS_PRESSURE": False,
+        "USE_BINARY_FOR_SEISMOGRAMS": False, "SU_FORMAT": False, "ASDF_FORMAT": False,
+        "NTSTEP_BETWEEN_OUTPUT_SEISMOS": nstep,
+        "LOCAL_PATH": "./OUTPUT_FILES/DATABASES_MPI",
+    }
+    values = {k: v for k, v in values.items() if k in template_values}
+    values.update(config.par)
+    resolution = check_simulation(mesh, values, cmt, stations,
+                                  max_frequency=config.max_frequency)
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "OUTPUT_FILES" / "DATABASES_MPI").mkdir(parents=True)
+    files = write_specfem_inputs(work / "DATA", cmt=cmt, stations=stations,
+                                 par_template=par_template.read_text(), par_values=values,
+                                 mesh=mesh, mesh_par_template=mesh_template.read_text(),
+                                 max_frequency=config.max_frequency)
+    return SpecfemRun(work, config.nproc, cmt, list(stations), mesh, values, resolution,
+                      dict(files))
+
+
+# -- commands ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpecfemStep:
+    """One program of the run: its name, command line and log file (in OUTPUT_FILES)."""
+
+    name: str
+    argv: tuple[str, ...]
+    log_file: str
+
+
+def launch_argv(launcher: str, nproc: int, program: str, args: Sequence[str] = ()) -> list[str]:
+    """``mpirun -np N [args] program`` (or ``mpiexec``/``srun -n N``)."""
+    _choice("launcher", launcher, LAUNCHERS)
+    flag = "-n" if launcher == "srun" else "-np"
+    return [launcher, flag, str(nproc), *args, program]
+
+
+def specfem_steps(bin_dir: str | os.PathLike[str], nproc: int, *, launcher: str = "mpirun",
+                  launcher_args: Sequence[str] = ()) -> list[SpecfemStep]:
+    """The three programs of a run, as launched on ``nproc`` ranks."""
+    return [SpecfemStep(name, tuple(launch_argv(launcher, nproc,
+                                                os.fspath(Path(bin_dir) / name),
+                                                launcher_args)), log)
+            for name, log in STEPS]
+
+
+def _tail(lines: Sequence[str], output_dir: Path, log_file: str) -> list[str]:
+    """Last lines of a program's output, its SPECFEM log and error messages."""
+    tail = [line for line in lines if line.strip()][-TAIL_LINES:]
+    log = output_dir / log_file
+    if log.exists():
+        logged = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        tail += [f"[{log_file}] {line}" for line in logged[-TAIL_LINES:]]
+    for message in sorted(output_dir.glob("error_message*.txt")):
+        text = [line for line in message.read_text(errors="replace").splitlines()
+                if line.strip()]
+        tail += [f"[{message.name}] {line}" for line in text[-TAIL_LINES:]]
+    return tail
+
+
+class _LogFollower:
+    """Read new complete lines of a growing file (SPECFEM's output_*.txt)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def lines(self, final: bool = False) -> list[str]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self.partial + data
+        parts = data.split(b"\n")
+        self.partial = b"" if final else parts.pop()
+        return [p.decode(errors="replace").rstrip("\r") for p in parts if p or final]
+
+
+# -- local backend -----------------------------------------------------------------------------
+class LocalBackend:
+    """Run the programs on this machine with the local MPI launcher.
+
+    Parameters
+    ----------
+    bin_dir
+        Folder of SPECFEM3D's programs.
+    launcher, launcher_args
+        ``mpirun``/``mpiexec``/``srun`` and extra arguments.
+    env
+        Environment of the programs (default: this process's).
+    poll
+        Seconds between looks at SPECFEM's log files.
+    """
+
+    name = "local"
+
+    def __init__(self, bin_dir: str | os.PathLike[str], *, launcher: str = "mpirun",
+                 launcher_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                 poll: float = 0.2) -> None:
+        self.bin_dir = Path(bin_dir)
+        self.launcher = launcher
+        self.launcher_args = tuple(launcher_args)
+        self.env = dict(env) if env is not None else None
+        self.poll = poll
+
+    def steps(self, nproc: int) -> list[SpecfemStep]:
+        """The commands this backend runs."""
+        return specfem_steps(self.bin_dir, nproc, launcher=self.launcher,
+                             launcher_args=self.launcher_args)
+
+    def check(self) -> None:
+        """Fail early when a program or the launcher is missing."""
+        for name, _ in STEPS:
+            program = self.bin_dir / name
+            if not (program.is_file() and os.access(program, os.X_OK)):
+                raise ConfigError(f"[simulate.specfem] bin_dir: no executable {program} "
+                                  "(build SPECFEM3D, or give --specfem-bin DIR)")
+        path = self.env.get("PATH") if self.env else None
+        if shutil.which(self.launcher, path=path) is None:
+            raise ConfigError(f"[simulate.specfem] launcher {self.launcher!r} is not on PATH")
+
+    def run(self, work_dir: Path, nproc: int, log: Log = _quiet) -> None:
+        """Run the three programs in ``work_dir``; raise :class:`SpecfemRunError` on failure."""
+        self.check()
+        for step in self.steps(nproc):
+            self._run_step(step, Path(work_dir), log)
+
+    def _run_step(self, step: SpecfemStep, work_dir: Path, log: Log) -> None:
+        output_dir = work_dir / "OUTPUT_FILES"
+        follower = _LogFollower(output_dir / step.log_file)
+        log(f"$ {shlex.join(step.argv)}")
+        seen: deque[str] = deque(maxlen=TAIL_LINES)
+        process = subprocess.Popen(step.argv, cwd=work_dir, env=self.env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        assert process.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(process.stdout, selectors.EVENT_READ)
+        pending = b""
+        try:
+            open_ = True
+            while open_:
+                for _ in selector.select(timeout=self.poll):
+                    chunk = os.read(process.stdout.fileno(), 65536)
+                    if not chunk:
+                        open_ = False
+                        break
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    for raw in complete:
+                        line = raw.decode(errors="replace").rstrip("\r")
+                        seen.append(line)
+                        log(f"{step.name}: {line}")
+                for line in follower.lines():
+                    log(f"{step.name}: {line}")
+            status = process.wait()
+        except BaseException:
+            _stop(process)
+            raise
+        finally:
+            selector.close()
+            process.stdout.close()
+        if pending:
+            seen.append(pending.decode(errors="replace"))
+            log(f"{step.name}: {seen[-1]}")
+        for line in follower.lines(final=True):
+            log(f"{step.name}: {line}")
+        if status != 0:
+            raise SpecfemRunError(step.name, f"failed with exit status {status} "
+                                             f"({shlex.join(step.argv)})",
+                                  _tail(list(seen), output_dir, step.log_file))
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """Stop a program and its MPI ranks (its process group): SIGTERM, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# -- docker backend ----------------------------------------------------------------------------
+def default_compose_file() -> Path:
+    """``specfem/docker-compose.yml`` of the source tree."""
+    return _source_tree() / "specfem" / "docker-compose.yml"
+
+
+def compose_environment(config: SpecfemConfig) -> dict[str, str]:
+    """The compose file's variables for ``config`` (image, resources, MPI slots)."""
+    slots = config.slots_per_worker or max(1, math.ceil(config.nproc / max(config.workers, 1)))
+    env = {"SPECFEM_IMAGE": config.image, "SPECFEM_SLOTS_PER_WORKER": str(slots)}
+    for key, value in (("SPECFEM_CPUS", config.cpus), ("SPECFEM_MEMORY", config.memory),
+                       ("SPECFEM_SHM", config.shm_size)):
+        if value is not None:
+            env[key] = str(value)
+    return env
+
+
+def compose_cli() -> list[str]:
+    """``docker compose`` (the v2 plugin) if it answers, else ``docker-compose``."""
+    if shutil.which("docker"):
+        done = subprocess.run(["docker", "compose", "version"], capture_output=True,
+                              check=False)
+        if done.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise ConfigError("the docker backend needs Docker Compose ('docker compose' or "
+                      "'docker-compose') on PATH")
+
+
+def compose_argv(cli: Sequence[str], compose_file: str | os.PathLike[str], project: str,
+                 action: str, *, workers: int = 0) -> list[str]:
+    """Command line of ``up`` (detached, no build, ``--scale worker=N``) or ``down``.
+
+    ``down`` removes the project's containers, network and volume (``--volumes``).
+    """
+    base = [*cli, "-f", os.fspath(compose_file), "-p", project]
+    if action == "up":
+        return [*base, "up", "--detach", "--no-build", "--scale", f"worker={workers}"]
+    if action == "down":
+        return [*base, "down", "--volumes", "--remove-orphans", "--timeout", "10"]
+    raise ValueError(f"compose action must be 'up' or 'down', not {action!r}")
+
+
+@contextlib.contextmanager
+def cluster(cli: Sequence[str], compose_file: str | os.PathLike[str], project: str, *,
+            workers: int, env: Mapping[str, str], log: Log = _quiet) -> Iterator[None]:
+    """Bring the compose cluster up; bring it down on leaving, whatever happened.
+
+    ``down`` also runs when ``up`` itself failed half-way (some containers may have started),
+    on any exception and on Ctrl-C (``KeyboardInterrupt``).
+    """
+    full_env = {**os.environ, **env}
+
+    def compose(action: str) -> subprocess.CompletedProcess[str]:
+        argv = compose_argv(cli, compose_file, project, action, workers=workers)
+        log(f"$ {shlex.join(argv)}")
+        return subprocess.run(argv, env=full_env, capture_output=True, text=True, check=False)
+
+    try:
+        done = compose("up")
+        if done.returncode != 0:
+            raise SpecfemRunError("cluster", f"'compose up' failed (exit {done.returncode})",
+                                  (done.stdout + done.stderr).splitlines()[-TAIL_LINES:])
+        yield
+    finally:
+        down = compose("down")
+        if down.returncode != 0:
+            log(f"compose down failed (exit {down.returncode}): "
+                f"{(down.stdout + down.stderr).strip()}")
+
+
+def inputs_archive(work_dir: str | os.PathLike[str], *, uid: int = 1000, gid: int = 1000
+                   ) -> bytes:
+    """A tar of ``DATA/`` and ``OUTPUT_FILES/`` (empty but for DATABASES_MPI/) of a run.
+
+    Entries belong to ``uid:gid`` (the image's ``specfem`` user) so that the programs in the
+    containers can write next to them.
+    """
+    work = Path(work_dir)
+    buffer = io.BytesIO()
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid, info.gid, info.uname, info.gname = uid, gid, "specfem", "specfem"
+        return info
+
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(work / "DATA", arcname="DATA", filter=owned)
+        for folder in ("OUTPUT_FILES", "OUTPUT_FILES/DATABASES_MPI"):
+            info = owned(tarfile.TarInfo(folder))
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+            archive.addfile(info)
+    return buffer.getvalue()
+
+
+def extract_outputs(chunks: Iterator[bytes] | bytes, destination: str | os.PathLike[str]
+                    ) -> list[Path]:
+    """Unpack the tar stream of ``get_archive`` (of OUTPUT_FILES) into ``destination``.
+
+    The archive's top folder (``OUTPUT_FILES``) is dropped; only regular files under it are
+    written (no links, no absolute or parent paths). Returns the files written.
+    """
+    data = chunks if isinstance(chunks, bytes) else b"".join(chunks)
+    target = Path(destination)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+        for member in archive.getmembers():
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) < 2 or ".." in parts or parts[0] == "/":
+                continue
+            path = target.joinpath(*parts[1:])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            assert source is not None
+            path.write_bytes(source.read())
+            written.append(path)
+    return written
+
+
+class DockerBackend:
+    """Run the programs on the docker-compose MPI cluster of ``specfem/``.
+
+    Parameters
+    ----------
+    config
+        ``[simulate.specfem]`` (image, compose file, workers, resources).
+    client
+        A ``docker.DockerClient``; default ``docker.from_env()``.
+    """
+
+    name = "docker"
+
+    def __init__(self, config: SpecfemConfig, client: Any = None) -> None:
+        self.config = config
+        self._client = client
+        self.compose_file = Path(config.compose_file or default_compose_file())
+        self.project = config.project or f"dare-specfem-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def client(self) -> Any:
+        """The docker SDK client (``pip install 'dare[specfem]'``)."""
+        if self._client is None:
+            try:
+                import docker
+            except ImportError as error:
+                raise ConfigError("the docker backend needs the docker SDK: pip install "
+                                  "'dare[specfem]'") from error
+            try:
+                self._client = docker.from_env()
+            except docker.errors.DockerException as error:
+                raise SpecfemRunError("cluster", f"cannot reach the Docker engine: {error}"
+                                      ) from error
+        return self._client
+
+    def hostfile_argv(self) -> list[str]:
+        """Command writing the MPI hostfile of the workers (run in the head)."""
+        slots = compose_environment(self.config)["SPECFEM_SLOTS_PER_WORKER"]
+        return ["specfem-hostfile", "--expect", str(self.config.workers), "--slots", slots,
+                f"{IMAGE_WORK_DIR}/hostfile"]
+
+    def steps(self, nproc: int) -> list[SpecfemStep]:
+        """The commands run in the head container (each wrapped by ``specfem-step``)."""
+        steps = []
+        for step in specfem_steps(IMAGE_BIN_DIR, nproc, launcher="mpirun",
+                                  launcher_args=("--hostfile", f"{IMAGE_WORK_DIR}/hostfile")):
+            argv = ("specfem-step", f"OUTPUT_FILES/{step.log_file}", "--", *step.argv)
+            steps.append(SpecfemStep(step.name, argv, step.log_file))
+        return steps
+
+    def ensure_image(self, log: Log = _quiet) -> None:
+        """Reuse the image, or build it from ``specfem/Dockerfile`` (if ``build``)."""
+        import docker
+
+        try:
+            self.client.images.get(self.config.image)
+            log(f"image {self.config.image}: present")
+            return
+        except docker.errors.ImageNotFound:
+            if not self.config.build:
+                raise ConfigError(f"[simulate.specfem] image {self.config.image!r} is missing "
+                                  "and build = false") from None
+        context = self.compose_file.resolve().parent.parent
+        log(f"building {self.config.image} from {context / 'specfem' / 'Dockerfile'}")
+        for chunk in self.client.api.build(path=str(context), dockerfile="specfem/Dockerfile",
+                                           tag=self.config.image, decode=True, rm=True):
+            if "error" in chunk:
+                raise SpecfemRunError("image build", "failed", [str(chunk["error"])])
+            text = str(chunk.get("stream", "")).rstrip()
+            if text:
+                log(f"build: {text}")
+
+    def head(self) -> Any:
+        """The head container of the running cluster."""
+        found = self.client.containers.list(filters={"label": [
+            f"com.docker.compose.project={self.project}", "com.docker.compose.service=head"]})
+        if not found:
+            raise SpecfemRunError("cluster", f"no head container in project {self.project}")
+        return found[0]
+
+    def exec(self, container: Any, argv: Sequence[str], name: str, log: Log
+             ) -> tuple[int, list[str]]:
+        """Run a command in a container, streaming its output to ``log``; its exit status."""
+        api = self.client.api
+        exec_id = api.exec_create(container.id, list(argv), workdir=IMAGE_WORK_DIR)["Id"]
+        log(f"$ {shlex.join(argv)}")
+        seen: deque[str] = deque(maxlen=TAIL_LINES)
+        pending = b""
+        for chunk in api.exec_start(exec_id, stream=True):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                line = raw.decode(errors="replace").rstrip("\r")
+                seen.append(line)
+                log(f"{name}: {line}")
+        if pending:
+            seen.append(pending.decode(errors="replace"))
+        return int(api.exec_inspect(exec_id)["ExitCode"]), list(seen)
+
+    def run(self, work_dir: Path, nproc: int, log: Log = _quiet) -> None:
+        """Build/reuse the image, run the cluster, the programs, copy OUTPUT_FILES back."""
+        work = Path(work_dir)
+        if not self.compose_file.is_file():
+            raise ConfigError(f"[simulate.specfem] compose_file: no file {self.compose_file}")
+        cli = compose_cli()
+        self.ensure_image(log)
+        with cluster(cli, self.compose_file, self.project, workers=self.config.workers,
+                     env=compose_environment(self.config), log=log):
+            head = self.head()
+            head.put_archive(IMAGE_WORK_DIR, inputs_archive(work))
+            status, lines = self.exec(head, self.hostfile_argv(), "hostfile", log)
+            if status != 0:
+                raise SpecfemRunError("cluster", f"workers not reachable (exit {status})",
+                                      lines)
+            failure: SpecfemRunError | None = None
+            for step in self.steps(nproc):
+                status, lines = self.exec(head, step.argv, step.name, log)
+                if status != 0:
+                    failure = SpecfemRunError(step.name, f"failed with exit status {status}",
+                                              lines)
+                    break
+            stream, _ = head.get_archive(f"{IMAGE_WORK_DIR}/OUTPUT_FILES")
+            kept = [p for p in extract_outputs(stream, work / "OUTPUT_FILES")
+                    if "DATABASES_MPI" not in p.parts or self.config.keep_databases]
+            log(f"copied {len(kept)} files of OUTPUT_FILES back")
+            if failure is not None:
+                failure.tail += _tail([], work / "OUTPUT_FILES", "")[-TAIL_LINES:]
+                raise failure
+
+
+# -- outputs -----------------------------------------------------------------------------------
+def collect_seismograms(
+    output_dir: str | os.PathLike[str],
+    origin_time: UTCDateTime,
+    station_ids: Sequence[str],
+    *,
+    processing: Sequence[str] = (),
+) -> tuple[dict[str, Stream], list[str]]:
+    """Displacement seismograms of a run, grouped per station.
+
+    Parameters
+    ----------
+    output_dir
+        SPECFEM3D's ``OUTPUT_FILES``.
+    origin_time
+        The event's origin time (SPECFEM's time 0).
+    station_ids
+        ``NET.STA`` of the stations simulated.
+    processing
+        Notes added to each trace's ``stats.processing``.
+
+    Returns
+    -------
+    dict, list
+        ``{"NET.STA": Stream}`` (displacement in m, SPECFEM's channel codes, starting at the
+        origin time plus SPECFEM's first time) and the stations without seismograms.
+    """
+    stream = read_seismograms(output_dir, origin_time, pattern="*.semd")
+    grouped: dict[str, Stream] = {}
+    for trace in stream:
+        trace.stats.processing = [*trace.stats.get("processing", []), *processing]
+        grouped.setdefault(f"{trace.stats.network}.{trace.stats.station}",
+                           Stream()).append(trace)
+    wanted = set(station_ids)
+    missing = sorted(wanted - set(grouped))
+    return {k: v for k, v in sorted(grouped.items()) if k in wanted}, missing
+
+
+def provenance(run: SpecfemRun, backend: str) -> list[str]:
+    """``stats.processing`` notes of a run's seismograms."""
+    version = f"dare {__version__}"
+    mesh = run.mesh
+    return [
+        f"{version}: SPECFEM3D Cartesian synthetics ({backend} backend, NPROC {run.nproc}), "
+        "displacement in m",
+        f"{version}: mesh NEX {mesh.nex_xi}x{mesh.nex_eta}, depth {mesh.depth_km:g} km, "
+        f"{len(mesh.layers)} layers, UTM zone {mesh.utm_zone}; DT {run.par_values.get('DT')} s,"
+        f" NSTEP {run.par_values.get('NSTEP')}; shortest period resolved "
+        f"{run.resolution.min_period:.3g} s",
+    ]

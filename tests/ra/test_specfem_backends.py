@@ -1,0 +1,349 @@
+"""The SPECFEM3D simulate stage with the ``local`` backend, end to end, on TEST DOUBLES.
+
+SPECFEM3D is not installed here. The programs are replaced by the test doubles of
+``tests/ra/specfem_doubles/`` (they check their inputs and copy SPECFEM3D's real reference
+seismograms of the socal1D example, see tests/ra/data/specfem/SOURCE.md), started by the
+real ``mpiexec`` of the mpich wheel with ``-np NPROC``. What is tested is dare's side: the
+inputs it writes, the command sequence and launcher, log streaming, failure handling, and the
+per-station miniSEED it makes from SPECFEM3D's output files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from obspy import Inventory, UTCDateTime, read
+from obspy.core.event import (
+    Catalog,
+    Event,
+    FocalMechanism,
+    Magnitude,
+    MomentTensor,
+    Origin,
+    ResourceIdentifier,
+    Tensor,
+)
+from obspy.core.inventory import Channel, Network, Site, Station
+
+from dare_cli.ra.config import RAConfig
+from dare_cli.ra.errors import ConfigError
+from dare_cli.ra.pipeline import build_pipeline
+from dare_cli.ra.simulate.specfem.backends import (
+    LocalBackend,
+    SpecfemConfig,
+    SpecfemRunError,
+    launch_argv,
+    specfem_steps,
+)
+from dare_cli.ra.simulate.specfem.parfile import read_parfile
+
+HERE = Path(__file__).resolve().parent
+DOUBLES = HERE / "specfem_doubles"
+SOCAL = HERE / "data" / "specfem" / "socal1D"
+ARCHIVE = SOCAL / "REF_SEIS.default" / "semd.tar.xz"
+ORIGIN_TIME = UTCDateTime("2001-09-09T23:59:17.78")
+#: Stations of the socal1D example with reference seismograms, and one without (XX.NONE).
+PICKED = ("CE.24851", "CI.BVH", "CI.DJJ", "CI.LAF", "CI.WTT")
+MPIEXEC = shutil.which("mpiexec")
+
+
+def _stations_file() -> dict[str, tuple[float, float]]:
+    coordinates = {}
+    for line in (SOCAL / "DATA" / "STATIONS").read_text().splitlines():
+        station, network, lat, lon, *_ = line.split()
+        coordinates[f"{network}.{station}"] = (float(lat), float(lon))
+    return coordinates
+
+
+def _event() -> Event:
+    """The socal1D example's source (2001 Hollywood M4.2) as QuakeML: its CMTSOLUTION."""
+    origin = Origin(time=ORIGIN_TIME, latitude=34.0745, longitude=-118.3792, depth=5400.0)
+    scale = 1e23 * 1e-7  # dyne·cm -> N·m
+    tensor = Tensor(m_rr=-0.002 * scale, m_tt=-0.064 * scale, m_pp=0.066 * scale,
+                    m_rt=-0.090 * scale, m_rp=-0.002 * scale, m_tp=0.188 * scale)
+    mechanism = FocalMechanism(moment_tensor=MomentTensor(tensor=tensor))
+    event = Event(resource_id=ResourceIdentifier("smi:local/9703873"), origins=[origin],
+                  magnitudes=[Magnitude(mag=4.2, magnitude_type="Mw")],
+                  focal_mechanisms=[mechanism])
+    event.preferred_origin_id = origin.resource_id
+    event.preferred_focal_mechanism_id = mechanism.resource_id
+    return event
+
+
+def _download_stage(run_dir: Path, stations: tuple[str, ...]) -> Path:
+    """A finished download stage: event.xml, stations/NET.STA.xml and its marker."""
+    download = run_dir / "download"
+    (download / "stations").mkdir(parents=True)
+    Catalog([_event()]).write(str(download / "event.xml"), format="QUAKEML")
+    coordinates = {**_stations_file(), "XX.NONE": (34.0, -118.4)}
+    for station_id in stations:
+        network, code = station_id.split(".")
+        lat, lon = coordinates[station_id]
+        channels = [Channel(f"HH{c}", "", lat, lon, 0.0, 0.0,
+                            start_date=UTCDateTime(2000, 1, 1)) for c in "ENZ"]
+        station = Station(code, lat, lon, 0.0, channels=channels, site=Site(name=code),
+                          start_date=UTCDateTime(2000, 1, 1))
+        Inventory([Network(network, stations=[station])], source="test").write(
+            str(download / "stations" / f"{station_id}.xml"), format="STATIONXML")
+    (download / ".stage.json").write_text(json.dumps({"fingerprint": "test", "summary": {}}))
+    return download
+
+
+def _config(run_dir: Path, **specfem: object) -> RAConfig:
+    values: dict[str, object] = dict(backend="local", bin_dir=str(DOUBLES),
+                                     launcher="mpiexec", nproc_xi=2, nproc_eta=1,
+                                     element_size_km=5.0, margin_km=10.0)
+    values.update(specfem)
+    config = RAConfig(out=run_dir, solver="specfem", specfem=SpecfemConfig(**values))  # type: ignore[arg-type]
+    return dataclasses.replace(config, simulate=dataclasses.replace(config.simulate,
+                                                                    duration=9.0))
+
+
+def _run_simulate(config: RAConfig, monkeypatch: pytest.MonkeyPatch, lines: list[str]
+                  ) -> object:
+    monkeypatch.setenv("SPECFEM_DOUBLE_SEISMOGRAMS", str(ARCHIVE))
+    return build_pipeline(config, log=lines.append).run(config.out, only=["simulate"])
+
+
+def _reference(name: str) -> np.ndarray:
+    with tarfile.open(ARCHIVE) as archive:
+        member = archive.extractfile(name)
+        assert member is not None
+        return np.loadtxt(member)
+
+
+needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec (pip install mpich) "
+                                                           "is not on PATH")
+
+
+@needs_mpiexec
+def test_local_backend_runs_the_sequence_and_writes_station_mseed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
+    _download_stage(run_dir, (*PICKED, "XX.NONE"))
+    lines: list[str] = []
+    report = _run_simulate(_config(run_dir), monkeypatch, lines)
+    stage = report.stages[0]  # type: ignore[attr-defined]
+    assert stage.status == "ran", stage.error
+    simulate = run_dir / "simulate"
+
+    # the programs ran in order under `mpiexec -np 2`, their SPECFEM logs streamed
+    commands = [line for line in lines if line.startswith("$ ")]
+    assert [c.split()[1:4] for c in commands] == [["mpiexec", "-np", "2"]] * 3
+    assert [Path(c.split()[-1]).name for c in commands] == [
+        "xmeshfem3D", "xgenerate_databases", "xspecfem3D"]
+    assert "xspecfem3D: TEST DOUBLE of xspecfem3D (not SPECFEM3D)" in lines
+    assert any(line.startswith("xspecfem3D:   Time step #") for line in lines)
+
+    # the inputs: Par_file values as configured and derived
+    par = read_parfile(simulate / "specfem" / "DATA" / "Par_file")
+    dt = float(par["DT"].replace("d", "e"))
+    assert int(par["NPROC"]) == 2
+    assert int(par["NSTEP"]) == int(np.ceil(9.0 / dt))
+    assert par["SAVE_SEISMOGRAMS_DISPLACEMENT"] == ".true."
+    assert par["UTM_PROJECTION_ZONE"] == "11"
+    assert f"xspecfem3D:   6 stations, NSTEP = {par['NSTEP']}, DT = {par['DT']}" in lines
+    mesh = read_parfile(simulate / "specfem" / "DATA" / "meshfem3D_files" / "Mesh_Par_file")
+    assert (int(mesh["NPROC_XI"]), int(mesh["NPROC_ETA"])) == (2, 1)
+    stations = (simulate / "specfem" / "DATA" / "STATIONS").read_text().split("\n")
+    assert len([s for s in stations if s.strip()]) == 6
+    # databases dropped after success, SPECFEM's logs kept
+    assert not (simulate / "specfem" / "OUTPUT_FILES" / "DATABASES_MPI").exists()
+    assert (simulate / "specfem" / "OUTPUT_FILES" / "output_solver.txt").exists()
+
+    # one miniSEED per station with seismograms; the station without them is rejected
+    assert sorted(p.stem for p in simulate.glob("*.mseed")) == sorted(PICKED)
+    assert stage.summary["processed"] == sorted(PICKED)
+    assert [r["station"] for r in stage.summary["rejected"]] == ["XX.NONE"]
+    for station_id in PICKED:
+        stream = read(str(simulate / f"{station_id}.mseed"))
+        assert sorted(tr.stats.channel for tr in stream) == ["HXE", "HXN", "HXZ"]
+        for trace in stream:
+            reference = _reference(f"{trace.id.replace('..', '.')}.semd")
+            assert trace.id == f"{station_id}..{trace.stats.channel}"
+            assert trace.stats.npts == len(reference) == 840
+            # float32 text columns: start and step to within their rounding (1e-6 s)
+            assert abs(trace.stats.starttime - (ORIGIN_TIME + reference[0, 0])) < 1e-5
+            assert trace.stats.delta == pytest.approx(0.012, abs=1e-9)
+            np.testing.assert_allclose(trace.data, reference[:, 1], rtol=0, atol=0)
+            assert trace.data.dtype == np.float64
+
+
+@needs_mpiexec
+def test_failed_step_fails_the_stage_with_its_log_tail_and_no_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
+    _download_stage(run_dir, PICKED[:2])
+    monkeypatch.setenv("SPECFEM_DOUBLE_FAIL", "xgenerate_databases")
+    lines: list[str] = []
+    report = _run_simulate(_config(run_dir), monkeypatch, lines)
+    stage = report.stages[0]  # type: ignore[attr-defined]
+    assert stage.status == "failed"
+    assert isinstance(stage.exception, SpecfemRunError)
+    assert stage.exception.step == "xgenerate_databases"
+    message = stage.error
+    assert "xgenerate_databases failed with exit status" in message
+    assert "half-way through" in message  # tail of OUTPUT_FILES/output_generate_databases.txt
+    assert "failed on purpose (SPECFEM_DOUBLE_FAIL)" in message  # error_message*.txt
+    assert not any("xspecfem3D" in line for line in lines if line.startswith("$ "))
+    assert not (run_dir / "simulate").exists()
+    assert not (run_dir / ".simulate.partial").exists()
+
+
+@needs_mpiexec
+def test_nproc_not_matching_the_ranks_is_caught_by_the_programs(tmp_path: Path) -> None:
+    """The doubles check `-np` against NPROC: a launcher given the wrong count fails."""
+    work = tmp_path / "work"
+    (work / "OUTPUT_FILES" / "DATABASES_MPI").mkdir(parents=True)
+    (work / "DATA" / "meshfem3D_files").mkdir(parents=True)
+    shutil.copy(SOCAL / "DATA" / "Par_file", work / "DATA" / "Par_file")  # NPROC = 1
+    shutil.copy(SOCAL / "DATA" / "meshfem3D_files" / "Mesh_Par_file",
+                work / "DATA" / "meshfem3D_files" / "Mesh_Par_file")
+    backend = LocalBackend(DOUBLES, launcher="mpiexec")
+    with pytest.raises(SpecfemRunError, match="NPROC = 1 in DATA/Par_file but the run has 2"):
+        backend.run(work, 2)
+
+
+def test_missing_programs_and_launcher_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no executable .*xmeshfem3D.*--specfem-bin"):
+        LocalBackend(tmp_path).check()
+    with pytest.raises(ConfigError, match="launcher 'mpirun' is not on PATH"):
+        LocalBackend(DOUBLES, launcher="mpirun", env={"PATH": str(tmp_path)}).check()
+
+
+def test_launch_commands() -> None:
+    assert launch_argv("mpirun", 4, "/b/xspecfem3D") == ["mpirun", "-np", "4", "/b/xspecfem3D"]
+    assert launch_argv("srun", 8, "x", ["--mpi=pmix"]) == ["srun", "-n", "8", "--mpi=pmix", "x"]
+    steps = specfem_steps("/opt/sf/bin", 2)
+    assert [s.argv[-1] for s in steps] == ["/opt/sf/bin/xmeshfem3D",
+                                           "/opt/sf/bin/xgenerate_databases",
+                                           "/opt/sf/bin/xspecfem3D"]
+    assert [s.log_file for s in steps] == ["output_meshfem3D.txt",
+                                           "output_generate_databases.txt",
+                                           "output_solver.txt"]
+    with pytest.raises(ConfigError, match=r"launcher 'mpirn' is not known.*did you mean 'mpirun'"):
+        launch_argv("mpirn", 2, "x")
+
+
+def test_specfem_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"backend 'dokcer' .*did you mean 'docker'"):
+        SpecfemConfig(backend="dokcer")
+    with pytest.raises(ConfigError, match="par sets NPROC, which dare derives"):
+        SpecfemConfig(par={"NPROC": 4})
+    assert SpecfemConfig(nproc_xi=2, nproc_eta=3).nproc == 6
+
+
+# -- the command line: --dry-run, and the HPC workflow (--emit-batch slurm, then --collect) ---
+def _toml(folder: Path, run_dir: Path) -> Path:
+    config = folder / "ra.toml"
+    config.write_text(f"""[run]
+out = "{run_dir}"
+[simulate]
+solver = "specfem"
+duration = 9.0
+[simulate.specfem]
+launcher = "mpiexec"
+nproc_xi = 2
+element_size_km = 5.0
+margin_km = 10.0
+""")
+    return config
+
+
+def test_cli_dry_run_prints_the_commands(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dare_cli.main import app
+
+    config = _toml(tmp_path, tmp_path / "run")
+    runner = CliRunner()
+    result = runner.invoke(app, ["ra", "simulate", str(config), "--backend", "local",
+                                 "--specfem-bin", str(DOUBLES), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "backend: local; NPROC 2 (2 x 1)" in lines
+    assert [line.split("&& ")[1].rstrip(")") for line in lines if "&& " in line] == [
+        f"mpiexec -np 2 {DOUBLES / p}" for p in ("xmeshfem3D", "xgenerate_databases",
+                                                 "xspecfem3D")]
+    result = runner.invoke(app, ["ra", "simulate", str(config), "--backend", "docker",
+                                 "--dry-run"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "up --detach --no-build --scale worker=1" in text
+    assert "head: specfem-step OUTPUT_FILES/output_solver.txt -- mpirun -np 2 --hostfile " \
+           "/work/hostfile /opt/specfem3d/bin/xspecfem3D" in text
+    assert "down --volumes --remove-orphans" in text
+    result = runner.invoke(app, ["ra", "simulate", str(config), "--backend", "dokcer"])
+    assert result.exit_code == 2
+    assert "backend 'dokcer' is not known (did you mean 'docker'?)" in result.output
+
+
+@needs_mpiexec
+def test_cli_slurm_workflow_emit_run_collect(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """--emit-batch writes inputs and script; the programs run (here: the doubles under
+    mpiexec, standing in for the script's srun lines); the script's last line collects."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from dare_cli.main import app
+
+    run_dir = tmp_path / "run"
+    _download_stage(run_dir, PICKED[:3])
+    config = _toml(tmp_path, run_dir)
+    runner = CliRunner()
+    result = runner.invoke(app, ["ra", "simulate", str(config), "--emit-batch", "slurm",
+                                 "--specfem-bin", str(DOUBLES), "--nodes", "1",
+                                 "--time", "00:30:00", "--module", "openmpi"])
+    assert result.exit_code == 0, result.output
+    script = Path(result.stdout.strip())
+    work = run_dir / "specfem-batch"
+    assert script == work / "specfem.slurm"
+    text = script.read_text()
+    assert "#SBATCH --ntasks=2" in text and "module load openmpi" in text
+    assert (work / "DATA" / "Par_file").exists() and (work / "DATA" / "STATIONS").exists()
+
+    monkeypatch.setenv("SPECFEM_DOUBLE_SEISMOGRAMS", str(ARCHIVE))
+    LocalBackend(DOUBLES, launcher="mpiexec").run(work, 2)
+    collect = shlex.split(text.strip().splitlines()[-2])
+    assert collect[:3] == ["dare", "ra", "simulate"]
+    result = runner.invoke(app, collect[1:])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.stem for p in (run_dir / "simulate").glob("*.mseed")) == sorted(PICKED[:3])
+    stream = read(str(run_dir / "simulate" / "CI.BVH.mseed"))
+    reference = _reference("CI.BVH.HXZ.semd")
+    np.testing.assert_array_equal(stream.select(channel="HXZ")[0].data, reference[:, 1])
+
+
+def test_toml_specfem_table_errors_name_the_key(tmp_path: Path) -> None:
+    from dare_cli.ra.config import load_config
+
+    config = tmp_path / "ra.toml"
+    config.write_text('[simulate]\nsolver = "specfem"\n[simulate.specfem]\nnproc_xy = 2\n')
+    with pytest.raises(ConfigError, match=r"\[simulate.specfem\]: unknown key 'nproc_xy' "
+                                          r"\(did you mean 'nproc_xi'\?\)"):
+        load_config(config)
+    config.write_text('[simulate]\nsolver = "specfm"\n')
+    with pytest.raises(ConfigError, match=r"solver 'specfm' is not known \(did you mean "
+                                          r"'specfem'\?\)"):
+        load_config(config)
+    config.write_text('[simulate]\nspecfem_bin = "x"\n')
+    with pytest.raises(ConfigError, match=r"\[simulate\]: unknown key 'specfem_bin' "
+                                          r"\(did you mean 'specfem'\?\)"):
+        load_config(config)
+    config.write_text('[simulate]\nsolver = "specfem"\n[simulate.specfem]\nbin_dir = "bin"\n'
+                      '[[simulate.specfem.layers]]\ntop = 0.0\nelements = 4\nrho = 2700.0\n'
+                      'vp = 6000.0\nvs = 3464.0\n')
+    loaded = load_config(config)
+    assert loaded.solver == "specfem"
+    assert loaded.specfem.bin_dir == str(tmp_path / "bin")
+    assert [layer.vp for layer in loaded.specfem.layers] == [6000.0]

@@ -1,0 +1,259 @@
+"""The container side of SPECFEM3D: specfem/Dockerfile, docker-compose.yml and the backend.
+
+Without a Docker engine (as on the development machine), these tests check the files with
+real tools (Docker Compose's own validator ``docker-compose config``, hadolint, shellcheck,
+bash) and the backend's engine-free parts (compose command lines, teardown, the tar archives
+exchanged with the containers). The tests marked ``docker`` build the image and run a small
+simulation: they need a Docker engine and run with ``make test-docker`` (``pytest -m docker``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dare_cli.ra.simulate.specfem.backends import (
+    DockerBackend,
+    SpecfemConfig,
+    SpecfemRunError,
+    cluster,
+    compose_argv,
+    compose_environment,
+    extract_outputs,
+    inputs_archive,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECFEM = ROOT / "specfem"
+COMPOSE = SPECFEM / "docker-compose.yml"
+SCRIPTS = ("specfem-node", "specfem-hostfile", "specfem-step")
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (make system installs it)")
+    return path
+
+
+# -- the files, checked by real tools ---------------------------------------------------------
+def test_compose_file_passes_docker_compose_config() -> None:
+    """Docker Compose validates the file against its compose-spec schema, and interpolates."""
+    tool = _tool("docker-compose")
+    env = {**os.environ, "SPECFEM_CPUS": "3", "SPECFEM_MEMORY": "6g",
+           "SPECFEM_IMAGE": "dare-specfem:test", "SPECFEM_SLOTS_PER_WORKER": "2"}
+    done = subprocess.run([tool, "-f", str(COMPOSE), "config"], capture_output=True, text=True,
+                          env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    services = resolved["services"]
+    assert set(services) == {"head", "worker"}
+    for name, service in services.items():
+        assert service["image"] == "dare-specfem:test"
+        assert service["cpus"] == 3.0 and service["mem_limit"] == "6g"
+        assert service["volumes"] == ["specfem-work:/work:rw"], name
+        assert service["environment"]["SPECFEM_SLOTS_PER_WORKER"] == "2"
+    assert services["head"]["command"] == ["head"]
+    assert services["worker"]["command"] == ["worker"]
+    assert services["head"]["build"]["dockerfile"] == "specfem/Dockerfile"
+    assert Path(services["head"]["build"]["context"]) == ROOT
+    assert "specfem-work" in resolved["volumes"]
+
+
+def test_compose_file_defaults_without_variables() -> None:
+    tool = _tool("docker-compose")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPECFEM_")}
+    done = subprocess.run([tool, "-f", str(COMPOSE), "config"], capture_output=True, text=True,
+                          env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    worker = yaml.safe_load(done.stdout)["services"]["worker"]
+    assert worker["image"] == SpecfemConfig().image
+    assert (worker["cpus"], worker["mem_limit"], worker["shm_size"]) == (2.0, "4g", "1g")
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    tool = _tool("hadolint")
+    done = subprocess.run([tool, str(SPECFEM / "Dockerfile")], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_pins_specfem_and_runs_as_a_user() -> None:
+    text = (SPECFEM / "Dockerfile").read_text()
+    assert "ARG SPECFEM_VERSION=v4.1.0" in text
+    assert "./configure FC=gfortran CC=gcc MPIFC=mpif90 --with-mpi" in text
+    assert "make -j\"${MAKE_JOBS}\" xmeshfem3D xgenerate_databases xspecfem3D" in text
+    assert "USER ${SPECFEM_UID}:${SPECFEM_GID}" in text
+    assert "pip install --no-cache-dir /opt/dare/src" in text
+    for script in SCRIPTS:
+        assert f"specfem/{script}" in text
+    ignored = (SPECFEM / "Dockerfile.dockerignore").read_text().split()
+    assert ignored[ignored.index("*") + 1:ignored.index("*") + 6] == [
+        "!pyproject.toml", "!README.md", "!engine/", "!dare_cli/", "!specfem/"]
+
+
+def test_container_scripts_pass_shellcheck() -> None:
+    tool = _tool("shellcheck")
+    done = subprocess.run([tool, *(str(SPECFEM / s) for s in SCRIPTS)], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stdout
+
+
+def test_specfem_step_streams_the_log_and_keeps_the_exit_status(tmp_path: Path) -> None:
+    """specfem-step (run with bash here) copies the growing log and returns the status."""
+    script = (f"for i in 1 2 3; do echo line $i >> {tmp_path}/log.txt; sleep 0.2; done; "
+              "exit 7")
+    done = subprocess.run(["bash", str(SPECFEM / "specfem-step"), str(tmp_path / "log.txt"),
+                           "--", "bash", "-c", script], capture_output=True, text=True,
+                          timeout=20, check=False)
+    assert done.returncode == 7
+    assert [line for line in done.stdout.splitlines() if line] == [
+        "line 1", "line 2", "line 3"]
+
+
+def test_hostfile_without_workers_is_localhost(tmp_path: Path) -> None:
+    done = subprocess.run(["bash", str(SPECFEM / "specfem-hostfile"), "--slots", "4",
+                           str(tmp_path / "hostfile")], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "hostfile").read_text() == "localhost slots=4\n"
+
+
+# -- the docker backend's engine-free parts -------------------------------------------------
+def test_compose_command_lines_and_variables() -> None:
+    assert compose_argv(["docker", "compose"], "c.yml", "p1", "up", workers=3) == [
+        "docker", "compose", "-f", "c.yml", "-p", "p1", "up", "--detach", "--no-build",
+        "--scale", "worker=3"]
+    assert compose_argv(["docker-compose"], "c.yml", "p1", "down") == [
+        "docker-compose", "-f", "c.yml", "-p", "p1", "down", "--volumes", "--remove-orphans",
+        "--timeout", "10"]
+    config = SpecfemConfig(backend="docker", nproc_xi=3, nproc_eta=2, workers=4, cpus="1.5",
+                           memory="8g")
+    assert compose_environment(config) == {
+        "SPECFEM_IMAGE": "dare-specfem:v4.1.0", "SPECFEM_SLOTS_PER_WORKER": "2",
+        "SPECFEM_CPUS": "1.5", "SPECFEM_MEMORY": "8g"}
+    backend = DockerBackend(config, client=object())
+    assert backend.hostfile_argv() == ["specfem-hostfile", "--expect", "4", "--slots", "2",
+                                       "/work/hostfile"]
+    assert backend.steps(6)[0].argv == (
+        "specfem-step", "OUTPUT_FILES/output_meshfem3D.txt", "--", "mpirun", "-np", "6",
+        "--hostfile", "/work/hostfile", "/opt/specfem3d/bin/xmeshfem3D")
+    assert backend.project.startswith("dare-specfem-")
+    assert DockerBackend(config, client=object()).project != backend.project
+
+
+def _compose_double(tmp_path: Path, up_status: int) -> tuple[list[str], Path]:
+    """A TEST DOUBLE of the compose CLI: records its arguments, `up` exits with up_status."""
+    calls = tmp_path / "calls.jsonl"
+    double = tmp_path / "compose-double"
+    double.write_text(
+        "#!/usr/bin/env python3\nimport json, sys\n"
+        f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"sys.exit({up_status} if 'up' in sys.argv else 0)\n")
+    double.chmod(0o755)
+    return [str(double)], calls
+
+
+def _calls(path: Path) -> list[str]:
+    return [json.loads(line)[4] for line in path.read_text().splitlines()]
+
+
+def test_cluster_is_brought_down_on_failure_and_ctrl_c(tmp_path: Path) -> None:
+    cli, calls = _compose_double(tmp_path, up_status=0)
+    with pytest.raises(KeyboardInterrupt), cluster(cli, COMPOSE, "p", workers=2, env={}):
+        raise KeyboardInterrupt
+    assert _calls(calls) == ["up", "down"]
+    calls.unlink()
+    with pytest.raises(SpecfemRunError, match="xspecfem3D"), \
+            cluster(cli, COMPOSE, "p", workers=2, env={}):
+        raise SpecfemRunError("xspecfem3D", "failed with exit status 1")
+    assert _calls(calls) == ["up", "down"]
+
+
+def test_cluster_is_brought_down_when_up_fails(tmp_path: Path) -> None:
+    cli, calls = _compose_double(tmp_path, up_status=1)
+    entered = False
+    with pytest.raises(SpecfemRunError, match="'compose up' failed"), \
+            cluster(cli, COMPOSE, "p", workers=1, env={}):
+        entered = True
+    assert not entered
+    assert _calls(calls) == ["up", "down"]
+
+
+def test_input_and_output_archives(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "DATA" / "meshfem3D_files").mkdir(parents=True)
+    (work / "DATA" / "Par_file").write_text("NPROC = 2\n")
+    (work / "DATA" / "meshfem3D_files" / "Mesh_Par_file").write_text("NEX_XI = 8\n")
+    with tarfile.open(fileobj=io.BytesIO(inputs_archive(work, uid=1234, gid=99))) as archive:
+        members = {m.name: m for m in archive.getmembers()}
+    assert set(members) == {"DATA", "DATA/Par_file", "DATA/meshfem3D_files",
+                            "DATA/meshfem3D_files/Mesh_Par_file", "OUTPUT_FILES",
+                            "OUTPUT_FILES/DATABASES_MPI"}
+    assert {(m.uid, m.gid) for m in members.values()} == {(1234, 99)}
+
+    # what get_archive("/work/OUTPUT_FILES") returns: the folder, its files, maybe links
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in (("OUTPUT_FILES/CI.BVH.HXZ.semd", b"0.0 1.0\n"),
+                           ("OUTPUT_FILES/output_solver.txt", b"done\n"),
+                           ("../escape.txt", b"no")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("OUTPUT_FILES/link")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        archive.addfile(link)
+    written = extract_outputs(iter([buffer.getvalue()[:100], buffer.getvalue()[100:]]),
+                              tmp_path / "out")
+    assert sorted(p.name for p in written) == ["CI.BVH.HXZ.semd", "output_solver.txt"]
+    assert (tmp_path / "out" / "CI.BVH.HXZ.semd").read_bytes() == b"0.0 1.0\n"
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out" / "link").exists()
+
+
+# -- with a Docker engine ---------------------------------------------------------------------
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_image_builds_with_specfem_and_dare() -> None:
+    import docker
+
+    client = docker.from_env()
+    config = SpecfemConfig(backend="docker")
+    DockerBackend(config, client=client).ensure_image(print)
+    output = client.containers.run(config.image, ["bash", "-c",
+                                   "ls /opt/specfem3d/bin && dare --version && id -un"],
+                                   remove=True).decode()
+    for program in ("xmeshfem3D", "xgenerate_databases", "xspecfem3D"):
+        assert program in output
+    assert output.strip().endswith("specfem")
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_backend_runs_a_small_simulation(tmp_path: Path) -> None:
+    """One head and one worker, NPROC 2: the whole stage, seismograms for every station."""
+    from obspy import read
+    from test_specfem_backends import PICKED, _config, _download_stage
+
+    from dare_cli.ra.pipeline import build_pipeline
+
+    run_dir = tmp_path / "run"
+    _download_stage(run_dir, PICKED)
+    config = _config(run_dir, backend="docker", workers=1, bin_dir=None, launcher="mpirun")
+    lines: list[str] = []
+    report = build_pipeline(config, log=lines.append).run(run_dir, only=["simulate"])
+    stage = report.stages[0]
+    assert stage.status == "ran", stage.error
+    assert stage.summary["processed"] == sorted(PICKED)
+    for station in PICKED:
+        stream = read(str(run_dir / "simulate" / f"{station}.mseed"))
+        assert len(stream) == 3 and all(abs(tr.data).max() > 0 for tr in stream)
+    assert any(line.startswith("xspecfem3D:") for line in lines)
