@@ -265,6 +265,7 @@ def simulate_specfem(
     seismograms, and drops ``OUTPUT_FILES/DATABASES_MPI`` unless ``keep_databases``.
     """
     from dare_cli.ra.simulate.specfem.backends import collect_seismograms, provenance
+    from dare_cli.ra.simulate.specfem.cmtsolution import read_cmtsolution, simulation_origin_time
 
     log = log or (lambda line: None)
     specfem = config.specfem
@@ -289,6 +290,12 @@ def simulate_specfem(
         output_dir = run.output_dir
         notes = provenance(run, backend.name)
         backend_name = backend.name
+    # SPECFEM's time axis starts at the CMTSOLUTION's origin plus its (smallest) time shift.
+    if not specfem.collect_from:
+        origin_time = simulation_origin_time(run.cmt)
+    elif (output_dir.parent / "DATA" / "CMTSOLUTION").is_file():
+        origin_time = simulation_origin_time(
+            read_cmtsolution(output_dir.parent / "DATA" / "CMTSOLUTION"))
     streams, missing = collect_seismograms(output_dir, origin_time, stations, processing=notes)
     for station, stream in streams.items():
         write_stream(out_dir / f"{station}.mseed", stream)
