@@ -32,6 +32,11 @@ OutOption = Annotated[
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Redo stages even if current.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+StageMappingOption = Annotated[
+    str | None,
+    typer.Option("--mapping", "-m", metavar="MAPPING[:N]",
+                 help="Mapping (and workers) of this stage (simulate: embedded solver only)."),
+]
 
 
 def examples() -> dict[str, Path]:
@@ -234,11 +239,7 @@ def _stage_command(stage: str, summary: str) -> None:
         config: ConfigArgument = None,
         example: ExampleOption = None,
         out: OutOption = None,
-        mapping: Annotated[
-            str | None,
-            typer.Option("--mapping", "-m", metavar="MAPPING[:N]",
-                         help="Mapping (and workers) of this stage."),
-        ] = None,
+        mapping: StageMappingOption = None,
         force: ForceOption = False,
         json_output: JsonOption = False,
     ) -> None:
@@ -351,11 +352,7 @@ def simulate(
     config: ConfigArgument = None,
     example: ExampleOption = None,
     out: OutOption = None,
-    mapping: Annotated[
-        str | None,
-        typer.Option("--mapping", "-m", metavar="MAPPING[:N]",
-                     help="Mapping (and workers) of this stage (embedded solver)."),
-    ] = None,
+    mapping: StageMappingOption = None,
     solver: Annotated[
         str | None,
         typer.Option("--solver", help="embedded or specfem (default: the configuration's)."),
