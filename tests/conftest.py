@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -96,21 +97,28 @@ def pytest_configure(config: pytest.Config) -> None:
 # --- end mpi ---
 
 
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable (a mapping's default service address) for a while."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on 127.0.0.1 for the session; the redis mapping's default URL."""
     from redis_server import redis_server
 
-    with redis_server(tmp_path_factory.mktemp("redis")) as server:
-        previous = os.environ.get("DARE_REDIS_URL")
-        os.environ["DARE_REDIS_URL"] = server.url
-        try:
-            yield server.url
-        finally:
-            if previous is None:
-                os.environ.pop("DARE_REDIS_URL", None)
-            else:
-                os.environ["DARE_REDIS_URL"] = previous
+    with redis_server(tmp_path_factory.mktemp("redis")) as server, \
+            _environment("DARE_REDIS_URL", server.url):
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -118,16 +126,9 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Kafka-protocol broker (Tansu) on 127.0.0.1; the kafka mapping's default."""
     from kafka_broker import kafka_broker
 
-    with kafka_broker(tmp_path_factory.mktemp("kafka")) as broker:
-        previous = os.environ.get("DARE_KAFKA_BOOTSTRAP")
-        os.environ["DARE_KAFKA_BOOTSTRAP"] = broker.bootstrap
-        try:
-            yield broker.bootstrap
-        finally:
-            if previous is None:
-                os.environ.pop("DARE_KAFKA_BOOTSTRAP", None)
-            else:
-                os.environ["DARE_KAFKA_BOOTSTRAP"] = previous
+    with kafka_broker(tmp_path_factory.mktemp("kafka")) as broker, \
+            _environment("DARE_KAFKA_BOOTSTRAP", broker.bootstrap):
+        yield broker.bootstrap
 
 
 @pytest.fixture(params=_cases(), ids=str)

@@ -64,7 +64,7 @@ from engine.errors import EngineError
 from engine.graph import Graph, WorkflowGraph
 from engine.mappings.base import Mapping
 from engine.mappings.worker import (
-    LinkKey,
+    Collector,
     Message,
     Send,
     Transport,
@@ -74,7 +74,7 @@ from engine.mappings.worker import (
     merge_links,
     raise_failure,
 )
-from engine.observe import InstanceStats, LinkStats, Observer, RunResult, RunSummary
+from engine.observe import LinkStats, Observer, RunResult, RunSummary
 from engine.optimise import Optimisation
 from engine.partition import InputSpec, Plan, build_plan
 
@@ -530,30 +530,13 @@ def _enact(
         raise_failure(f"MPI rank {where}", pe_error, original, text)
 
 
-class _Collector:
+class _Collector(Collector):
     """Rank 0: outputs, counters and observers of the run."""
 
-    def __init__(self, plan: Plan, observers: list[Observer]) -> None:
-        self.observers = observers
-        self.outputs: dict[str, dict[str, list[Any]]] = {}
-        for pe_id, port in plan.graph.unconnected_outputs():
-            self.outputs.setdefault(pe_id, {})[port] = []
-        self.stats: list[InstanceStats] = []
-        self.links: dict[LinkKey, LinkStats] = {}
-        self.done: set[int] = set()
-
     def handle(self, message: Message) -> None:
-        kind = message[0]
-        if kind == "P":
-            for pe_id, instance, units_in, units_out in message[2]:
-                for observer in self.observers:
-                    observer.progress(pe_id, instance, units_in, units_out)
-        elif kind == "I":
-            stats = message[2]
-            self.stats.append(stats)
-            for observer in self.observers:
-                observer.instance_finished(stats)
-        elif kind == "done":
+        if self.count(message):
+            return
+        if message[0] == "done":
             _, rank, links, outputs = message
             merge_links(self.links, links)
             for (pe_id, port), data in outputs.items():

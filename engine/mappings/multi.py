@@ -31,6 +31,7 @@ from engine.errors import EngineError, WorkerDied
 from engine.graph import Graph, WorkflowGraph
 from engine.mappings.base import Mapping
 from engine.mappings.worker import (
+    Collector,
     InstanceKey,
     Message,
     Send,
@@ -102,22 +103,16 @@ class MultiMapping(Mapping):
         return result
 
 
-class _Parent:
+class _Parent(Collector):
     """Starts the workers, collects their messages, and stops them on failure."""
 
     def __init__(
         self, plan: Plan, context: Any, batch_size: int, observers: list[Observer]
     ) -> None:
+        super().__init__(plan, observers)
         self.plan = plan
         self.context = context
         self.batch_size = batch_size
-        self.observers = observers
-        self.outputs: dict[str, dict[str, list[Any]]] = {}
-        for pe_id, port in plan.graph.unconnected_outputs():
-            self.outputs.setdefault(pe_id, {})[port] = []
-        self.stats: list[InstanceStats] = []
-        self.links: dict[tuple[str, str, str, str], LinkStats] = {}
-        self.done: set[int] = set()
 
     def run(
         self,
@@ -164,19 +159,12 @@ class _Parent:
         return self.outputs, self.stats, list(self.links.values())
 
     def _handle(self, message: tuple[Any, ...]) -> None:
+        if self.count(message):
+            return
         kind = message[0]
         if kind == "O":
             _, pe_id, port, items = message
             self.outputs[pe_id][port].extend(pickle.loads(items))
-        elif kind == "P":
-            for pe_id, instance, units_in, units_out in message[2]:
-                for observer in self.observers:
-                    observer.progress(pe_id, instance, units_in, units_out)
-        elif kind == "I":
-            stats = message[2]
-            self.stats.append(stats)
-            for observer in self.observers:
-                observer.instance_finished(stats)
         elif kind == "done":
             _, worker, links = message
             merge_links(self.links, links)

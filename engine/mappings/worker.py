@@ -30,13 +30,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from engine.errors import EngineError, PEError, RemoteTraceback
-from engine.observe import LinkStats
+from engine.observe import InstanceStats, LinkStats, Observer
 from engine.partition import Plan
 from engine.runtime import Deliver, InstanceRunner, clock, fan_out
 
 __all__ = [
     "MAX_BATCH_AGE",
     "PROGRESS_INTERVAL",
+    "Collector",
     "InstanceKey",
     "LinkKey",
     "Message",
@@ -158,6 +159,38 @@ def raise_failure(
         raise original from remote
     last_line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
     raise EngineError(f"{where} failed: {last_line}") from (original or remote)
+
+
+class Collector:
+    """What the calling process gathers from the workers: outputs, counters, progress.
+
+    Shared by the mappings whose workers report with the :class:`Worker` loop's messages.
+    """
+
+    def __init__(self, plan: Plan, observers: list[Observer]) -> None:
+        self.observers = observers
+        self.outputs: dict[str, dict[str, list[Any]]] = {}
+        for pe_id, port in plan.graph.unconnected_outputs():
+            self.outputs.setdefault(pe_id, {})[port] = []
+        self.stats: list[InstanceStats] = []
+        self.links: dict[LinkKey, LinkStats] = {}
+        self.done: set[int] = set()
+
+    def count(self, message: Message) -> bool:
+        """Take a progress (``P``) or finished-instance (``I``) report; False for others."""
+        kind = message[0]
+        if kind == "P":
+            for pe_id, instance, units_in, units_out in message[2]:
+                for observer in self.observers:
+                    observer.progress(pe_id, instance, units_in, units_out)
+        elif kind == "I":
+            stats = message[2]
+            self.stats.append(stats)
+            for observer in self.observers:
+                observer.instance_finished(stats)
+        else:
+            return False
+        return True
 
 
 class Worker:
