@@ -37,24 +37,11 @@ from engine import (
     ProcessingElement,
     WorkflowGraph,
 )
-from engine.testing import Collect, ListSource
+from engine.testing import Collect, FailOn, ListSource
 
 #: Keys of the ``shapes`` case: item k has key k % KEYS and value k.
 KEYS = 7
 ITEMS = 300
-
-
-class FailOn(IterativePE):
-    """Raise ZeroDivisionError on the unit equal to ``bad``."""
-
-    def __init__(self, bad: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bad = bad
-
-    def apply(self, data: Any) -> Any:
-        if data == self.bad:
-            return 1 / 0
-        return data
 
 
 class DieOn(IterativePE):

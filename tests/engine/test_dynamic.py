@@ -15,7 +15,6 @@ from engine import (
     GroupBy,
     IterativePE,
     OneToAll,
-    ProcessingElement,
     ProducerPE,
     WorkerDied,
     WorkflowGraph,
@@ -25,7 +24,7 @@ from engine.compat import dispel4py as d4p
 from engine.errors import EngineError
 from engine.mappings.dynamic import DynamicMapping
 from engine.mappings.tasks import pooled_pes
-from engine.testing import Collect, ListSource
+from engine.testing import Collect, Lifecycle, ListSource
 
 
 @function_pe
@@ -84,25 +83,6 @@ def test_only_stateless_pes_go_to_the_pool():
     assert pooled_pes(graph.build()) == {"free", "d4p_plain"}
 
 
-class Lifecycle(ProcessingElement):
-    INPUTS = ("input",)
-    OUTPUTS = ("output",)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.setups = self.flushes = self.units = 0
-
-    def setup(self) -> None:
-        self.setups += 1
-
-    def process(self, port: str | None, data: Any) -> None:
-        self.units += 1
-
-    def flush(self) -> dict[str, Any]:
-        self.flushes += 1
-        return {"output": (self.instance, self.setups, self.flushes, self.units)}
-
-
 def test_setup_and_flush_once_per_instance_and_fan_out_through_the_pool():
     n = 500
     graph = WorkflowGraph()
@@ -113,8 +93,8 @@ def test_setup_and_flush_once_per_instance_and_fan_out_through_the_pool():
         graph.connect(doubler, "output", consumer, "input")
     result = DynamicMapping().run(graph, workers=3, min_workers=2, batch_size=8)
     rows = sorted(result.output("Lifecycle"))
-    assert [row[:3] for row in rows] == [(0, 1, 1), (1, 1, 1), (2, 1, 1)]
-    assert sum(row[3] for row in rows) == n
+    assert [row[:4] for row in rows] == [(0, 3, 1, 1), (1, 3, 1, 1), (2, 3, 1, 1)]
+    assert sum(row[4] for row in rows) == n
     assert result.output("D4PSum") == [sum(2 * i for i in range(n))]
     assert sorted(result.output("Collect")) == [2 * i for i in range(n)]
     assert result.summary.pes["double"].units_in == n

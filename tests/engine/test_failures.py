@@ -16,20 +16,7 @@ import pytest
 import engine
 from engine import IterativePE, PEError, ProcessingElement, WorkerDied, WorkflowGraph
 from engine.errors import MappingNotFound
-from engine.testing import Collect, ListSource
-
-
-class FailOn(IterativePE):
-    """Raise ZeroDivisionError on the unit equal to ``bad``."""
-
-    def __init__(self, bad: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bad = bad
-
-    def apply(self, data: Any) -> Any:
-        if data == self.bad:
-            return 1 / 0
-        return data
+from engine.testing import Collect, FailOn, ListSource
 
 
 class DieOn(IterativePE):

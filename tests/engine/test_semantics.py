@@ -22,7 +22,7 @@ from engine import (
 )
 from engine.partition import build_plan
 from engine.routing import stable_hash
-from engine.testing import Collect, ListSource
+from engine.testing import Collect, Lifecycle, ListSource
 
 N = 200
 
@@ -63,29 +63,6 @@ class CountPerKey(ProcessingElement):
     def flush(self) -> None:
         for key, count in sorted(self.counts.items()):
             self.write("output", (key, count, self.instance))
-
-
-class Lifecycle(ProcessingElement):
-    """Record setup/process/flush calls per instance; report them at flush."""
-
-    INPUTS = ("input",)
-    OUTPUTS = ("output",)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.setups = self.flushes = self.units = 0
-
-    def setup(self) -> None:
-        self.setups += 1
-
-    def process(self, port: str | None, data: Any) -> None:
-        assert self.setups == 1 and self.flushes == 0
-        self.units += 1
-
-    def flush(self) -> dict[str, Any]:
-        self.flushes += 1
-        return {"output": (self.instance, self.n_instances, self.setups, self.flushes,
-                           self.units)}
 
 
 class Total(ProcessingElement):
