@@ -131,7 +131,9 @@ def _stations_table(report: dict[str, Any], run_dir: Path) -> Table:
     if pgm_file.exists():
         pgm = json.loads(pgm_file.read_text())
         for row in pgm["rows"]:
-            if row.get("component") == "maxh":
+            # the observed record as a network reports it; the synthetic in the common band
+            if row.get("component") == "maxh" and (row["kind"], row.get("band", "record")) in (
+                    ("observed", "record"), ("synthetic", "common")):
                 peaks.setdefault(row["station"], {})[row["kind"]] = row["pga"] / 9.80665 * 100
         for item in pgm["misfits"]:
             if item["component"] == "maxh" and item["metric"] == "pga":

@@ -21,7 +21,7 @@ from obspy import Stream, Trace
 from dare_cli import __version__
 
 __all__ = ["HORIZONTAL", "NORM_CODES", "THREE_COMPONENT", "horizontal_and_vertical",
-           "station_norms", "vector_norm"]
+           "split_components", "station_norms", "vector_norm"]
 
 #: Last letter of the channel code of the horizontal norm.
 HORIZONTAL = "H"
@@ -86,60 +86,86 @@ def vector_norm(traces: Sequence[Trace], channel: str) -> Trace:
     return out
 
 
-def horizontal_and_vertical(st: Stream) -> tuple[Trace, Trace, Trace]:
-    """The two horizontal components and the vertical one of a three-component station.
+def split_components(st: Stream) -> tuple[list[Trace], Trace | None]:
+    """The horizontal components (at most two) and the vertical one of a station, if any.
 
     Parameters
     ----------
     st
-        Three traces of one station whose channel codes share band and instrument codes and
-        end with ``Z`` and either ``N``/``E`` or ``1``/``2``.
+        One to three traces of one station whose channel codes share band and instrument
+        codes; horizontals end with ``N``/``E`` or ``1``/``2`` (or ``R``/``T``), the vertical
+        with ``Z``.
 
     Returns
     -------
-    tuple of Trace
-        ``(first horizontal, second horizontal, vertical)``, horizontals in ``N, E`` or
-        ``1, 2`` order.
+    horizontals, vertical
+        Horizontals in ``N, E`` / ``1, 2`` / ``R, T`` order; ``None`` without a vertical.
 
     Raises
     ------
     ValueError
-        Not exactly one vertical and two horizontal components.
+        No trace, a repeated component, an unknown component code, more than two
+        horizontals, or different band/instrument codes.
     """
     ids = ", ".join(tr.id for tr in st) or "no traces"
     by_component = {tr.stats.channel[-1:]: tr for tr in st}
-    if len(st) != 3 or len(by_component) != 3:
-        raise ValueError(f"need three components (Z and N/E or 1/2), got {ids}")
+    if not st or len(by_component) != len(st):
+        raise ValueError(f"need one to three distinct components, got {ids}")
     if len({tr.stats.channel[:2] for tr in st}) != 1:
         raise ValueError(f"components with different band/instrument codes: {ids}")
-    for horizontals in (("N", "E"), ("1", "2")):
-        if set(by_component) == {"Z", *horizontals}:
-            h1, h2 = horizontals
-            return by_component[h1], by_component[h2], by_component["Z"]
-    raise ValueError(f"need components Z and N/E or 1/2, got {ids}")
+    unknown = set(by_component) - set("ZNE12RT")
+    if unknown:
+        raise ValueError(f"unknown component code(s) {sorted(unknown)} in {ids}")
+    horizontals = [by_component[c] for c in "NE12RT" if c in by_component]
+    letters = {tr.stats.channel[-1] for tr in horizontals}
+    if len(horizontals) > 2 or (len(horizontals) == 2
+                                and letters not in ({"N", "E"}, {"1", "2"}, {"R", "T"})):
+        raise ValueError(f"horizontal components must be one of N/E, 1/2 or R/T, not {ids}")
+    return horizontals, by_component.get("Z")
+
+
+def horizontal_and_vertical(st: Stream) -> tuple[Trace, Trace, Trace]:
+    """The two horizontal components and the vertical one of a three-component station.
+
+    Raises
+    ------
+    ValueError
+        Not exactly one vertical and two horizontal components (of the pairs N/E or 1/2).
+    """
+    ids = ", ".join(tr.id for tr in st) or "no traces"
+    horizontals, vertical = split_components(st)
+    codes = {tr.stats.channel[-1] for tr in horizontals}
+    if vertical is None or codes not in ({"N", "E"}, {"1", "2"}):
+        raise ValueError(f"need components Z and N/E or 1/2, got {ids}")
+    return horizontals[0], horizontals[1], vertical
 
 
 def station_norms(st: Stream) -> Stream:
-    """Horizontal and three-component norms of one station's motion.
+    """Horizontal and three-component norms of one station's motion, where it has them.
 
     Parameters
     ----------
     st
-        The three components (Z and N/E or 1/2) of one quantity (ACC, VEL or DISP) of one
-        station, on a common time grid.
+        The components of one quantity (ACC, VEL or DISP) of one station, on a common time
+        grid.
 
     Returns
     -------
     Stream
-        Two traces: the horizontal norm (channel ``<band><instrument>H``) and the
-        three-component norm (``<band><instrument>3``), in the unit of the input.
+        The horizontal norm (channel ``<band><instrument>H``) when the station has two
+        horizontals, and the three-component norm (``<band><instrument>3``) when it also has
+        a vertical; empty for a single component.
 
     Raises
     ------
     ValueError
-        The components are not Z plus two horizontals, or are not on a common grid.
+        The components are not those of one station, or not on a common grid.
     """
-    h1, h2, z = horizontal_and_vertical(st)
-    code = z.stats.channel[:2]
-    return Stream([vector_norm([h1, h2], code + HORIZONTAL),
-                   vector_norm([z, h1, h2], code + THREE_COMPONENT)])
+    horizontals, vertical = split_components(st)
+    code = st[0].stats.channel[:2]
+    norms = Stream()
+    if len(horizontals) == 2:
+        norms.append(vector_norm(horizontals, code + HORIZONTAL))
+        if vertical is not None:
+            norms.append(vector_norm([vertical, *horizontals], code + THREE_COMPONENT))
+    return norms

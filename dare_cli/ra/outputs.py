@@ -22,6 +22,13 @@ One mapping per station, channel and kind. Keys (other keys are ignored):
                  norm, e.g. ``"HNH"``) or ``"??3"`` (three-component vector norm, e.g.
                  ``"HN3"``). NB: ``?3`` is therefore never read as a SEED orientation code.
 ``kind``         ``"observed"`` or ``"synthetic"``
+``band``         ``"record"`` (the observed record in its own band, at its own rate: what a
+                 network reports) or ``"common"`` (observed and synthetic copies in the band
+                 they share, on one time grid: what the misfits compare); default ``"record"``
+``freqmin``, ``freqmax``  the band-pass corners (Hz) of the row (optional)
+``flags``        names of the record's flags (optional): ``partial``, ``clipped``,
+                 ``sensitivity_only``, ``anomalous``, ``snr_limited``
+``unusable``     metrics outside the record's usable band (optional), e.g. ``["psa3"]``
 ``pga``          peak ground acceleration, m/s²
 ``pgv``          peak ground velocity, m/s
 ``pgd``          peak ground displacement, m
@@ -33,7 +40,8 @@ A metric may be missing, ``None`` or NaN when it was not computed.
 Misfit rows
 -----------
 ``station``, ``channel``, ``metric`` (``"pga"``, ``"pgv"``, ``"pgd"`` or ``"psa<T>"``) and
-``misfit`` = log10(synthetic / observed), dimensionless. Optional: ``location`` (when missing the
+``misfit`` = log10(synthetic / observed), dimensionless, of the ``"common"`` band rows (``band``
+may say so). Optional: ``location`` (when missing the
 misfit applies to the channel at any location), ``latitude`` and ``longitude`` (used by the
 misfit map when no motion rows are given). A motion row takes the misfits of its own channel,
 or else those of the single channel with its component (last letter, or ``maxh``): a
@@ -56,14 +64,21 @@ The layout of USGS ShakeMap 4's ``stationlist.json``, as read by shakelib's
 (km), ``pga`` (%g) and ``pgv`` (cm/s) -- the observed maxima over the horizontal channels -- and
 ``channels``: ``[{"name": "LOC.CHA", "amplitudes": [{"name": "pga" | "pgv" | "sa(0.3)" | ...,
 "value", "units": "%g" | "cm/s", "flag": "0"}]}]``, one entry per observed SEED channel (an
-empty location is written ``"--"``). Amplitudes that were not computed are left out, not written
-as null. Our extensions (ignored by ShakeMap):
+empty location is written ``"--"``), from the ``record`` rows. Amplitudes that were not computed
+are left out, not written as null. An amplitude's ``flag`` is ``"0"`` for a sound one, else the
+letters ShakeMap knows (shakelib's ``station.py``; ShakeMap does not use flagged amplitudes):
+``I`` incomplete record (``partial``), ``G`` glitch (``clipped``, or ``snr_limited``: a PSA
+period outside the band the signal-to-noise ratio allows), ``T`` outlier (``anomalous``),
+``M`` for review (``sensitivity_only``); ``reasons`` lists dare's names. Our extensions (ignored
+by ShakeMap):
 
 - ``pgd``: observed maximum horizontal PGD, cm; each channel has ``extra_amplitudes`` with
   ``pgd`` (cm), because ShakeMap readers reject an unknown ``pgd`` amplitude;
 - ``derived_channels``: the derived channels (``maxh``, norms), same structure as ``channels``,
   kept apart so that ShakeMap never takes a norm for a component;
-- ``synthetic``: ``{"pga", "pgv", "pgd", "channels", "derived_channels"}`` of the synthetics;
+- ``synthetic``: ``{"pga", "pgv", "pgd", "channels", "derived_channels"}`` of the synthetics
+  (``common`` band);
+- ``observed_common``: the same for the observed ``common`` band rows, which the misfits compare;
 - ``misfit``: ``{"units": "log10(synthetic/observed)", "channels": [{"name": "LOC.CHA",
   "values": {"pga": ..., "sa(0.3)": ...}}]}``.
 
@@ -74,7 +89,7 @@ rejected station are left out of the features. The event is the top-level member
 
 The PGM table (``pgm.csv``)
 ---------------------------
-One line per station, location, channel and kind, sorted by these four keys; columns
+One line per station, location, channel, kind and band, sorted by these five keys; columns
 :data:`CSV_BASE_COLUMNS`, then ``psa<T>_m_s2`` for every period found (ascending), then
 ``misfit_<metric>_log10`` for ``pga``, ``pgv``, ``pgd`` and each period (the misfit of the
 station/component, on both its observed and synthetic lines). Floats are written with
@@ -122,12 +137,19 @@ __all__ = [
 
 #: Kinds of motion rows.
 KINDS = ("observed", "synthetic")
+#: Bands of motion rows: the record's own, or the band observed and synthetic share.
+BANDS = ("record", "common")
+#: ShakeMap's amplitude flag letter of each dare flag (shakelib: I incomplete, G glitch,
+#: T outlier, M manual review).
+SHAKEMAP_FLAGS = {"partial": "I", "clipped": "G", "snr_limited": "G", "anomalous": "T",
+                  "sensitivity_only": "M"}
 #: Metrics other than spectral accelerations, in output order.
 BASE_METRICS = ("pga", "pgv", "pgd")
 #: The first columns of the PGM table (units in the names).
 CSV_BASE_COLUMNS = (
-    "station", "network", "code", "location", "channel", "kind", "name",
-    "latitude_deg", "longitude_deg", "distance_km", "pga_m_s2", "pgv_m_s", "pgd_m",
+    "station", "network", "code", "location", "channel", "kind", "band", "name",
+    "latitude_deg", "longitude_deg", "distance_km", "freqmin_hz", "freqmax_hz", "flags",
+    "pga_m_s2", "pgv_m_s", "pgd_m",
 )
 #: Units written in the station list, per metric family.
 PERCENT_G, CM_S, CM = "%g", "cm/s", "cm"
@@ -207,6 +229,11 @@ class StationMotion:
     channel: str
     kind: Literal["observed", "synthetic"]
     values: Mapping[str, float] = field(default_factory=dict)
+    band: str = "record"
+    flags: tuple[str, ...] = ()
+    unusable: tuple[str, ...] = ()
+    freqmin: float | None = None
+    freqmax: float | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StationMotion:
@@ -216,6 +243,11 @@ class StationMotion:
             kind = row["kind"]
             if kind not in KINDS:
                 raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+            band = str(row.get("band") or "record")
+            if band not in BANDS:
+                raise ValueError(f"band must be one of {BANDS}, not {band!r}")
+            unusable = tuple(sorted(filter(None, (canonical_metric(str(m))
+                                                  for m in row.get("unusable") or ()))))
             channel = str(row["channel"])
             channel_role(channel)
             values = {}
@@ -230,7 +262,9 @@ class StationMotion:
                 code=str(row["code"]), name=str(row.get("name") or row["code"]),
                 latitude=float(row["latitude"]), longitude=float(row["longitude"]),
                 distance_km=float(row["distance_km"]), location=str(row.get("location") or ""),
-                channel=channel, kind=kind, values=values,
+                channel=channel, kind=kind, values=values, band=band,
+                flags=tuple(sorted(str(f) for f in row.get("flags") or ())), unusable=unusable,
+                freqmin=_finite(row.get("freqmin")), freqmax=_finite(row.get("freqmax")),
             )
         except KeyError as error:
             raise ValueError(f"motion row of {station} lacks the key {error}") from error
@@ -290,8 +324,20 @@ def canonical_metric(name: str) -> str | None:
 
 
 def component(channel: str) -> str:
-    """Component of a channel: its last letter, or ``"maxh"``."""
-    return channel if channel == "maxh" else channel[-1:]
+    """Component of a channel: its last letter, or ``"maxh"`` / ``"rotd50"``."""
+    return channel if channel in ("maxh", "rotd50") else channel[-1:]
+
+
+def shakemap_flag(flags: Iterable[str], metric: str, unusable: Iterable[str] = ()) -> str:
+    """ShakeMap's flag of one amplitude: ``"0"`` when sound, else its letters (sorted).
+
+    ``snr_limited`` applies only to the metrics in ``unusable``; the other flags to all.
+    """
+    names = {f for f in flags if f != "snr_limited"}
+    if metric in set(unusable):
+        names.add("snr_limited")
+    letters = sorted({SHAKEMAP_FLAGS[name] for name in names if name in SHAKEMAP_FLAGS})
+    return "".join(letters) or "0"
 
 
 def channel_role(channel: str) -> Literal["horizontal", "vertical", "derived"]:
@@ -302,14 +348,14 @@ def channel_role(channel: str) -> Literal["horizontal", "vertical", "derived"]:
     ValueError
         For a name that is none of these (see the module docstring).
     """
-    if channel == "maxh" or (len(channel) == 3 and channel[2] in "H3"):
+    if channel in ("maxh", "rotd50") or (len(channel) == 3 and channel[2] in "H3"):
         return "derived"
     if len(channel) == 3 and channel[2] in "NE12RT":
         return "horizontal"
     if len(channel) == 3 and channel[2] == "Z":
         return "vertical"
     raise ValueError(f"unknown channel {channel!r}: expected a SEED channel (??Z, ??N, ??E, "
-                     "??1, ??2, ??R, ??T) or a derived channel (maxh, ??H, ??3)")
+                     "??1, ??2, ??R, ??T) or a derived channel (maxh, rotd50, ??H, ??3)")
 
 
 def _shakemap_metric(metric: str) -> str:
@@ -340,11 +386,14 @@ def _metric_order(metrics: Iterable[str]) -> list[str]:
 
 
 def station_peaks(
-    motions: Iterable[StationMotion | Mapping[str, Any]], kind: str = "observed"
+    motions: Iterable[StationMotion | Mapping[str, Any]], kind: str = "observed",
+    band: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Maxima over the horizontal channels of one kind, per station and metric (SI units).
 
     The horizontal components are used when a station has any; otherwise its ``maxh`` channel.
+    ``band`` selects the rows of one band (default: the observed record's, the synthetics'
+    common band).
 
     Returns
     -------
@@ -353,9 +402,10 @@ def station_peaks(
     """
     horizontal: dict[str, dict[str, float]] = {}
     maxh: dict[str, dict[str, float]] = {}
+    band = band or ("record" if kind == "observed" else "common")
     for item in motions:
         motion = item if isinstance(item, StationMotion) else StationMotion.from_row(item)
-        if motion.kind != kind:
+        if motion.kind != kind or motion.band != band:
             continue
         if motion.channel == "maxh":
             target = maxh.setdefault(motion.station, {})
@@ -382,6 +432,7 @@ class _Misfit:
     channel: str
     metric: str
     misfit: float | None
+    band: str = "common"
 
 
 def _misfits(rows: Iterable[Mapping[str, Any]]) -> list[_Misfit]:
@@ -394,7 +445,8 @@ def _misfits(rows: Iterable[Mapping[str, Any]]) -> list[_Misfit]:
                 raise ValueError(f"unknown metric {row['metric']!r}")
             location = row.get("location")
             result.append(_Misfit(str(row["station"]), None if location is None else str(location),
-                                  str(row["channel"]), metric, _finite(row["misfit"])))
+                                  str(row["channel"]), metric, _finite(row["misfit"]),
+                                  str(row.get("band") or "common")))
         except KeyError as error:
             raise ValueError(f"misfit row of {station} lacks the key {error}") from error
         except (TypeError, ValueError) as error:
@@ -404,8 +456,8 @@ def _misfits(rows: Iterable[Mapping[str, Any]]) -> list[_Misfit]:
 
 def _misfit_lookup(
     motions: Sequence[StationMotion], misfits: Sequence[_Misfit]
-) -> dict[tuple[str, str, str], dict[str, float | None]]:
-    """Misfits per (station, location, channel) of the motion rows.
+) -> dict[tuple[str, str, str, str], dict[str, float | None]]:
+    """Misfits per (station, location, channel, band) of the motion rows of their band.
 
     A row takes the misfits of its own channel; failing that, those of the one channel with
     its component (a synthetic ``HXE`` takes the misfits given for the observed ``HNE``).
@@ -418,11 +470,11 @@ def _misfit_lookup(
     for motion in motions:
         own_channels.setdefault((motion.station, motion.location, motion.kind), set()).add(
             motion.channel)
-    lookup: dict[tuple[str, str, str], dict[str, float | None]] = {}
+    lookup: dict[tuple[str, str, str, str], dict[str, float | None]] = {}
     used: set[int] = set()
     for motion in motions:
         candidates = [m for m in by_station.get(motion.station, [])
-                      if m.location in (None, motion.location)]
+                      if m.location in (None, motion.location) and m.band == motion.band]
         chosen = [m for m in candidates if m.channel == motion.channel]
         if not chosen:
             # by component, from channels that rows of this kind do not have themselves
@@ -433,8 +485,8 @@ def _misfit_lookup(
             if len({m.channel for m in same}) == 1:
                 chosen = same
         for misfit in chosen:
-            lookup.setdefault((motion.station, motion.location, motion.channel), {})[
-                misfit.metric] = misfit.misfit
+            lookup.setdefault((motion.station, motion.location, motion.channel, motion.band),
+                              {})[misfit.metric] = misfit.misfit
             used.add(id(misfit))
     for misfit in misfits:
         if id(misfit) not in used:
@@ -444,13 +496,19 @@ def _misfit_lookup(
 
 
 # -- the station list ----------------------------------------------------------------------------
-def _amplitudes(values: Mapping[str, float], metrics: Sequence[str]) -> list[dict[str, Any]]:
+def _amplitudes(motion: StationMotion, metrics: Sequence[str]) -> list[dict[str, Any]]:
     amplitudes = []
     for metric in metrics:
-        if metric in values:
-            value, units = _convert(metric, values[metric])
-            amplitudes.append({"name": _shakemap_metric(metric), "value": value,
-                               "units": units, "flag": "0"})
+        if metric in motion.values:
+            value, units = _convert(metric, motion.values[metric])
+            flag = shakemap_flag(motion.flags, metric, motion.unusable)
+            amplitude = {"name": _shakemap_metric(metric), "value": value, "units": units,
+                         "flag": flag}
+            if flag != "0":
+                amplitude["reasons"] = sorted(
+                    {f for f in motion.flags if f != "snr_limited"}
+                    | ({"snr_limited"} if metric in motion.unusable else set()))
+            amplitudes.append(amplitude)
     return amplitudes
 
 
@@ -461,8 +519,10 @@ def _channel_entries(motions: Sequence[StationMotion], derived: bool) -> list[di
             continue
         shakemap = [m for m in _metric_order(motion.values) if m != "pgd"]
         entry: dict[str, Any] = {"name": _channel_name(motion.location, motion.channel),
-                                 "amplitudes": _amplitudes(motion.values, shakemap)}
-        entry["extra_amplitudes"] = _amplitudes(motion.values, ["pgd"])
+                                 "amplitudes": _amplitudes(motion, shakemap)}
+        entry["extra_amplitudes"] = _amplitudes(motion, ["pgd"])
+        if motion.freqmin is not None and motion.freqmax is not None:
+            entry["band_hz"] = [motion.freqmin, motion.freqmax]
         entries.append(entry)
     return entries
 
@@ -473,17 +533,19 @@ def _peak(peaks: Mapping[str, float], metric: str) -> float | None:
 
 def _feature(
     station: str, motions: Sequence[StationMotion],
-    misfits: Mapping[tuple[str, str, str], Mapping[str, float | None]],
+    misfits: Mapping[tuple[str, str, str, str], Mapping[str, float | None]],
 ) -> geojson.Feature:
-    observed = [m for m in motions if m.kind == "observed"]
+    observed = [m for m in motions if m.kind == "observed" and m.band == "record"]
+    observed_common = [m for m in motions if m.kind == "observed" and m.band == "common"]
     synthetic = [m for m in motions if m.kind == "synthetic"]
-    first = (observed or synthetic)[0]
+    first = (observed or observed_common or synthetic)[0]
     observed_peaks = station_peaks(observed, "observed").get(station, {})
     synthetic_peaks = station_peaks(synthetic, "synthetic").get(station, {})
+    common_peaks = station_peaks(observed_common, "observed", "common").get(station, {})
     misfit_channels = []
-    observed_keys = {(m.station, m.location, m.channel) for m in observed}
+    observed_keys = {(m.station, m.location, m.channel, m.band) for m in observed_common}
     for key in sorted(k for k in misfits if k in observed_keys):
-        _, location, channel = key
+        _, location, channel, _ = key
         values = misfits[key]
         misfit_channels.append({
             "name": _channel_name(location, channel),
@@ -509,6 +571,13 @@ def _feature(
             "pgd": _peak(synthetic_peaks, "pgd"),
             "channels": _channel_entries(synthetic, derived=False),
             "derived_channels": _channel_entries(synthetic, derived=True),
+        },
+        "observed_common": {
+            "pga": _peak(common_peaks, "pga"),
+            "pgv": _peak(common_peaks, "pgv"),
+            "pgd": _peak(common_peaks, "pgd"),
+            "channels": _channel_entries(observed_common, derived=False),
+            "derived_channels": _channel_entries(observed_common, derived=True),
         },
         "misfit": {"units": MISFIT_UNITS, "channels": misfit_channels},
     }
@@ -605,11 +674,11 @@ def write_pgm_csv(
         misfit without a motion row.
     """
     motions = sorted(map(StationMotion.from_row, rows),
-                     key=lambda m: (m.station, m.location, m.channel, m.kind))
+                     key=lambda m: (m.station, m.location, m.channel, m.kind, m.band))
     for before, after in itertools.pairwise(motions):
-        key = (after.station, after.location, after.channel, after.kind)
-        if key == (before.station, before.location, before.channel, before.kind):
-            raise ValueError(f"two {after.kind} rows for {after.station} "
+        key = (after.station, after.location, after.channel, after.kind, after.band)
+        if key == (before.station, before.location, before.channel, before.kind, before.band):
+            raise ValueError(f"two {after.kind} {after.band} rows for {after.station} "
                              f"{_channel_name(after.location, after.channel)}")
     misfit_rows = _misfits(misfits)
     lookup = _misfit_lookup(motions, misfit_rows)
@@ -622,10 +691,12 @@ def write_pgm_csv(
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for m in motions:
-        misfit = lookup.get((m.station, m.location, m.channel), {})
+        misfit = lookup.get((m.station, m.location, m.channel, m.band), {})
         writer.writerow([
-            m.station, m.network, m.code, m.location, m.channel, m.kind, m.name,
+            m.station, m.network, m.code, m.location, m.channel, m.kind, m.band, m.name,
             _csv_float(m.latitude), _csv_float(m.longitude), _csv_float(m.distance_km),
+            _csv_float(m.freqmin), _csv_float(m.freqmax),
+            ";".join([*m.flags, *(f"unusable:{u}" for u in m.unusable)]),
             *(_csv_float(m.values.get(metric)) for metric in (*BASE_METRICS, *psa)),
             *(_csv_float(misfit.get(metric)) for metric in metrics),
         ])

@@ -19,13 +19,7 @@ import numpy as np
 from obspy import Stream, Trace
 from scipy.signal import cont2discrete, lfilter, resample_poly, ss2tf
 
-from dare_cli.ra.norm import (
-    HORIZONTAL,
-    NORM_CODES,
-    THREE_COMPONENT,
-    horizontal_and_vertical,
-    station_norms,
-)
+from dare_cli.ra.norm import HORIZONTAL, NORM_CODES, split_components, station_norms
 
 __all__ = [
     "DAMPING",
@@ -35,6 +29,7 @@ __all__ = [
     "oscillator_displacement",
     "peak",
     "psa_key",
+    "rotd",
     "spectral_acceleration",
     "station_pgm",
 ]
@@ -175,6 +170,39 @@ def _vector_psa(accs: Sequence[Trace], period: float, damping: float) -> float:
     return float((2 * math.pi / period) ** 2 * norm.max())
 
 
+def rotd(first: np.ndarray, second: np.ndarray, percentile: float = 50.0) -> float:
+    """RotD percentile of two orthogonal horizontal motions (Boore, 2010).
+
+    The peaks of ``first cos(theta) + second sin(theta)`` for theta from 0 to 180 degrees in
+    steps of one degree (181 angles, as gmprocess), and their ``percentile`` (50: RotD50,
+    the median over directions, the component of NGA-West2 ground-motion models and of
+    ShakeMap; 100: the largest over all directions).
+
+    Parameters
+    ----------
+    first, second
+        The two horizontals, same length and time grid.
+    percentile
+        0 to 100.
+    """
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rotd needs two series of the same length, not {a.size} and {b.size}")
+    angles = np.radians(np.linspace(0.0, 180.0, 181))
+    peaks = np.empty(angles.size)
+    for start in range(0, angles.size, 32):  # 32 angles at a time: bounded memory
+        chunk = angles[start:start + 32, None]
+        peaks[start:start + 32] = np.abs(np.cos(chunk) * a + np.sin(chunk) * b).max(axis=1)
+    return float(np.percentile(peaks, percentile))
+
+
+def _rotd_psa(accs: Sequence[Trace], period: float, damping: float) -> float:
+    """RotD50 of the PSA: the oscillator responses rotated (the oscillator is linear)."""
+    first, second = (oscillator_displacement(tr, period, damping)[0] for tr in accs)
+    return float((2 * math.pi / period) ** 2 * rotd(first, second))
+
+
 def _coverage(traces: Sequence[Trace]) -> float:
     values = [float(tr.stats.coverage) for tr in traces if "coverage" in tr.stats]
     return min(values) if values else math.nan
@@ -187,15 +215,15 @@ def station_pgm(
     periods: Sequence[float] = PERIODS,
     damping: float = DAMPING,
 ) -> list[dict[str, float | str]]:
-    """Peak motions of one station: per component, norms and the larger horizontal.
+    """Peak motions of one station: per component, and the horizontal combinations it has.
 
     Parameters
     ----------
     acc, vel, disp
-        The three components (Z and N/E or 1/2) of acceleration (m/s^2), velocity (m/s) and
-        displacement (m) of one station, with the same trace ids, on a common time grid
-        (as returned by the preprocessing). Norm traces (channel codes ending with ``H`` or
-        ``3``) in these streams are ignored: the norms are computed here.
+        One to three components (Z and N/E, 1/2 or R/T) of acceleration (m/s^2), velocity
+        (m/s) and displacement (m) of one station, with the same trace ids, on a common time
+        grid (as returned by the preprocessing). Norm traces (channel codes ending with ``H``
+        or ``3``) in these streams are ignored: the norms are computed here.
     periods
         Oscillator periods (s) of the PSAs.
     damping
@@ -204,25 +232,29 @@ def station_pgm(
     Returns
     -------
     list of dict
-        One row per component, in the order of the two horizontals, the vertical, then
-        ``"H"`` (horizontal norm: peaks of ``sqrt(N^2 + E^2)`` and PSA from the vector of the
-        two oscillators, i.e. RotD100), ``"3"`` (three-component norm) and ``"maxh"`` (the
-        larger of the two horizontal components, metric by metric: ShakeMap's convention).
-        Keys: ``id`` (trace id; the norm's id, e.g. ``CI.CCC..HNH``; ``CI.CCC..HN[NE]`` for
-        maxh), ``station`` (``NET.STA``), ``location``, ``channel`` (e.g. ``HNE``, ``HNH``,
-        ``HN[NE]``), ``component``, ``pga`` (m/s^2), ``pgv`` (m/s),
-        ``pgd`` (m), ``psa<T>`` (m/s^2, see :func:`psa_key`) and ``coverage`` (the smallest
-        fraction of the window covered by the records used; NaN when unknown).
+        One row per component (horizontals first, then the vertical), then, where the
+        station has them: ``"H"`` (horizontal norm ``sqrt(N^2 + E^2)``; its PSA from the
+        vector of the two oscillators, i.e. RotD100) and ``"3"`` (three-component norm), both
+        with two horizontals; ``"maxh"`` (the larger horizontal, metric by metric: ShakeMap's
+        ``pga``/``pgv``), with at least one horizontal; ``"rotd50"`` (the median over
+        horizontal directions, gmprocess's and the ground-motion models' component), with two.
+        Keys: ``id`` (trace id; ``CI.CCC..HNH`` for the norm, ``CI.CCC..HN[NE]`` for maxh,
+        ``CI.CCC..rotd50``), ``station`` (``NET.STA``),
+        ``location``, ``channel`` (``HNE``, ``HNH``, ``HN[NE]``, ``rotd50``), ``component``,
+        ``pga`` (m/s^2), ``pgv`` (m/s), ``pgd`` (m), ``psa<T>`` (m/s^2, see :func:`psa_key`)
+        and ``coverage`` (the smallest fraction of the window covered by the records used;
+        NaN when unknown).
 
     Raises
     ------
     ValueError
-        Missing or extra components, ids that differ between the quantities, or traces
-        not on a common grid.
+        No or repeated components, ids that differ between the quantities, or traces not on
+        a common grid.
     """
     streams = {q: Stream([tr for tr in s if tr.stats.channel[-1:] not in NORM_CODES])
                for q, s in {"ACC": acc, "VEL": vel, "DISP": disp}.items()}
-    components = {q: horizontal_and_vertical(s) for q, s in streams.items()}
+    parts = {q: split_components(s) for q, s in streams.items()}
+    components = {q: [*h, *([v] if v is not None else [])] for q, (h, v) in parts.items()}
     ids = [tr.id for tr in components["ACC"]]
     for q in ("VEL", "DISP"):
         if [tr.id for tr in components[q]] != ids:
@@ -231,6 +263,7 @@ def station_pgm(
     norms = {q: station_norms(s) for q, s in streams.items()}
     first = components["ACC"][0]
     station = f"{first.stats.network}.{first.stats.station}"
+    location = first.stats.location
     rows: list[dict[str, float | str]] = []
     for i, tr in enumerate(components["ACC"]):
         row: dict[str, float | str] = {
@@ -243,12 +276,14 @@ def station_pgm(
             row[psa_key(period)] = spectral_acceleration(tr, period, damping)
         row["coverage"] = _coverage([tr, components["VEL"][i], components["DISP"][i]])
         rows.append(row)
-    h1, h2, z = components["ACC"]
-    for k, (code, accs) in enumerate(((HORIZONTAL, (h1, h2)), (THREE_COMPONENT, (z, h1, h2)))):
-        norm_traces = [norms[q][k] for q in ("ACC", "VEL", "DISP")]
-        row = {"id": norm_traces[0].id, "station": station,
-               "location": norm_traces[0].stats.location,
-               "channel": norm_traces[0].stats.channel, "component": code,
+    horizontals = parts["ACC"][0]
+    vertical = parts["ACC"][1]
+    for k, norm_acc in enumerate(norms["ACC"]):
+        norm_traces = [norm_acc, norms["VEL"][k], norms["DISP"][k]]
+        code = norm_acc.stats.channel[-1]
+        accs = horizontals if code == HORIZONTAL else [vertical, *horizontals]
+        row = {"id": norm_acc.id, "station": station, "location": norm_acc.stats.location,
+               "channel": norm_acc.stats.channel, "component": code,
                "pga": peak(norm_traces[0]), "pgv": peak(norm_traces[1]),
                "pgd": peak(norm_traces[2])}
         for period in periods:
@@ -256,16 +291,30 @@ def station_pgm(
         row["coverage"] = _coverage(norm_traces)
         rows.append(row)
     metrics = ["pga", "pgv", "pgd", *(psa_key(p) for p in periods), "coverage"]
-    horizontals = rows[:2]
-    maxh_channel = f"{h1.stats.channel[:-1]}[{h1.stats.channel[-1]}{h2.stats.channel[-1]}]"
-    maxh: dict[str, float | str] = {
-        "id": f"{station}.{h1.stats.location}.{maxh_channel}", "station": station,
-        "location": h1.stats.location, "channel": maxh_channel, "component": "maxh",
-    }
-    for key in metrics:
-        values = [float(r[key]) for r in horizontals]
-        maxh[key] = min(values) if key == "coverage" else max(values)
-    rows.append(maxh)
+    horizontal_rows = rows[:len(horizontals)]
+    if horizontal_rows:
+        letters = "".join(tr.stats.channel[-1] for tr in horizontals)
+        maxh_channel = f"{horizontals[0].stats.channel[:-1]}[{letters}]"
+        maxh: dict[str, float | str] = {
+            "id": f"{station}.{location}.{maxh_channel}", "station": station,
+            "location": location, "channel": maxh_channel, "component": "maxh",
+        }
+        for key in metrics:
+            values = [float(r[key]) for r in horizontal_rows]
+            maxh[key] = min(values) if key == "coverage" else max(values)
+        rows.append(maxh)
+    if len(horizontals) == 2:
+        rotd50: dict[str, float | str] = {
+            "id": f"{station}.{location}.rotd50", "station": station, "location": location,
+            "channel": "rotd50", "component": "rotd50",
+        }
+        for key, quantity in (("pga", "ACC"), ("pgv", "VEL"), ("pgd", "DISP")):
+            h1, h2 = parts[quantity][0]
+            rotd50[key] = rotd(h1.data, h2.data)
+        for period in periods:
+            rotd50[psa_key(period)] = _rotd_psa(horizontals, period, damping)
+        rotd50["coverage"] = min(float(r["coverage"]) for r in horizontal_rows)
+        rows.append(rotd50)
     return rows
 
 

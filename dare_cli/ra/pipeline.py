@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
+import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -40,10 +42,10 @@ from dare_cli.ra.config import RAConfig
 from dare_cli.ra.download import download
 from dare_cli.ra.errors import RAError, StationError
 from dare_cli.ra.files import atomic_path, write_atomic
-from dare_cli.ra.norm import station_norms
+from dare_cli.ra.norm import NORM_CODES, station_norms
 from dare_cli.ra.pes import MatchStations, StationStep
-from dare_cli.ra.pgm import misfit, station_pgm
-from dare_cli.ra.preprocess import QUANTITIES, preprocess_real, preprocess_synthetic
+from dare_cli.ra.pgm import misfit, psa_key, station_pgm
+from dare_cli.ra.preprocess import QUANTITIES, Hypocentre, comparison_copies, process_record
 from dare_cli.ra.simulate.embedded import synthetics_for_station
 from dare_cli.ra.source import double_couple_tensor, moment_from_magnitude, tensor_from_event
 from engine import WorkflowGraph
@@ -57,7 +59,7 @@ METRICS = ("pga", "pgv", "pgd")
 
 # -- small shared helpers ----------------------------------------------------------------------
 #: Trace header entries miniSEED cannot hold, kept in a JSON file beside it.
-SIDECAR_KEYS = ("processing", "coverage")
+SIDECAR_KEYS = ("processing", "coverage", "dare")
 
 
 def write_stream(path: Path, stream: Stream) -> None:
@@ -69,12 +71,19 @@ def write_stream(path: Path, stream: Stream) -> None:
     for trace in stream:
         trace.data = np.require(trace.data, dtype=np.float64)
     sidecar = {
-        trace.id: {key: trace.stats[key] for key in SIDECAR_KEYS if key in trace.stats}
+        trace.id: {key: _plain(trace.stats[key]) for key in SIDECAR_KEYS if key in trace.stats}
         for trace in stream
     }
     with atomic_path(path) as temporary:
         stream.write(str(temporary), format="MSEED", encoding="FLOAT64")
         write_json(path.with_name(path.name + ".json"), sidecar)
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts for obspy's AttribDicts (``stats.dare``), for JSON."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 def read_stream(path: Path) -> Stream:
@@ -299,6 +308,11 @@ def simulate_specfem(
     streams, missing = collect_seismograms(output_dir, origin_time, stations, processing=notes)
     for station, stream in streams.items():
         write_stream(out_dir / f"{station}.mseed", stream)
+    min_period = (run.resolution.min_period if not specfem.collect_from
+                  else _resolved_period(output_dir))
+    band = [0.0, 1.0 / min_period if min_period else None]
+    write_json(out_dir / SYNTHETICS_FILE, {"solver": "specfem", "band_hz": band,
+                                           "quantity": "DISP"})
     if not specfem.keep_databases:
         shutil.rmtree(work_dir / "OUTPUT_FILES" / "DATABASES_MPI", ignore_errors=True)
     return {
@@ -308,7 +322,18 @@ def simulate_specfem(
         "flags": [],
         "solver": "specfem",
         "backend": backend_name,
+        "band_hz": band,
     }
+
+
+def _resolved_period(output_dir: Path) -> float | None:
+    """The shortest period a SPECFEM3D mesh resolves, from xgenerate_databases' log."""
+    log = output_dir / "output_generate_databases.txt"
+    try:
+        found = re.search(r"Minimum period resolved\s*=\s*([0-9.eE+-]+)", log.read_text())
+    except OSError:
+        return None
+    return float(found.group(1)) if found else None
 
 
 def observed_stream(download_dir: Path, station: str) -> Stream:
@@ -325,26 +350,66 @@ def observed_stream(download_dir: Path, station: str) -> Stream:
     return stream
 
 
+def hypocentre(event: Event, config: RAConfig) -> Hypocentre:
+    """Origin time and place, and moment magnitude, of the event (for the record windows)."""
+    origin = event.preferred_origin() or event.origins[0]
+    magnitude = config.source.magnitude
+    if magnitude is None:
+        magnitude = event_info(event)["magnitude"]
+    if magnitude is None:
+        raise RAError("the event has no magnitude: give [source] magnitude")
+    return Hypocentre(origin.time, float(origin.latitude), float(origin.longitude),
+                      float(origin.depth or 0.0) / 1000.0, float(magnitude))
+
+
+#: What the simulate stage writes about its synthetics (solver, resolved band).
+SYNTHETICS_FILE = "synthetics.json"
+
+
+def synthetic_band(simulate_dir: Path) -> tuple[float, float]:
+    """``(fmin, fmax)`` (Hz) that the synthetics resolve, as the simulate stage recorded it."""
+    try:
+        band = json.loads((simulate_dir / SYNTHETICS_FILE).read_text())["band_hz"]
+    except (OSError, ValueError, KeyError) as error:
+        raise RAError(f"the simulate stage did not record the band of its synthetics "
+                      f"({simulate_dir / SYNTHETICS_FILE}): {error}; re-run it") from error
+    return float(band[0]), math.inf if band[1] is None else float(band[1])
+
+
+def _flag_records(station: str, traces: Stream, flags: Sequence[Mapping[str, str]],
+                  rejected: Mapping[str, str]) -> list[dict[str, str]]:
+    """The stage summary's flags: the record's channel flags and rejected channels."""
+    records = [{"station": station, "trace": f["trace"], "name": f["flag"],
+                "flag": f"{f['flag']}: {f['detail']}"} for f in flags]
+    records += [{"station": station, "trace": trace, "name": "rejected_channel",
+                 "flag": f"rejected channel: {reason}"} for trace, reason in rejected.items()]
+    return records
+
+
 def preprocess_station(
     station: str, *, download_dir: Path, simulate_dir: Path, out_dir: Path,
-    origin_time: UTCDateTime, config: RAConfig,
+    hypo: Hypocentre, band: tuple[float, float], config: RAConfig,
 ) -> dict[str, Any]:
-    """Observed and synthetic traces of one station, processed alike, per quantity."""
+    """The station's record (``record/``) and its comparison copies with the synthetics.
+
+    ``record/NET.STA.Q.mseed``: the observed channels processed at their own rate (what
+    gmprocess would report); ``observed/`` and ``synthetic/``: both in the common band on the
+    comparison grid.
+    """
     inventory = station_inventory(download_dir, station)
-    observed = preprocess_real(observed_stream(download_dir, station), inventory, origin_time,
-                               config.preprocess)
-    synthetic = preprocess_synthetic(_synthetic(simulate_dir, station), origin_time,
-                                     config.preprocess)
-    flags = []
-    for trace in observed["ACC"]:
-        coverage = float(getattr(trace.stats, "coverage", 1.0))
-        if coverage < 0.999:
-            flags.append({"station": station, "trace": trace.id,
-                          "flag": f"partial record: covers {coverage:.0%} of the window"})
+    record = process_record(observed_stream(download_dir, station), inventory, hypo,
+                            config.preprocess)
+    observed, synthetic = comparison_copies(record, _synthetic(simulate_dir, station),
+                                            inventory, hypo.time, band, config.preprocess)
     for quantity in QUANTITIES:
+        write_stream(out_dir / "record" / f"{station}.{quantity}.mseed",
+                     record.streams[quantity])
         write_stream(out_dir / "observed" / f"{station}.{quantity}.mseed", observed[quantity])
-        write_stream(out_dir / "synthetic" / f"{station}.{quantity}.mseed", synthetic[quantity])
-    return {"station": station, "flags": flags}
+        write_stream(out_dir / "synthetic" / f"{station}.{quantity}.mseed",
+                     synthetic[quantity])
+    return {"station": station,
+            "flags": _flag_records(station, record.streams["ACC"], record.flags,
+                                   record.rejected)}
 
 
 def _synthetic(simulate_dir: Path, station: str) -> Stream:
@@ -355,19 +420,30 @@ def _synthetic(simulate_dir: Path, station: str) -> Stream:
         raise StationError(station, f"no synthetic seismograms ({path.name}): {error}") from error
 
 
+#: Folders of the preprocess stage: the record, and the two comparison copies.
+KINDS = ("record", "observed", "synthetic")
+
+
 def norm_station(station: str, *, preprocess_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """Vector norms (three components, two horizontals) of both kinds, per quantity."""
-    for kind in ("observed", "synthetic"):
+    """Vector norms (two horizontals, three components) of each kind, per quantity.
+
+    A station with fewer components has fewer norms (none with one component): no file.
+    """
+    for kind in KINDS:
         for quantity in QUANTITIES:
             stream = read_station_stream(preprocess_dir / kind, station, quantity)
-            write_stream(out_dir / kind / f"{station}.{quantity}.mseed", station_norms(stream))
+            norms = station_norms(stream)
+            if norms:
+                write_stream(out_dir / kind / f"{station}.{quantity}.mseed", norms)
     return {"station": station}
 
 
 def station_streams(run_dir: Path, kind: str, station: str, quantity: str) -> Stream:
-    """Components and norms of one station, kind and quantity."""
-    return (read_station_stream(run_dir / "preprocess" / kind, station, quantity)
-            + read_station_stream(run_dir / "norm" / kind, station, quantity))
+    """Components and norms (where the station has them) of one station, kind and quantity."""
+    stream = read_station_stream(run_dir / "preprocess" / kind, station, quantity)
+    if (run_dir / "norm" / kind / f"{station}.{quantity}.mseed").exists():
+        stream += read_station_stream(run_dir / "norm" / kind, station, quantity)
+    return stream
 
 
 def load_for_match(station: str, *, run_dir: Path, kind: str) -> tuple[str, Stream]:
@@ -375,37 +451,71 @@ def load_for_match(station: str, *, run_dir: Path, kind: str) -> tuple[str, Stre
     return station, station_streams(run_dir, kind, station, "ACC")
 
 
+#: Rows of the pgm stage: (kind, band, folder of the preprocess stage).
+PGM_SOURCES = (("observed", "record", "record"), ("observed", "common", "observed"),
+               ("synthetic", "common", "synthetic"))
+
+
+def _row_details(stream: Stream, component: str, periods: Sequence[float]
+                 ) -> dict[str, Any]:
+    """Band, flags and unusable metrics of a pgm row, from its traces' ``stats.dare``."""
+    components = [tr for tr in stream if tr.stats.channel[-1:] not in NORM_CODES]
+    if component in ("maxh", "rotd50", "H"):
+        used = [tr for tr in components if tr.stats.channel[-1:] != "Z"]
+    elif component == "3":
+        used = components
+    else:
+        used = [tr for tr in components if tr.stats.channel[-1:] == component]
+    infos = [tr.stats.get("dare", {}) for tr in used]
+    if not infos or not all("highpass" in info for info in infos):
+        return {"flags": []}
+    highpass = max(float(info["highpass"]) for info in infos)
+    lowpass = min(float(info["lowpass"]) for info in infos)
+    flags = sorted({flag for info in infos for flag in info.get("flags", [])})
+    longest = 1.0 / (1.25 * highpass)
+    unusable = [psa_key(period) for period in periods
+                if period > longest or period < 1.0 / lowpass]
+    if unusable:
+        flags = sorted({*flags, "snr_limited"})
+    return {"freqmin": highpass, "freqmax": lowpass, "flags": flags, "unusable": unusable}
+
+
 def pgm_station(
     station: str, *, run_dir: Path, pairs: Mapping[str, Any],
     infos: Mapping[str, Mapping[str, Any]], config: RAConfig,
 ) -> dict[str, Any]:
-    """Peak motions of the matched traces of one station, and their misfits."""
+    """Peak motions of the record, and of the matched copies with their misfits."""
     info = infos[station]
     matched = pairs[station]
     components = {pair["component"] for pair in matched["pairs"]}
     if not components:
         raise StationError(station, "no observed trace matched a synthetic")
+    periods = config.pgm.periods
     rows: list[dict[str, Any]] = []
     by_kind: dict[str, dict[str, dict[str, Any]]] = {}
-    for kind in ("observed", "synthetic"):
-        acc, vel, disp = (station_streams(run_dir, kind, station, q) for q in QUANTITIES)
-        values = station_pgm(acc, vel, disp, periods=config.pgm.periods,
-                             damping=config.pgm.damping)
+    for kind, band, folder in PGM_SOURCES:
+        streams = [read_station_stream(run_dir / "preprocess" / folder, station, q)
+                   for q in QUANTITIES]
+        acc, vel, disp = streams
+        values = station_pgm(acc, vel, disp, periods=periods, damping=config.pgm.damping)
+        horizontals = {c for c in components if c not in ("Z", *NORM_CODES)}
         for value in values:
             component = str(value["component"])
-            if component not in components and not (
-                component == "maxh" and {"E", "N"} <= components
+            if band == "common" and component not in components and not (
+                component in ("maxh", "rotd50") and horizontals
             ):
                 continue
-            channel = "maxh" if component == "maxh" else value.get("channel", component)
-            row = {**info, "kind": kind, "channel": channel,
+            channel = component if component in ("maxh", "rotd50") else value["channel"]
+            row = {**info, "kind": kind, "band": band, "channel": channel,
                    "component": component, "location": value.get("location", "")}
             row.update({k: v for k, v in value.items()
                         if k not in ("id", "component", "channel", "location")})
+            row.update(_row_details(streams[0], component, periods))
             rows.append(row)
-            by_kind.setdefault(kind, {})[component] = row
+            if band == "common":
+                by_kind.setdefault(kind, {})[component] = row
     misfits = []
-    metrics = [*METRICS, *(f"psa{p:g}" for p in config.pgm.periods)]
+    metrics = [*METRICS, *(psa_key(p) for p in periods)]
     for component, observed in sorted(by_kind.get("observed", {}).items()):
         synthetic = by_kind.get("synthetic", {}).get(component)
         if synthetic is None:
@@ -413,7 +523,7 @@ def pgm_station(
         for metric in metrics:
             if metric in observed and metric in synthetic:
                 misfits.append({"station": station, "channel": observed["channel"],
-                                "component": component, "metric": metric,
+                                "component": component, "band": "common", "metric": metric,
                                 "misfit": misfit(synthetic[metric], observed[metric])})
     return {"station": station, "rows": rows, "misfits": misfits}
 
@@ -490,16 +600,23 @@ def build_pipeline(config: RAConfig, *, log: Callable[[str], None] | None = None
                                  out_dir=context.out_dir, origin=origin,
                                  tensor=moment_tensor(event, config), config=config)
         graph, inputs = _per_station("simulate", step, stations_in(download_dir / "stations"))
-        return StageWork(graph, inputs, _summary)
+
+        def finish(result: Any) -> dict[str, Any]:
+            # the analytical solution holds at every frequency; the sampling bounds it
+            band = [0.0, 0.4 * config.simulate.sampling_rate]
+            write_json(context.out_dir / SYNTHETICS_FILE,
+                       {"solver": "embedded", "band_hz": band, "quantity": "DISP"})
+            return _summary(result, {"band_hz": band})
+
+        return StageWork(graph, inputs, finish)
 
     def build_preprocess(context: StageContext) -> StageWork:
         download_dir = context.stage_dir("download")
-        event = read_event(download_dir)
-        origin = event.preferred_origin() or event.origins[0]
+        simulate_dir = context.stage_dir("simulate")
         step = functools.partial(preprocess_station, download_dir=download_dir,
-                                 simulate_dir=context.stage_dir("simulate"),
-                                 out_dir=context.out_dir, origin_time=origin.time,
-                                 config=config)
+                                 simulate_dir=simulate_dir, out_dir=context.out_dir,
+                                 hypo=hypocentre(read_event(download_dir), config),
+                                 band=synthetic_band(simulate_dir), config=config)
         graph, inputs = _per_station("preprocess", step,
                                      stations_in(context.stage_dir("simulate"), ".mseed"))
         return StageWork(graph, inputs, _summary)
@@ -508,13 +625,13 @@ def build_pipeline(config: RAConfig, *, log: Callable[[str], None] | None = None
         preprocess_dir = context.stage_dir("preprocess")
         step = functools.partial(norm_station, preprocess_dir=preprocess_dir,
                                  out_dir=context.out_dir)
-        stations = stations_in(preprocess_dir / "observed", ".ACC.mseed")
+        stations = stations_in(preprocess_dir / "record", ".ACC.mseed")
         graph, inputs = _per_station("norm", step, stations)
         return StageWork(graph, inputs, _summary)
 
     def build_match(context: StageContext) -> StageWork:
         run_dir = context.run_dir
-        stations = stations_in(context.stage_dir("norm") / "observed", ".ACC.mseed")
+        stations = stations_in(context.stage_dir("preprocess") / "observed", ".ACC.mseed")
         graph = WorkflowGraph("ra-match")
         observed = StationStep("match", functools.partial(load_for_match, run_dir=run_dir,
                                                           kind="observed"), id="observed")

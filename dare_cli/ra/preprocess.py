@@ -1,56 +1,76 @@
-"""Preprocessing of one station's records: checks, response removal, band-pass, common grid.
+"""Preprocessing of a station: its record processed as gmprocess does, and comparable copies.
 
-Recorded and synthetic motions go through the same steps so that their peaks can be compared:
+Two products per station:
 
-1. checks: empty or NaN/inf segments; merge (gaps up to ``max_gap`` filled by linear
-   interpolation, longer gaps rejected); too short, clipped or without a response
-   (:func:`check_trace`);
-2. cut to the window plus ``margin`` on each side (synthetics, at rest before the origin, are
-   padded with zeros in front); demean, linear detrend, Hann taper (``taper_fraction`` at
-   each end);
-3. response removal to ACC, VEL and DISP, one obspy ``remove_response`` per quantity from the
-   same tapered copy, with the ``pre_filt`` cosine taper in the frequency domain. Synthetics
-   (displacement in metres) are passed through the very same obspy routine with an ideal
-   displacement sensor (unit response), which differentiates them exactly in the frequency
-   domain and applies the same ``pre_filt`` taper;
-4. zero-phase Butterworth band-pass;
-5. Lanczos (windowed-sinc) interpolation onto the common grid ``origin + window_start + k/fs``;
-6. cut to the window, zero-padded where the record does not cover it; the covered fraction is
-   kept in ``tr.stats.coverage`` so that the pipeline can flag partial records.
+**The record** (``process_record``): every channel of the observed record, processed at its own
+sampling rate the way USGS gmprocess 2.8 does in its production configuration, so that its peak
+motions are the ones a strong-motion network would report:
 
-Why interpolation and not ``Trace.resample``: every trace of every station (and every synthetic)
-ends on exactly the same time grid, sample-aligned with the origin, which the vector norms and
-the observed/synthetic comparison need; ``resample`` keeps each trace's own sub-sample start
-(e.g. 03:19:23.0483 vs .0400 between stations) and its default Hann window attenuates the
-spectrum (by 10% at a fifth of the old Nyquist frequency). Interpolation has no anti-alias
-filter of its own, so the configuration requires ``pre_filt[3] <= sampling_rate / 2``: after
-response removal the spectrum is exactly zero above ``pre_filt[3]``, i.e. the data are
-band-limited below the new Nyquist frequency before any decimation.
+1. checks: empty, NaN/inf, dead (constant) or too short channels; gaps (up to ``max_gap``
+   filled by linear interpolation, longer ones rejected); clipping (:func:`detect_clipping`);
+   instrument response (full response, or the sensitivity alone for accelerometers, flagged);
+2. linear detrend and demean of the raw counts; an order-40 band-pass (0.005 Hz to 0.8 of
+   the Nyquist frequency, frequency domain) before response removal; obspy
+   ``remove_response`` to acceleration (accelerometers) or to velocity then differentiation
+   (seismometers), water level 60 dB;
+3. windows: the P arrival from a 1-D travel-time model (obspy TauP, ``iasp91``) shifted by
+   ``p_arrival_shift`` splits noise from signal; the signal ends after the source duration
+   (Brune corner, 10 bar), 150 s and 0.6 s per km of epicentral distance (gmprocess's
+   ``source_path`` method); the record is cut from 30 s before the split to the end,
+   Hann-tapered (5 %);
+4. the signal-to-noise ratio (Konno-Ohmachi smoothed spectra) must exceed ``snr_threshold``
+   from the Brune corner of the event (clamped to 0.1-2 Hz) to ``snr_max_frequency``; the
+   high-pass and low-pass corners come from where it crosses the threshold (the two
+   horizontals share theirs), the low-pass is capped at ``lowpass_nyquist_fraction`` of the
+   Nyquist frequency and ``lowpass_max``, and the high-pass is raised until a fifth-order
+   polynomial fitted to the displacement holds no more than ``polyfit_target`` of its peak
+   (Ridder's method; rejected when that needs more than ``highpass_max``);
+5. an order-5 zero-phase Butterworth band-pass in the frequency domain, the pre-event mean
+   removed; velocity and displacement by integration in the frequency domain (one response
+   removal, then integrals: 3x faster than removing the response once per quantity).
 
-Every step is recorded in ``tr.stats.processing`` (obspy's own methods by obspy, the checks,
-merge and coverage here).
+A channel that fails a check is reported with the reason; by default (gmprocess's
+``any_trace_failures``) it rejects its station, else the station goes on with the channels
+that passed. Stations with one or two components are processed for what they have.
+
+**The comparison copies** (``comparison_copies``): the observed record and the synthetic
+seismograms (projected onto the orientation of each observed channel) passed through the same
+filters -- the record's corners, narrowed to the band the synthetics resolve -- and
+interpolated (Lanczos) onto one time grid ``origin + window_start + k / sampling_rate``, so that
+their peaks can be compared sample for sample. Samples of the window that a record does not
+cover are zeros; the covered fraction is ``stats.coverage``.
+
+Per-channel results travel in ``tr.stats.dare`` (corners, split time, SNR, flags); every step
+is in ``tr.stats.processing``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from obspy import Inventory, Stream, Trace, UTCDateTime
-from obspy.core.inventory.response import Response
+from obspy.geodetics import gps2dist_azimuth, kilometers2degrees
 
 from dare_cli import __version__
+from dare_cli.ra import processing
 from dare_cli.ra.errors import ConfigError, StationError
 
 __all__ = [
     "QUANTITIES",
+    "Hypocentre",
     "PreprocessConfig",
+    "RecordResult",
+    "channel_orientation",
     "check_trace",
+    "comparison_copies",
     "detect_clipping",
-    "preprocess_real",
-    "preprocess_synthetic",
+    "process_record",
     "station_id",
+    "synthetic_for_channels",
 ]
 
 #: Output quantities: acceleration (m/s^2), velocity (m/s), displacement (m).
@@ -58,111 +78,192 @@ QUANTITIES = ("ACC", "VEL", "DISP")
 
 #: Half-width (in input samples) of the Lanczos interpolation kernel; obspy recommends >= 20.
 LANCZOS_A = 20
+#: Flags a channel can carry (``tr.stats.dare["flags"]``), with their meaning.
+FLAGS = {
+    "partial": "the record covers only part of the analysis window",
+    "clipped": "the record is clipped; kept because [preprocess] clipped = 'flag'",
+    "sensitivity_only": "the response is known as a sensitivity only (accelerometer)",
+    "anomalous": "amplitude far from the station's other channels",
+    "snr_limited": "the signal-to-noise ratio restricts the usable band (see usable periods)",
+}
+#: gmprocess's stress drop (bar = 1e5 Pa) and shear velocity (m/s) for the Brune corner of
+#: the SNR band and of the source duration.
+WINDOW_STRESS_DROP = 10e5
+WINDOW_SHEAR_VELOCITY = 3700.0
+#: Signal duration of gmprocess's ``source_path`` method: path duration at zero distance (s)
+#: and per km.
+PATH_DURATION = 150.0
+PATH_DURATION_PER_KM = 0.6
+#: Instrument codes of accelerometers and of velocity seismometers (SEED).
+ACCELEROMETERS = "NGL"
+SEISMOMETERS = "HL"
+
 
 @dataclass(frozen=True)
 class PreprocessConfig:
     """Parameters of the preprocessing (the ``[preprocess]`` table of a run's configuration).
 
+    Record processing (gmprocess production defaults):
+
     Attributes
     ----------
-    pre_filt
-        Corner frequencies (Hz) of the cosine taper applied in the frequency domain during
-        response removal: zero below ``f1`` and above ``f4``, one between ``f2`` and ``f3``.
+    snr_threshold
+        Smallest signal-to-noise ratio over the check band.
+    snr_min_frequency
+        Lower end (Hz) of the SNR check band; ``None`` (default) takes the Brune corner
+        frequency of the event (10 bar, 3.7 km/s) clamped to 0.1-2 Hz, as gmprocess.
+    snr_max_frequency
+        Upper end (Hz) of the SNR check band.
+    lowpass_nyquist_fraction, lowpass_max
+        Caps of the low-pass corner: a fraction of the Nyquist frequency, and Hz.
+    polyfit_target
+        Largest ratio of a fifth-order polynomial fit of the displacement to its peak; the
+        high-pass corner is raised until it holds (0 disables the adjustment).
+    highpass_max
+        Largest acceptable high-pass corner (Hz); a record that needs more is rejected.
+    filter_order
+        Order of the Butterworth filters (frequency domain, zero phase).
+    p_arrival_shift
+        Seconds added to the P arrival time to place the noise/signal split.
+    seconds_before_split
+        Seconds of noise kept before the split.
+    min_noise_duration, min_signal_duration
+        Shortest acceptable noise and signal windows (s).
+    travel_time_model
+        obspy TauP model of the P arrival (``iasp91``, ``ak135``, ...).
     water_level
-        Water level (dB) of obspy's response inversion, or ``None`` (the default). obspy sets
-        the level relative to the maximum of the response *in the requested output units*;
-        for an accelerometer and ``output="DISP"`` (response ~ omega^2) a level of 60 dB
-        clips the inverse response below about 1 Hz and made the PGD of CI.CCC ten times too
-        small (0.026 m instead of 0.26 m). ``pre_filt`` alone stabilises the inversion.
-    taper_fraction
-        Hann taper at each end, as a fraction of the record length (0 to 0.5).
-    freqmin, freqmax
-        Band-pass corners (Hz).
-    corners
-        Butterworth order of the band-pass (per pass).
-    zerophase
-        Filter forwards and backwards (no phase shift, effective order doubled).
-    sampling_rate
-        Common sampling rate after interpolation (Hz).
-    window_start, window_length
-        The analysis window, seconds after the origin time.
+        Water level (dB) of the response removal, or ``None``.
+    reject_whole_station
+        A channel that fails a check rejects its whole station (gmprocess's
+        ``any_trace_failures``); ``False`` keeps the station's other channels.
+    anomaly_ratio
+        A channel whose PGA differs from the median of its station's other channels by more
+        than this factor is flagged ``anomalous``.
     max_gap
         Gaps up to this length (s) are filled by linear interpolation; longer ones reject the
-        station.
-    clip_fraction
-        Fraction of the digitizer's full scale counted as "at full scale" by the clipping check.
-    full_scale
-        Digitizer full scale in counts (2**23 for a 24-bit digitizer).
+        channel.
+    clipped
+        ``"reject"`` (default) a clipped record, or ``"flag"`` it and keep it.
+    clip_fraction, full_scale
+        The clipping check: fraction of the digitizer's full scale (counts) counted as at full
+        scale.
     min_duration
-        Records (of one channel) shorter than this (s) are rejected.
-    margin
-        Seconds of record kept on each side of the window for the taper and the filters'
-        transients; the rest is cut off before processing, so that the cost does not grow with
-        the length of the download.
+        Channels shorter than this (s) are rejected.
+
+    Comparison with the synthetics:
+
+    sampling_rate
+        Rate (Hz) of the common time grid of the comparison copies; their low-pass corner is
+        at most 0.4 times it.
+    window_start, window_length
+        The comparison window, seconds after the origin time.
+    compare_freqmin, compare_freqmax
+        Optional narrower band (Hz) for the comparison; the band is otherwise the record's,
+        narrowed to what the synthetics resolve.
+    taper_fraction
+        Hann taper (fraction at each end) of the synthetics before filtering.
     """
 
-    pre_filt: tuple[float, float, float, float] = (0.02, 0.05, 20.0, 25.0)
-    water_level: float | None = None
-    taper_fraction: float = 0.05
-    freqmin: float = 0.05
-    freqmax: float = 20.0
-    corners: int = 4
-    zerophase: bool = True
-    sampling_rate: float = 50.0
-    window_start: float = 0.0
-    window_length: float = 150.0
+    snr_threshold: float = 2.0
+    snr_min_frequency: float | None = None
+    snr_max_frequency: float = 5.0
+    lowpass_nyquist_fraction: float = 0.75
+    lowpass_max: float = 40.0
+    polyfit_target: float = 0.02
+    highpass_max: float = 0.5
+    filter_order: int = 5
+    p_arrival_shift: float = -2.0
+    seconds_before_split: float = 30.0
+    min_noise_duration: float = 1.0
+    min_signal_duration: float = 5.0
+    travel_time_model: str = "iasp91"
+    water_level: float | None = 60.0
+    reject_whole_station: bool = True
+    anomaly_ratio: float = 10.0
     max_gap: float = 1.0
+    clipped: str = "reject"
     clip_fraction: float = 0.9
     full_scale: float = 2.0**23
     min_duration: float = 20.0
-    margin: float = 60.0
+    sampling_rate: float = 50.0
+    window_start: float = 0.0
+    window_length: float = 150.0
+    compare_freqmin: float | None = None
+    compare_freqmax: float | None = None
+    taper_fraction: float = 0.05
 
     def __post_init__(self) -> None:
-        f = tuple(float(x) for x in self.pre_filt)
-        if len(f) != 4 or not 0 <= f[0] < f[1] < f[2] < f[3]:
-            raise ConfigError(f"[preprocess] pre_filt must be 4 increasing frequencies (Hz), "
-                              f"not {self.pre_filt}")
-        object.__setattr__(self, "pre_filt", f)
-        if self.sampling_rate <= 0:
-            raise ConfigError(f"[preprocess] sampling_rate must be positive, "
-                              f"not {self.sampling_rate}")
-        nyquist = self.sampling_rate / 2
-        if f[3] > nyquist:
-            raise ConfigError(f"[preprocess] pre_filt[3] = {f[3]} Hz must not exceed the Nyquist "
-                              f"frequency {nyquist} Hz of sampling_rate: it is the anti-alias "
-                              "limit before interpolation onto the common grid")
-        if not 0 < self.freqmin < self.freqmax <= nyquist:
-            raise ConfigError(f"[preprocess] need 0 < freqmin < freqmax <= {nyquist} Hz "
-                              f"(Nyquist), not freqmin={self.freqmin}, freqmax={self.freqmax}")
-        if not 0 <= self.taper_fraction <= 0.5:
-            raise ConfigError(f"[preprocess] taper_fraction must be within 0..0.5, "
-                              f"not {self.taper_fraction}")
-        if self.corners < 1:
-            raise ConfigError(f"[preprocess] corners must be >= 1, not {self.corners}")
-        if self.window_length <= 0:
-            raise ConfigError(f"[preprocess] window_length must be positive, "
-                              f"not {self.window_length}")
-        if self.max_gap < 0:
-            raise ConfigError(f"[preprocess] max_gap must be >= 0, not {self.max_gap}")
-        if not 0 < self.clip_fraction <= 1:
-            raise ConfigError(f"[preprocess] clip_fraction must be within (0, 1], "
-                              f"not {self.clip_fraction}")
-        if self.full_scale <= 0:
-            raise ConfigError(f"[preprocess] full_scale must be positive counts, "
-                              f"not {self.full_scale}")
+        def positive(name: str) -> None:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"[preprocess] {name} must be positive, not {value}")
+
+        for name in ("snr_threshold", "snr_max_frequency", "lowpass_max", "highpass_max",
+                     "sampling_rate", "window_length", "anomaly_ratio", "full_scale"):
+            positive(name)
+        if not 0 < self.lowpass_nyquist_fraction <= 1:
+            raise ConfigError("[preprocess] lowpass_nyquist_fraction must be within (0, 1], "
+                              f"not {self.lowpass_nyquist_fraction}")
+        if self.snr_min_frequency is not None and not (
+                0 < self.snr_min_frequency < self.snr_max_frequency):
+            raise ConfigError(f"[preprocess] need 0 < snr_min_frequency < snr_max_frequency, "
+                              f"not {self.snr_min_frequency} and {self.snr_max_frequency}")
+        if not 0 <= self.polyfit_target < 1:
+            raise ConfigError(f"[preprocess] polyfit_target must be within [0, 1), "
+                              f"not {self.polyfit_target}")
+        if self.filter_order < 1:
+            raise ConfigError(f"[preprocess] filter_order must be >= 1, not {self.filter_order}")
+        for name in ("seconds_before_split", "min_noise_duration", "min_signal_duration",
+                     "max_gap"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"[preprocess] {name} must be >= 0 s, not "
+                                  f"{getattr(self, name)}")
         if self.water_level is not None and self.water_level <= 0:
             raise ConfigError(f"[preprocess] water_level must be positive dB or omitted, "
                               f"not {self.water_level}")
-        if self.margin < 0:
-            raise ConfigError(f"[preprocess] margin must be >= 0 s, not {self.margin}")
+        if self.clipped not in ("reject", "flag"):
+            raise ConfigError(f"[preprocess] clipped must be 'reject' or 'flag', "
+                              f"not {self.clipped!r}")
+        if not 0 < self.clip_fraction <= 1:
+            raise ConfigError(f"[preprocess] clip_fraction must be within (0, 1], "
+                              f"not {self.clip_fraction}")
         if not 0 <= self.min_duration <= self.window_length:
             raise ConfigError(f"[preprocess] min_duration must be within 0..window_length "
                               f"({self.window_length} s), not {self.min_duration}")
+        if not 0 <= self.taper_fraction <= 0.5:
+            raise ConfigError(f"[preprocess] taper_fraction must be within 0..0.5, "
+                              f"not {self.taper_fraction}")
+        low, high = self.compare_freqmin, self.compare_freqmax
+        if low is not None and low <= 0:
+            raise ConfigError(f"[preprocess] compare_freqmin must be positive, not {low}")
+        if high is not None and not 0 < high <= 0.4 * self.sampling_rate:
+            raise ConfigError(f"[preprocess] compare_freqmax must be within (0, "
+                              f"{0.4 * self.sampling_rate:g}] Hz (0.4 x sampling_rate), "
+                              f"not {high}")
+        if low is not None and high is not None and low >= high:
+            raise ConfigError(f"[preprocess] need compare_freqmin < compare_freqmax, not "
+                              f"{low} and {high}")
 
     @property
     def npts(self) -> int:
-        """Samples of the cut window (both ends included)."""
+        """Samples of the comparison window (both ends included)."""
         return round(self.window_length * self.sampling_rate) + 1
+
+
+@dataclass(frozen=True)
+class Hypocentre:
+    """What the processing needs of the event: origin time and place, magnitude (Mw)."""
+
+    time: UTCDateTime
+    latitude: float
+    longitude: float
+    depth_km: float
+    magnitude: float
+
+    @property
+    def moment(self) -> float:
+        """Scalar moment (N m) of the magnitude (IASPEI: 10^(1.5 M + 9.1))."""
+        return float(10.0 ** (1.5 * self.magnitude + 9.1))
 
 
 def station_id(tr: Trace) -> str:
@@ -360,21 +461,530 @@ def _merge(st: Stream, max_gap: float) -> Stream:
     return st
 
 
-def _taper(tr: Trace, origin_time: UTCDateTime, config: PreprocessConfig) -> None:
-    """Cut to the window plus margins; demean, detrend and taper."""
-    t0 = origin_time + config.window_start
-    tr.trim(t0 - config.margin, t0 + config.window_length + config.margin)
-    if tr.stats.npts < 2:
-        raise StationError(station_id(tr), f"trace {tr.id} ({tr.stats.starttime} - "
-                                           f"{tr.stats.endtime}) misses the window {t0} - "
-                                           f"{t0 + config.window_length}")
-    tr.detrend("demean")
+
+
+# -- the record --------------------------------------------------------------------------------
+class _ChannelFailure(Exception):
+    """One channel cannot be processed (the message says why)."""
+
+
+@dataclass
+class RecordResult:
+    """The processed record of one station.
+
+    Attributes
+    ----------
+    station
+        ``NET.STA``.
+    streams
+        ``{"ACC": Stream (m/s^2), "VEL": Stream (m/s), "DISP": Stream (m)}``: the channels that
+        passed, at their own sampling rate, on one time grid (same start and length), each
+        with ``stats.dare``: ``highpass``, ``lowpass`` (Hz), ``split_time``, ``signal_end``
+        (ISO), ``snr_min`` (over the check band), ``snr_band`` (Hz), ``usable_periods``
+        (``[T_min, T_max]`` s), ``flags`` (names of :data:`FLAGS`), ``response``
+        (``"full"`` or ``"sensitivity"``).
+    rejected
+        ``{trace id: reason}`` of the channels that failed.
+    flags
+        ``[{"trace", "flag", "detail"}]`` of the channels that passed with a flag.
+    distance_km, p_arrival
+        Epicentral distance and the model's P travel time (s).
+    """
+
+    station: str
+    streams: dict[str, Stream]
+    rejected: dict[str, str] = field(default_factory=dict)
+    flags: list[dict[str, str]] = field(default_factory=list)
+    distance_km: float = math.nan
+    p_arrival: float = math.nan
+
+
+def _flag(tr: Trace, name: str, detail: str, flags: list[dict[str, str]]) -> None:
+    tr.stats.dare.setdefault("flags", [])
+    if name not in tr.stats.dare["flags"]:
+        tr.stats.dare["flags"].append(name)
+        flags.append({"trace": tr.id, "flag": name, "detail": detail})
+
+
+#: Sensitivity input units of accelerometers, and their factor to m/s^2.
+_ACC_UNITS = {"M/S**2": 1.0, "M/S/S": 1.0, "M/S2": 1.0, "CM/S**2": 0.01, "CM/S/S": 0.01,
+              "CM/S2": 0.01, "MM/S**2": 1e-3, "NM/S**2": 1e-9, "G": 9.80665}
+
+
+def _response(tr: Trace, inventory: Inventory) -> tuple[Any, str]:
+    """The channel's response and how it is known: ``"full"`` or ``"sensitivity"``."""
+    try:
+        response = inventory.get_response(tr.id, tr.stats.starttime)
+    except Exception as exc:  # obspy raises a bare Exception when nothing matches
+        raise _ChannelFailure(f"no instrument response for channel {tr.id} at "
+                              f"{tr.stats.starttime}: {exc}") from exc
+    sensitivity = response.instrument_sensitivity
+    if response.response_stages:
+        return response, "full"
+    units = str(getattr(sensitivity, "input_units", "") or "").upper()
+    if (sensitivity is None or not sensitivity.value or units not in _ACC_UNITS):
+        raise _ChannelFailure(f"no instrument response for channel {tr.id}: no response "
+                              "stages, and no sensitivity of an accelerometer (input units "
+                              f"{units or 'not given'})")
+    return response, "sensitivity"
+
+
+def _to_motion(tr: Trace, response: Any, how: str, config: PreprocessConfig) -> str:
+    """Counts to ground motion in place; returns ``"ACC"`` or ``"VEL"``."""
+    instrument = tr.stats.channel[1:2]
+    sensitivity = response.instrument_sensitivity
+    if how == "sensitivity":
+        factor = _ACC_UNITS[str(sensitivity.input_units).upper()]
+        tr.data = tr.data / float(sensitivity.value) * factor
+        _note(tr, f"remove_sensitivity(value={sensitivity.value:g}::units="
+                  f"{sensitivity.input_units}::factor_to_m_s2={factor:g})")
+        return "ACC"
+    units = str(getattr(sensitivity, "input_units", "") or "").upper()
+    if instrument in ACCELEROMETERS or units in _ACC_UNITS:
+        output = "ACC"
+    elif instrument in SEISMOMETERS or units in ("M/S", "CM/S", "NM/S"):
+        output = "VEL"
+    else:
+        raise _ChannelFailure(f"channel {tr.id}: instrument code {instrument!r} with input "
+                              f"units {units or 'not given'} is neither an accelerometer nor "
+                              "a velocity seismometer")
+    nyquist = 0.5 * tr.stats.sampling_rate
+    tr.data = processing.filter_in_frequency(tr.data, tr.stats.delta, highpass=0.005,
+                                             lowpass=0.8 * nyquist, order=40)
+    _note(tr, f"prefilter(butterworth_frequency_domain::highpass=0.005::lowpass="
+              f"{0.8 * nyquist:g}::order=40)")
+    tr.stats.response = response
+    try:
+        tr.remove_response(output=output, water_level=config.water_level, pre_filt=None,
+                           zero_mean=True, taper=False)
+    except Exception as exc:  # obspy raises bare Exceptions / ValueErrors here
+        raise _ChannelFailure(f"response removal failed for channel {tr.id}: {exc}") from exc
+    finally:
+        del tr.stats.response
+    if not np.isfinite(tr.data).all():
+        raise _ChannelFailure(f"channel {tr.id}: response removal gave non-finite values")
+    return output
+
+
+def _merge_channels(st: Stream, max_gap: float, failures: dict[str, str]) -> Stream:
+    """One trace per channel; a channel with a gap longer than ``max_gap`` fails."""
+    kept = Stream()
+    for channel_id in sorted({tr.id for tr in st}):
+        segments = st.select(id=channel_id)
+        try:
+            kept += _merge(segments, max_gap)
+        except StationError as error:
+            failures[channel_id] = error.reason
+    return kept
+
+
+def _check_channel(tr: Trace, config: PreprocessConfig, flags: list[dict[str, str]]) -> None:
+    """Samples, duration, dead channel and clipping checks of one raw channel."""
+    try:
+        _check_samples(tr)
+    except StationError as error:
+        raise _ChannelFailure(error.reason) from None
+    duration = tr.stats.npts * tr.stats.delta
+    if duration < config.min_duration:
+        raise _ChannelFailure(f"trace {tr.id} is too short: {duration:.2f} s of data, at "
+                              f"least {config.min_duration:g} s needed")
+    if np.ptp(tr.data) == 0:
+        raise _ChannelFailure(f"trace {tr.id} is dead: every sample is {tr.data[0]:g} counts")
+    clipping = detect_clipping(tr, full_scale=config.full_scale,
+                               clip_fraction=config.clip_fraction)
+    if clipping and config.clipped == "reject":
+        raise _ChannelFailure(f"trace {tr.id} is {clipping}")
+    tr.stats.dare = {"flags": []}
+    if clipping:
+        _flag(tr, "clipped", clipping, flags)
+    _note(tr, f"check_trace(npts={tr.stats.npts}::duration={duration:.2f}s::finite=True::"
+              f"clipping={'flagged' if clipping else 'none found'})")
+
+
+def _coordinates(inventory: Inventory, tr: Trace) -> dict[str, float]:
+    try:
+        return dict(inventory.get_coordinates(tr.id, tr.stats.starttime))
+    except Exception as exc:  # obspy raises bare Exceptions
+        raise StationError(station_id(tr), f"no coordinates for channel {tr.id}: {exc}") from exc
+
+
+def _snr_band(hypo: Hypocentre, config: PreprocessConfig) -> tuple[float, float]:
+    if config.snr_min_frequency is not None:
+        return config.snr_min_frequency, config.snr_max_frequency
+    f0 = processing.brune_corner_frequency(hypo.moment, WINDOW_STRESS_DROP,
+                                           WINDOW_SHEAR_VELOCITY)
+    return min(max(f0, 0.1), 2.0), config.snr_max_frequency
+
+
+def _is_horizontal(tr: Trace) -> bool:
+    return tr.stats.channel[-1:] not in ("Z", "3", "H")
+
+
+def process_record(
+    st: Stream, inventory: Inventory, hypo: Hypocentre, config: PreprocessConfig,
+) -> RecordResult:
+    """Ground acceleration, velocity and displacement of one station's record (see module).
+
+    Parameters
+    ----------
+    st
+        Raw records (counts) of one station, one to three components; several segments per
+        channel are merged.
+    inventory
+        StationXML of the station: coordinates, and responses (or sensitivities).
+    hypo
+        The event.
+    config
+        Processing parameters.
+
+    Returns
+    -------
+    RecordResult
+        The channels that passed, processed, with the reasons of those that failed.
+
+    Raises
+    ------
+    StationError
+        No channel passed, or one failed and ``config.reject_whole_station`` (the reason names
+        every failed channel).
+    ValueError
+        The traces belong to more than one station (a caller's error).
+    """
+    sta = _single_station(st)
+    failures: dict[str, str] = {}
+    flags: list[dict[str, str]] = []
+    merged = _merge_channels(st, config.max_gap, failures)
+    channels: list[tuple[Trace, Any, str]] = []
+    for tr in merged:
+        try:
+            _check_channel(tr, config, flags)
+            response, how = _response(tr, inventory)
+        except _ChannelFailure as failure:
+            failures[tr.id] = str(failure)
+            continue
+        channels.append((tr, response, how))
+    _stop_if_failed(sta, failures, bool(channels), config)
+
+    coordinates = _coordinates(inventory, channels[0][0])
+    distance_m, _, _ = gps2dist_azimuth(hypo.latitude, hypo.longitude,
+                                        coordinates["latitude"], coordinates["longitude"])
+    distance_km = distance_m / 1000.0
+    p_travel = processing.p_arrival_time(kilometers2degrees(distance_km), hypo.depth_km,
+                                         config.travel_time_model)
+    if p_travel is None:
+        raise StationError(sta, f"no P arrival in {config.travel_time_model} at "
+                                f"{distance_km:.1f} km")
+    starts = [tr.stats.starttime for tr, _, _ in channels]
+    split = max(hypo.time + p_travel + config.p_arrival_shift, min(starts))
+    source_duration = 1.0 / processing.brune_corner_frequency(
+        hypo.moment, WINDOW_STRESS_DROP, WINDOW_SHEAR_VELOCITY)
+    end = split + source_duration + PATH_DURATION + PATH_DURATION_PER_KM * distance_km
+    snr_band = _snr_band(hypo, config)
+
+    processed: list[tuple[Trace, processing.SnrCurve]] = []
+    for tr, response, how in channels:
+        try:
+            processed.append(_window_and_snr(tr, response, how, hypo, split, end, snr_band,
+                                             config, flags))
+        except _ChannelFailure as failure:
+            failures[tr.id] = str(failure)
+    _stop_if_failed(sta, failures, bool(processed), config)
+    traces = _align([tr for tr, _ in processed])
+    _choose_corners(processed, split, end, snr_band, config, failures)
+    _stop_if_failed(sta, failures, any(tr.id not in failures for tr in traces), config)
+    traces = [tr for tr in traces if tr.id not in failures]
+    window = (hypo.time + config.window_start,
+              hypo.time + config.window_start + config.window_length)
+    for tr in traces:
+        covered = max(0.0, float(min(tr.stats.endtime, window[1])
+                                 - max(tr.stats.starttime, window[0])))
+        if covered < 0.99 * config.window_length:
+            _flag(tr, "partial", f"{tr.id}: the record covers "
+                                 f"{covered / config.window_length:.0%} of the analysis window",
+                  flags)
+
+    streams: dict[str, Stream] = {q: Stream() for q in QUANTITIES}
+    for tr in traces:
+        info = tr.stats.dare
+        tr.data = processing.filter_in_frequency(tr.data, tr.stats.delta,
+                                                 highpass=info["highpass"],
+                                                 lowpass=info["lowpass"],
+                                                 order=config.filter_order)
+        _note(tr, f"bandpass(butterworth_frequency_domain::zerophase=True::highpass="
+                  f"{info['highpass']:.5g}::lowpass={info['lowpass']:.5g}::"
+                  f"order={config.filter_order})")
+        noise = tr.slice(endtime=split).data
+        if noise.size:
+            tr.data = tr.data - noise.mean()
+        _note(tr, "detrend(pre_event_mean)")
+        vel = tr.copy()
+        vel.data = processing.integrate_in_frequency(tr.data, tr.stats.delta)
+        disp = vel.copy()
+        disp.data = processing.integrate_in_frequency(vel.data, vel.stats.delta)
+        _note(vel, "integrate(frequency_domain::initial=0) of the acceleration")
+        _note(disp, "integrate(frequency_domain::initial=0) twice of the acceleration")
+        for quantity, trace in zip(QUANTITIES, (tr, vel, disp), strict=True):
+            trace.stats.dare = {**info, "flags": list(info.get("flags", [])),
+                                "quantity": quantity}
+            streams[quantity].append(trace)
+    _flag_anomalies(streams["ACC"], config.anomaly_ratio, flags)
+    for quantity in ("VEL", "DISP"):  # the flags of the acceleration hold for all three
+        for trace, acc in zip(streams[quantity], streams["ACC"], strict=True):
+            trace.stats.dare["flags"] = list(acc.stats.dare["flags"])
+    return RecordResult(sta, streams, rejected=dict(sorted(failures.items())), flags=flags,
+                        distance_km=distance_km, p_arrival=p_travel)
+
+
+def _stop_if_failed(sta: str, failures: Mapping[str, str], any_left: bool,
+                    config: PreprocessConfig) -> None:
+    if failures and (config.reject_whole_station or not any_left):
+        reasons = "; ".join(reason if channel in reason else f"{channel}: {reason}"
+                            for channel, reason in sorted(failures.items()))
+        raise StationError(sta, reasons)
+
+
+def _window_and_snr(
+    tr: Trace, response: Any, how: str, hypo: Hypocentre, split: UTCDateTime,
+    end: UTCDateTime, snr_band: tuple[float, float], config: PreprocessConfig,
+    flags: list[dict[str, str]],
+) -> tuple[Trace, processing.SnrCurve]:
+    """Response removal, cut, taper, acceleration, and the SNR of one channel."""
+    tr.data = np.require(tr.data, dtype=np.float64)
     tr.detrend("linear")
-    if config.taper_fraction > 0:
-        tr.taper(max_percentage=config.taper_fraction, type="hann")
+    tr.detrend("demean")
+    output = _to_motion(tr, response, how, config)
+    tr.stats.dare["response"] = how
+    if how == "sensitivity":
+        _flag(tr, "sensitivity_only", f"{tr.id}: response known as a sensitivity only",
+              flags)
+    tr.trim(split - config.seconds_before_split, end)
+    noise_duration = float(split - tr.stats.starttime)
+    signal_duration = float(tr.stats.endtime - split)
+    if noise_duration < config.min_noise_duration:
+        raise _ChannelFailure(f"channel {tr.id}: {noise_duration:.1f} s of noise before the P "
+                              f"arrival, at least {config.min_noise_duration:g} s needed")
+    if signal_duration < config.min_signal_duration:
+        raise _ChannelFailure(f"channel {tr.id}: {signal_duration:.1f} s of signal after the P "
+                              f"arrival, at least {config.min_signal_duration:g} s needed")
+    tr.taper(max_percentage=0.05, type="hann")
+    if output == "VEL":
+        tr.data = processing.differentiate_in_frequency(tr.data, tr.stats.delta)
+        _note(tr, "differentiate(frequency_domain) to acceleration")
+    shaking = processing.shaking_duration(hypo.magnitude)
+    event = tr.slice(starttime=split)
+    if shaking > 0:
+        event = event.slice(endtime=split + shaking)
+    try:
+        curve = processing.signal_to_noise(tr.slice(endtime=split).data, event.data,
+                                           tr.stats.delta, shaking)
+    except ValueError as error:
+        raise _ChannelFailure(f"channel {tr.id}: SNR: {error}") from None
+    low, high = snr_band
+    worst = curve.minimum(low, high)
+    tr.stats.dare.update({"split_time": str(split), "signal_end": str(end),
+                          "snr_min": round(worst, 3), "snr_band": [round(low, 4), high]})
+    if worst < config.snr_threshold:
+        raise _ChannelFailure(f"channel {tr.id}: signal-to-noise ratio {worst:.2f} below "
+                              f"{config.snr_threshold:g} within {low:.3g}-{high:.3g} Hz")
+    return tr, curve
 
 
-def _to_grid(tr: Trace, origin_time: UTCDateTime, config: PreprocessConfig) -> Trace:
+def _align(traces: Sequence[Trace]) -> list[Trace]:
+    """Put the channels on the first one's time grid, over their common span.
+
+    Channels sampled at the same instants (within 1 % of a sample) are cut; others are
+    interpolated onto the grid (Lanczos).
+    """
+    first = traces[0]
+    dt = first.stats.delta
+    start = max(tr.stats.starttime for tr in traces)
+    end = min(tr.stats.endtime for tr in traces)
+    grid_start = first.stats.starttime + dt * math.ceil(
+        (start - first.stats.starttime) / dt - 1e-6)
+    npts = math.floor((end - grid_start) / dt + 1e-6) + 1
+    if npts < 2:
+        raise StationError(station_id(first), "the channels share no time span")
+    for tr in traces:
+        shift = float(grid_start - tr.stats.starttime) / dt
+        if tr.stats.sampling_rate == first.stats.sampling_rate and abs(
+                shift - round(shift)) <= 0.01:
+            index = round(shift)
+            tr.data = tr.data[index:index + npts]
+        else:
+            tr.interpolate(first.stats.sampling_rate, method="lanczos", a=LANCZOS_A,
+                           starttime=grid_start, npts=npts)
+        tr.stats.starttime = grid_start
+    return list(traces)
+
+
+def _choose_corners(
+    processed: Sequence[tuple[Trace, processing.SnrCurve]], split: UTCDateTime,
+    end: UTCDateTime, snr_band: tuple[float, float], config: PreprocessConfig,
+    failures: dict[str, str],
+) -> None:
+    """SNR corners, shared by the horizontals, capped low-pass, polynomial high-pass."""
+    low, high = snr_band
+    corners: dict[str, tuple[float, float]] = {}
+    for tr, curve in processed:
+        duration = float(end - tr.stats.starttime)
+        try:
+            corners[tr.id] = processing.corners_from_snr(
+                curve, threshold=config.snr_threshold, fmin=low, fmax=high,
+                duration=duration)
+        except ValueError as error:
+            failures[tr.id] = f"channel {tr.id}: {error}"
+    horizontals = [tr.id for tr, _ in processed if _is_horizontal(tr) and tr.id in corners]
+    if len(horizontals) > 1:
+        shared = processing.same_horizontal_corners([corners[h] for h in horizontals])
+        corners.update(dict.fromkeys(horizontals, shared))
+    raised = False
+    for tr, _ in processed:
+        if tr.id not in corners:
+            continue
+        highpass, lowpass = corners[tr.id]
+        nyquist = 0.5 * tr.stats.sampling_rate
+        lowpass = min(lowpass, config.lowpass_nyquist_fraction * nyquist, config.lowpass_max)
+        snr_highpass = highpass
+        if config.polyfit_target > 0:
+            polyfit = processing.polyfit_highpass(tr.data, tr.stats.delta,
+                                                  target=config.polyfit_target,
+                                                  fmax=config.highpass_max,
+                                                  order=config.filter_order)
+            if config.highpass_max - polyfit < 1e-9:
+                failures[tr.id] = (f"channel {tr.id}: no high-pass corner up to "
+                                   f"{config.highpass_max:g} Hz removes the displacement's "
+                                   "long-period trend")
+                continue
+            if polyfit > highpass:
+                highpass = polyfit
+                raised = raised or _is_horizontal(tr)
+        if highpass >= lowpass:
+            failures[tr.id] = (f"channel {tr.id}: high-pass corner {highpass:.3g} Hz is not "
+                               f"below the low-pass corner {lowpass:.3g} Hz")
+            continue
+        corners[tr.id] = (highpass, lowpass)
+        tr.stats.dare["highpass_snr"] = round(snr_highpass, 6)
+    if raised:
+        kept = [h for h in horizontals if h not in failures]
+        if len(kept) > 1:
+            shared_high = max(corners[h][0] for h in kept)
+            for h in kept:
+                corners[h] = (shared_high, corners[h][1])
+    for tr, _ in processed:
+        if tr.id in failures or tr.id not in corners:
+            continue
+        highpass, lowpass = corners[tr.id]
+        tr.stats.dare.update({"highpass": float(highpass), "lowpass": float(lowpass),
+                              "usable_periods": [round(1.0 / lowpass, 4),
+                                                 round(1.0 / (1.25 * highpass), 3)]})
+        _note(tr, f"corner_frequencies(snr::threshold={config.snr_threshold:g}::"
+                  f"band={low:.3g}-{high:.3g}Hz::highpass={highpass:.5g}::"
+                  f"lowpass={lowpass:.5g}::polyfit_target={config.polyfit_target:g})")
+
+
+def _flag_anomalies(acc: Stream, ratio: float, flags: list[dict[str, str]]) -> None:
+    """Flag a channel whose PGA is ``ratio`` times off the median of its siblings'."""
+    if len(acc) < 2:
+        return
+    peaks = {tr.id: float(np.abs(tr.data).max()) for tr in acc}
+    for tr in acc:
+        others = [p for i, p in peaks.items() if i != tr.id]
+        reference = float(np.median(others))
+        mine = peaks[tr.id]
+        if reference <= 0 or mine <= 0:
+            continue
+        factor = max(mine / reference, reference / mine)
+        if factor > ratio and (len(acc) > 2 or mine < reference):
+            where = "below" if mine < reference else "above"
+            _flag(tr, "anomalous", f"{tr.id}: PGA {factor:.0f} times {where} the median of "
+                                   f"the station's other channels", flags)
+
+
+# -- synthetics and the comparison copies ------------------------------------------------------
+def channel_orientation(inventory: Inventory, trace_id: str, when: UTCDateTime
+                        ) -> tuple[float, float]:
+    """Azimuth (degrees from north) and dip (degrees down) of a channel, from StationXML.
+
+    Channel codes stand in when the metadata lack them: ``Z`` (0, -90), ``N`` (0, 0),
+    ``E`` (90, 0).
+    """
+    try:
+        orientation = inventory.get_orientation(trace_id, when)
+        azimuth, dip = orientation.get("azimuth"), orientation.get("dip")
+    except Exception:  # obspy raises a bare Exception when nothing matches
+        azimuth = dip = None
+    if azimuth is None or dip is None:
+        defaults = {"Z": (0.0, -90.0), "N": (0.0, 0.0), "E": (90.0, 0.0)}
+        component = trace_id[-1:]
+        if component not in defaults:
+            raise StationError(".".join(trace_id.split(".")[:2]),
+                               f"no azimuth/dip for channel {trace_id} in the metadata")
+        return defaults[component]
+    return float(azimuth), float(dip)
+
+
+def synthetic_for_channels(
+    synthetic: Stream, channels: Sequence[Trace], inventory: Inventory,
+) -> Stream:
+    """The synthetic displacement projected onto the orientation of each observed channel.
+
+    Parameters
+    ----------
+    synthetic
+        Displacement (m) of one station with components ending ``E``, ``N`` and ``Z`` (up),
+        on one time grid.
+    channels
+        The observed channels (their ids and start times select the orientation).
+    inventory
+        StationXML with the channels' azimuth and dip (SEED convention: dip positive down).
+
+    Returns
+    -------
+    Stream
+        One trace per observed channel, channel code ``<band>X<component>`` of the synthetic's
+        band code and the observed component letter (``HXE``, ``BX1``...).
+    """
+    sta = station_id(channels[0]) if channels else "?"
+    by_component = {tr.stats.channel[-1:]: tr for tr in synthetic}
+    if not {"E", "N", "Z"} <= set(by_component):
+        raise StationError(sta, f"synthetic components E, N and Z needed, got "
+                                f"{sorted(by_component)}")
+    east, north, up = (by_component[c] for c in "ENZ")
+    if len({tr.stats.npts for tr in (east, north, up)}) != 1:
+        raise StationError(sta, "synthetic components of different lengths")
+    out = Stream()
+    for channel in channels:
+        azimuth, dip = channel_orientation(inventory, channel.id, channel.stats.starttime)
+        az, dp = math.radians(azimuth), math.radians(dip)
+        data = (math.cos(dp) * (math.sin(az) * east.data + math.cos(az) * north.data)
+                - math.sin(dp) * up.data)
+        trace = east.copy()
+        trace.data = np.asarray(data, dtype=np.float64)
+        trace.stats.channel = east.stats.channel[:1] + "X" + channel.stats.channel[-1]
+        trace.stats.location = channel.stats.location
+        _note(trace, f"projected onto {channel.id} (azimuth {azimuth:g}, dip {dip:g})")
+        out.append(trace)
+    return out
+
+
+def _comparison_band(
+    record: Trace, synthetic_band: tuple[float, float], config: PreprocessConfig,
+) -> tuple[float, float]:
+    """The band compared: the record's, narrowed to the synthetics' and the grid's."""
+    highpass = max(record.stats.dare["highpass"], synthetic_band[0],
+                   config.compare_freqmin or 0.0)
+    lowpass = min(record.stats.dare["lowpass"], synthetic_band[1],
+                  0.4 * config.sampling_rate, config.compare_freqmax or math.inf)
+    if highpass >= lowpass:
+        raise StationError(station_id(record), f"no common band for {record.id}: record "
+                                               f"{record.stats.dare['highpass']:.3g}-"
+                                               f"{record.stats.dare['lowpass']:.3g} Hz, "
+                                               f"synthetics {synthetic_band[0]:.3g}-"
+                                               f"{synthetic_band[1]:.3g} Hz")
+    return highpass, lowpass
+
+
+def _on_grid(tr: Trace, origin_time: UTCDateTime, config: PreprocessConfig) -> Trace:
     """Interpolate onto ``origin + window_start + k / sampling_rate`` and cut the window.
 
     Samples of the window outside the record are zeros; ``tr.stats.coverage`` is the fraction
@@ -390,11 +1000,9 @@ def _to_grid(tr: Trace, origin_time: UTCDateTime, config: PreprocessConfig) -> T
     if last < first:
         raise StationError(sta, f"trace {tr.id} ({tr.stats.starttime} - {tr.stats.endtime}) has "
                                 f"no data in the window {t0} - {t0 + config.window_length}")
-    start = t0 + first * dt
-    # The grid must not start before the record nor end after it (obspy's rule).
-    start = max(start, tr.stats.starttime)
-    tr.interpolate(config.sampling_rate, method="lanczos", a=LANCZOS_A,
-                   starttime=start, npts=last - first + 1)
+    start = max(t0 + first * dt, tr.stats.starttime)  # obspy's rule: not before the record
+    tr.interpolate(config.sampling_rate, method="lanczos", a=LANCZOS_A, starttime=start,
+                   npts=last - first + 1)
     data = np.zeros(n)
     data[first:last + 1] = tr.data
     tr.data = data
@@ -406,147 +1014,98 @@ def _to_grid(tr: Trace, origin_time: UTCDateTime, config: PreprocessConfig) -> T
     return tr
 
 
-def _finish(tr: Trace, origin_time: UTCDateTime, config: PreprocessConfig) -> Trace:
-    tr.filter("bandpass", freqmin=config.freqmin, freqmax=config.freqmax,
-              corners=config.corners, zerophase=config.zerophase)
-    return _to_grid(tr, origin_time, config)
+def _three_quantities(acc: Trace) -> dict[str, Trace]:
+    vel = acc.copy()
+    vel.data = processing.integrate_in_frequency(acc.data, acc.stats.delta)
+    disp = vel.copy()
+    disp.data = processing.integrate_in_frequency(vel.data, vel.stats.delta)
+    return {"ACC": acc, "VEL": vel, "DISP": disp}
 
 
-def preprocess_real(
-    st: Stream, inventory: Inventory, origin_time: UTCDateTime, config: PreprocessConfig,
-) -> dict[str, Stream]:
-    """Ground acceleration, velocity and displacement of one station's records.
+def comparison_copies(
+    record: RecordResult, synthetic: Stream, inventory: Inventory, origin_time: UTCDateTime,
+    synthetic_band: tuple[float, float], config: PreprocessConfig,
+) -> tuple[dict[str, Stream], dict[str, Stream]]:
+    """Observed and synthetic motions in the same band, on the same time grid.
+
+    For each observed channel the band is the record's (:func:`process_record`), narrowed to
+    ``synthetic_band`` (what the synthetics resolve), to 0.4 times ``config.sampling_rate``
+    and to ``compare_freqmin``/``compare_freqmax``. The observed acceleration is filtered
+    further where the band is narrower than its own; the synthetic (projected onto the
+    channel, :func:`synthetic_for_channels`) is zero-padded before the origin (the ground is
+    at rest), tapered at its end, turned into acceleration in the frequency domain and passed
+    through the very same filters. Both are integrated in the frequency domain and
+    interpolated onto the comparison grid.
 
     Parameters
     ----------
-    st
-        Raw records (counts) of one station, usually three components; several segments per
-        channel are merged.
+    record
+        The station's processed record.
+    synthetic
+        Synthetic displacement (m) of the station, components E, N, Z.
     inventory
-        StationXML with the instrument responses.
+        StationXML (channel orientations).
     origin_time
-        Origin time of the earthquake (UTC).
+        Origin time of the event.
+    synthetic_band
+        ``(fmin, fmax)`` (Hz) resolved by the synthetics.
     config
         Processing parameters.
 
     Returns
     -------
-    dict
-        ``{"ACC": Stream (m/s^2), "VEL": Stream (m/s), "DISP": Stream (m)}``, one trace per
-        input channel (same ids), each on the common grid of ``config.npts`` samples at
-        ``config.sampling_rate`` from ``origin_time + window_start``, with
-        ``stats.coverage`` (fraction of the window covered by the record; 1.0 for a full one;
-        the rest is zeros) and every step in ``stats.processing``.
-
-    Raises
-    ------
-    StationError
-        A trace fails a check (:func:`check_trace`), a gap is longer than ``max_gap``, a
-        channel has no response (the reason names it) or the record misses the window.
-    ValueError
-        The traces belong to more than one station (a caller's error).
+    observed, synthetic
+        ``{"ACC", "VEL", "DISP"}`` -> Stream on the comparison grid, one trace per observed
+        channel (synthetic channels ``?X<component>``), with ``stats.coverage`` and
+        ``stats.dare`` (the band compared as ``highpass``/``lowpass``, the record's flags).
     """
-    sta = _single_station(st)
-    for tr in st:
+    acc_record = record.streams["ACC"]
+    sta = record.station
+    for tr in synthetic:
         _check_samples(tr)
-    merged = _merge(st, config.max_gap)
-    for tr in merged:
-        check_trace(tr, inventory, config)
-    out: dict[str, Stream] = {q: Stream() for q in QUANTITIES}
-    for raw in merged:
-        _taper(raw, origin_time, config)
-        # The response is looked up once and attached, so that obspy's processing entry reads
-        # inventory=None rather than an Inventory's repr with its memory address.
-        response = inventory.get_response(raw.id, raw.stats.starttime)
-        sens = response.instrument_sensitivity
-        gain = (f"{sens.value:g} {sens.output_units} per {sens.input_units}"
-                if sens is not None and sens.value is not None else "not given")
-        _note(raw, f"response of {raw.id} from the inventory (sensitivity {gain})")
-        for quantity in QUANTITIES:
-            tr = raw.copy()
-            tr.stats.response = response
-            try:
-                tr.remove_response(output=quantity, pre_filt=config.pre_filt,
-                                   water_level=config.water_level, zero_mean=False,
-                                   taper=False)
-            except Exception as exc:  # obspy raises bare Exceptions / ValueErrors here
-                raise StationError(sta, f"response removal to {quantity} failed for channel "
-                                        f"{tr.id}: {exc}") from exc
-            del tr.stats.response
-            out[quantity].append(_finish(tr, origin_time, config))
-    return out
-
-
-def preprocess_synthetic(
-    st: Stream,
-    origin_time: UTCDateTime,
-    config: PreprocessConfig,
-    quantity: str = "DISP",
-) -> dict[str, Stream]:
-    """Acceleration, velocity and displacement of synthetic seismograms, processed like records.
-
-    The synthetics are padded in front with zeros back to the window's start minus the margin
-    (the ground is at rest before the origin time; the taper then falls on these zeros, as it
-    falls on a record's pre-event noise). They are then treated as recorded by an ideal sensor
-    of the given quantity (flat unit response) and passed through the same obspy
-    ``remove_response`` as the records (same FFT length, same ``pre_filt`` cosine taper; no
-    water level: nothing to stabilise), which turns them into the other quantities by an exact
-    multiplication with ``(i omega)^n`` in the frequency domain. obspy's
-    ``Trace.differentiate`` (central differences) was not used: its gain
-    ``sin(omega dt) / (omega dt)`` is 24% low at 20 Hz for 100 Hz data.
-
-    Parameters
-    ----------
-    st
-        Synthetic seismograms of one station (e.g. channels HXE/HXN/HXZ), SI units.
-    origin_time
-        Origin time (UTC); the synthetics usually start there.
-    config
-        The same parameters as for the records.
-    quantity
-        What the synthetics are: ``"DISP"`` (m, default), ``"VEL"`` (m/s) or ``"ACC"``
-        (m/s^2).
-
-    Returns
-    -------
-    dict
-        ``{"ACC": Stream, "VEL": Stream, "DISP": Stream}`` as :func:`preprocess_real`.
-
-    Raises
-    ------
-    StationError
-        A trace is empty, contains NaN/inf, is too short or misses the window.
-    ValueError
-        Unknown ``quantity`` or traces of several stations.
-    """
-    if quantity not in QUANTITIES:
-        raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, not {quantity!r}")
-    units = {"DISP": "M", "VEL": "M/S", "ACC": "M/S**2"}[quantity]
-    response = Response.from_paz(zeros=[], poles=[], stage_gain=1.0, input_units=units,
-                                 output_units=units)
-    _single_station(st)
-    for tr in st:
-        _check_samples(tr)
-    merged = _merge(st, config.max_gap)
-    for tr in merged:
-        check_trace(tr, None, config, raw=False)
-    out: dict[str, Stream] = {q: Stream() for q in QUANTITIES}
-    start = origin_time + config.window_start - config.margin
-    for syn in merged:
-        if syn.stats.starttime > start:
-            # The ground is at rest before the origin: zeros in front of the synthetic play the
-            # part of a record's pre-event noise, so that the taper falls there as for records.
-            n_pad = syn.stats.npts
-            syn.trim(starttime=start, pad=True, fill_value=0.0, nearest_sample=False)
-            _note(syn, f"zero_pad_front(samples={syn.stats.npts - n_pad}::reason='at rest "
-                       "before the origin')")
-        _taper(syn, origin_time, config)
-        syn.stats.response = response
-        _note(syn, f"ideal {quantity} sensor (unit response) attached for remove_response")
-        for q in QUANTITIES:
-            tr = syn.copy()
-            tr.remove_response(output=q, pre_filt=config.pre_filt, water_level=None,
-                               zero_mean=False, taper=False)
-            del tr.stats.response
-            out[q].append(_finish(tr, origin_time, config))
-    return out
+    projected = synthetic_for_channels(synthetic, list(acc_record), inventory)
+    observed_out: dict[str, Stream] = {q: Stream() for q in QUANTITIES}
+    synthetic_out: dict[str, Stream] = {q: Stream() for q in QUANTITIES}
+    pad_start = origin_time + config.window_start - max(60.0, 0.2 * config.window_length)
+    for observed, syn in zip(acc_record, projected, strict=True):
+        info = observed.stats.dare
+        highpass, lowpass = _comparison_band(observed, synthetic_band, config)
+        extra_high = highpass if highpass > info["highpass"] else None
+        extra_low = lowpass if lowpass < info["lowpass"] else None
+        obs = observed.copy()
+        if extra_high or extra_low:
+            obs.data = processing.filter_in_frequency(obs.data, obs.stats.delta,
+                                                      highpass=extra_high, lowpass=extra_low,
+                                                      order=config.filter_order)
+            _note(obs, f"bandpass(common band::highpass={highpass:.5g}::lowpass="
+                       f"{lowpass:.5g}::order={config.filter_order})")
+        syn = syn.copy()
+        if syn.stats.starttime > pad_start:
+            syn.trim(starttime=pad_start, pad=True, fill_value=0.0, nearest_sample=False)
+            _note(syn, "zero_pad_front(reason='at rest before the origin')")
+        syn.taper(max_percentage=config.taper_fraction, type="hann", side="right")
+        npts = syn.stats.npts
+        padded = np.concatenate([syn.data, np.zeros(npts)])  # no wrap-around of the filters
+        acc = processing.differentiate_in_frequency(
+            processing.differentiate_in_frequency(padded, syn.stats.delta), syn.stats.delta)
+        for h, lo in ((info["highpass"], info["lowpass"]), (extra_high, extra_low)):
+            if h or lo:
+                acc = processing.filter_in_frequency(acc, syn.stats.delta, highpass=h,
+                                                     lowpass=lo, order=config.filter_order)
+        syn.data = acc[:npts]
+        _note(syn, f"differentiate(frequency_domain) twice; bandpass(record band "
+                   f"{info['highpass']:.5g}-{info['lowpass']:.5g} Hz, then common band "
+                   f"{highpass:.5g}-{lowpass:.5g} Hz)")
+        band = {"highpass": highpass, "lowpass": lowpass,
+                "record_band": [info["highpass"], info["lowpass"]]}
+        for kind, acc_trace, out in (("observed", obs, observed_out),
+                                     ("synthetic", syn, synthetic_out)):
+            for quantity, trace in _three_quantities(acc_trace).items():
+                trace = _on_grid(trace, origin_time, config)
+                trace.stats.dare = {**band, "quantity": quantity,
+                                    "flags": list(info.get("flags", []))
+                                    if kind == "observed" else []}
+                out[quantity].append(trace)
+    if not observed_out["ACC"]:
+        raise StationError(sta, "no channel to compare")
+    return observed_out, synthetic_out

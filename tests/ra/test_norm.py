@@ -64,9 +64,15 @@ def test_components_one_two_and_errors() -> None:
     st = Stream([trace("HN1", [1.0]), trace("HN2", [2.0]), trace("HNZ", [3.0])])
     h1, h2, z = horizontal_and_vertical(st)
     assert (h1.stats.channel, h2.stats.channel, z.stats.channel) == ("HN1", "HN2", "HNZ")
-    with pytest.raises(ValueError, match="three components"):
-        station_norms(Stream([trace("HNN", [1.0]), trace("HNE", [1.0])]))
+    # two horizontals: their norm only; one component: no norm
+    two = station_norms(Stream([trace("HNN", [3.0]), trace("HNE", [4.0])]))
+    assert [tr.id for tr in two] == ["CI.CCC..HNH"] and two[0].data[0] == 5.0
+    assert len(station_norms(Stream([trace("HNZ", [1.0])]))) == 0
     with pytest.raises(ValueError, match="Z and N/E or 1/2"):
+        horizontal_and_vertical(Stream([trace("HNN", [1.0]), trace("HNE", [1.0])]))
+    with pytest.raises(ValueError, match="N/E, 1/2 or R/T"):
         station_norms(Stream([trace("HN1", [1.0]), trace("HNE", [1.0]), trace("HNZ", [1.0])]))
+    with pytest.raises(ValueError, match="distinct components"):
+        station_norms(Stream([trace("HNE", [1.0]), trace("HNE", [1.0])]))
     with pytest.raises(ValueError, match="band/instrument"):
         station_norms(Stream([trace("HNN", [1.0]), trace("HHE", [1.0]), trace("HNZ", [1.0])]))

@@ -17,6 +17,7 @@ from dare_cli.ra.pgm import (
     oscillator_displacement,
     peak,
     psa_key,
+    rotd,
     spectral_acceleration,
     station_pgm,
 )
@@ -131,11 +132,14 @@ def test_station_pgm_rows() -> None:
             tr.stats.coverage = 1.0
     streams[0][0].stats.coverage = 0.5  # the vertical acceleration: partial
     rows = station_pgm(*streams)
-    assert [r["component"] for r in rows] == ["N", "E", "Z", "H", "3", "maxh"]
+    assert [r["component"] for r in rows] == ["N", "E", "Z", "H", "3", "maxh", "rotd50"]
     assert [r["id"] for r in rows] == ["CI.CCC..HNN", "CI.CCC..HNE", "CI.CCC..HNZ",
-                                       "CI.CCC..HNH", "CI.CCC..HN3", "CI.CCC..HN[NE]"]
+                                       "CI.CCC..HNH", "CI.CCC..HN3", "CI.CCC..HN[NE]",
+                                       "CI.CCC..rotd50"]
     by = {r["component"]: r for r in rows}
-    for comp, amp in (("N", a), ("E", a), ("Z", b), ("H", a), ("3", math.hypot(a, b))):
+    # circular motion: every horizontal direction has the same peak, so RotD50 = A
+    for comp, amp in (("N", a), ("E", a), ("Z", b), ("H", a), ("3", math.hypot(a, b)),
+                      ("rotd50", a)):
         assert by[comp]["pga"] == pytest.approx(amp, rel=1e-4)
         assert by[comp]["pgv"] == pytest.approx(amp / w, rel=1e-4)
         assert by[comp]["pgd"] == pytest.approx(amp / w**2, rel=1e-4)
@@ -145,14 +149,58 @@ def test_station_pgm_rows() -> None:
         key = psa_key(period)
         assert by["H"][key] == pytest.approx(by["N"][key], rel=0.01)
         assert by["maxh"][key] == max(by["N"][key], by["E"][key])
+        assert by["rotd50"][key] == pytest.approx(by["N"][key], rel=0.01)
     assert by["maxh"]["pga"] == max(by["N"]["pga"], by["E"]["pga"])
     assert by["Z"]["coverage"] == by["3"]["coverage"] == 0.5
     assert by["N"]["coverage"] == by["H"]["coverage"] == by["maxh"]["coverage"] == 1.0
     assert psa_key(0.3) == "psa0.3" and psa_key(1) == "psa1"
-    assert [r["channel"] for r in rows] == ["HNN", "HNE", "HNZ", "HNH", "HN3", "HN[NE]"]
+    assert [r["channel"] for r in rows] == ["HNN", "HNE", "HNZ", "HNH", "HN3", "HN[NE]",
+                                            "rotd50"]
     # norm traces given with the components (as a pipeline may) are ignored: same rows
     with_norms = [st + station_norms(st) for st in streams]
     assert station_pgm(*with_norms) == rows
+
+
+def test_rotd_of_linear_motion() -> None:
+    """Motion along one direction: the peak along theta is A |cos(theta - phi)|.
+
+    Over 181 angles (0..180 degrees) the median of |cos| is cos(45 degrees); the largest is
+    A, the smallest 0: independent of the direction phi of the motion.
+    """
+    t = np.linspace(0, 10, 2001)
+    shape = np.sin(2 * np.pi * 0.7 * t) * np.hanning(t.size)
+    amplitude = shape.max()
+    for phi in (0.0, 30.0, 90.0):
+        first = math.cos(math.radians(phi)) * shape
+        second = math.sin(math.radians(phi)) * shape
+        assert rotd(first, second) == pytest.approx(amplitude * math.cos(math.pi / 4),
+                                                    rel=2e-3)
+        assert rotd(first, second, 100) == pytest.approx(amplitude, rel=2e-3)
+        assert rotd(first, second, 0) == pytest.approx(0.0, abs=0.02 * amplitude)
+    with pytest.raises(ValueError, match="same length"):
+        rotd(shape, shape[:-1])
+
+
+def test_station_pgm_with_two_or_one_component() -> None:
+    """Records with fewer components give the rows they can: no norm or RotD without two."""
+    dt = 0.01
+    t = np.arange(0, 40, dt)
+    shape = np.sin(2 * np.pi * 1.5 * t) * np.hanning(t.size)
+    two = [Stream([trace(2.0 * shape / (k + 1), dt, "HNN"), trace(shape / (k + 1), dt, "HNE")])
+           for k in range(3)]
+    rows = {r["component"]: r for r in station_pgm(*two)}
+    assert list(rows) == ["N", "E", "H", "maxh", "rotd50"]
+    assert rows["maxh"]["pga"] == rows["N"]["pga"]
+    # N = 2s, E = s: along theta the peak is |2 cos + sin| max, a known ellipse of axes
+    angles = np.radians(np.linspace(0, 180, 181))
+    expected = np.median(np.abs(2 * np.cos(angles) + np.sin(angles))) * np.abs(shape).max()
+    assert rows["rotd50"]["pga"] == pytest.approx(expected, rel=1e-3)
+    one = [Stream([trace(shape, dt, "HNZ")]) for _ in range(3)]
+    assert [r["component"] for r in station_pgm(*one)] == ["Z"]
+    single_horizontal = [Stream([trace(shape, dt, "HN1")]) for _ in range(3)]
+    rows1 = station_pgm(*single_horizontal)
+    assert [r["component"] for r in rows1] == ["1", "maxh"]
+    assert rows1[1]["channel"] == "HN[1]"
 
 
 def test_station_pgm_rejects_mismatched_ids() -> None:
