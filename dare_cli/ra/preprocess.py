@@ -533,14 +533,8 @@ def _to_motion(tr: Trace, response: Any, how: str, config: PreprocessConfig) -> 
     """Counts to ground motion in place; returns ``"ACC"`` or ``"VEL"``."""
     instrument = tr.stats.channel[1:2]
     sensitivity = response.instrument_sensitivity
-    if how == "sensitivity":
-        factor = _ACC_UNITS[str(sensitivity.input_units).upper()]
-        tr.data = tr.data / float(sensitivity.value) * factor
-        _note(tr, f"remove_sensitivity(value={sensitivity.value:g}::units="
-                  f"{sensitivity.input_units}::factor_to_m_s2={factor:g})")
-        return "ACC"
     units = str(getattr(sensitivity, "input_units", "") or "").upper()
-    if instrument in ACCELEROMETERS or units in _ACC_UNITS:
+    if how == "sensitivity" or instrument in ACCELEROMETERS or units in _ACC_UNITS:
         output = "ACC"
     elif instrument in SEISMOMETERS or units in ("M/S", "CM/S", "NM/S"):
         output = "VEL"
@@ -548,11 +542,20 @@ def _to_motion(tr: Trace, response: Any, how: str, config: PreprocessConfig) -> 
         raise _ChannelFailure(f"channel {tr.id}: instrument code {instrument!r} with input "
                               f"units {units or 'not given'} is neither an accelerometer nor "
                               "a velocity seismometer")
+    # the band near the Nyquist frequency, where the response (known or not) is least
+    # reliable, is removed first; gmprocess applies this to full responses only: applied to
+    # sensitivities too, an accelerometer gives the same peaks whichever the metadata
     nyquist = 0.5 * tr.stats.sampling_rate
     tr.data = processing.filter_in_frequency(tr.data, tr.stats.delta, highpass=0.005,
                                              lowpass=0.8 * nyquist, order=40)
     _note(tr, f"prefilter(butterworth_frequency_domain::highpass=0.005::lowpass="
               f"{0.8 * nyquist:g}::order=40)")
+    if how == "sensitivity":
+        factor = _ACC_UNITS[units]
+        tr.data = tr.data / float(sensitivity.value) * factor
+        _note(tr, f"remove_sensitivity(value={sensitivity.value:g}::units="
+                  f"{sensitivity.input_units}::factor_to_m_s2={factor:g})")
+        return "ACC"
     tr.stats.response = response
     try:
         tr.remove_response(output=output, water_level=config.water_level, pre_filt=None,

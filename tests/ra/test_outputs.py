@@ -34,16 +34,25 @@ WBM = {"station": "CI.WBM", "network": "CI", "code": "WBM", "name": "Bowman Road
        "latitude": 35.60839, "longitude": -117.89049, "distance_km": 31.901, "location": ""}
 
 
-def motion(station: dict[str, Any], channel: str, kind: str = "observed", **values: Any
-           ) -> dict[str, Any]:
-    row = dict(station, channel=channel, kind=kind)
+def motion(station: dict[str, Any], channel: str, kind: str = "observed",
+           band: str | None = None, **values: Any) -> dict[str, Any]:
+    """A motion row; observed rows are the record's by default, synthetic ones common."""
+    band = band or ("record" if kind == "observed" else "common")
+    row = dict(station, channel=channel, kind=kind, band=band)
     row.update({key.replace("_", "."): v for key, v in values.items()})
     return row
 
 
+def with_common_copies(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each observed record row again as a common-band row (what the misfits compare)."""
+    return rows + [dict(r, band="common") for r in rows
+                   if r["kind"] == "observed" and r["band"] == "record"]
+
+
 def example_rows() -> list[dict[str, Any]]:
-    """CI.CCC with three components (the vertical the largest), CI.WBM with only ``maxh``."""
-    return [
+    """CI.CCC with three components (the vertical the largest), CI.WBM with only ``maxh``;
+    the observed rows both as recorded and in the common band."""
+    return with_common_copies([
         motion(CCC, "HNE", pga=0.980665, pgv=0.05, pgd=0.02, psa0_3=2.941995,
                psa1_0=0.4903325, psa3_0=0.0980665),
         motion(CCC, "HNN", pga=1.96133, pgv=0.12, pgd=0.01, psa0_3=0.980665,
@@ -56,7 +65,7 @@ def example_rows() -> list[dict[str, Any]]:
         motion(CCC, "HNN", "synthetic", pga=0.980665, pgv=0.01, pgd=0.03),
         motion(WBM, "maxh", pga=0.4903325, pgv=0.021),
         motion(WBM, "maxh", "synthetic", pga=0.980665, pgv=0.042),
-    ]
+    ])
 
 
 def example_misfits() -> list[dict[str, Any]]:
@@ -280,6 +289,9 @@ def test_bad_rows_name_the_station(tmp_path, row, message):
 def test_misfit_without_motion_row_is_an_error(tmp_path):
     misfits = [{"station": "CI.CCC", "channel": "HNZ", "metric": "pgv", "misfit": 0.1}]
     message = "misfit of CI.CCC channel HNZ (pgv) has no motion row"
+    # a misfit is of the common band: the record row of the same channel does not take it
+    with pytest.raises(ValueError, match=re.escape(message)):
+        write_pgm_csv(tmp_path / "p.csv", [motion(CCC, "HNZ", pga=1.0)], misfits)
     with pytest.raises(ValueError, match=re.escape(message)):
         write_stationlist(tmp_path / "s.json", EVENT, [motion(CCC, "HNE", pga=1.0)], misfits)
     bad_metric = [{"station": "CI.CCC", "channel": "HNE", "metric": "pgz", "misfit": 0.1}]
@@ -307,8 +319,9 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
 
 
 # -- the PGM table -------------------------------------------------------------------------------
-HEADER = ["station", "network", "code", "location", "channel", "kind", "name", "latitude_deg",
-          "longitude_deg", "distance_km", "pga_m_s2", "pgv_m_s", "pgd_m", "psa0.3_m_s2",
+HEADER = ["station", "network", "code", "location", "channel", "kind", "band", "name",
+          "latitude_deg", "longitude_deg", "distance_km", "freqmin_hz", "freqmax_hz", "flags",
+          "pga_m_s2", "pgv_m_s", "pgd_m", "psa0.3_m_s2",
           "psa1.0_m_s2", "psa3.0_m_s2", "misfit_pga_log10", "misfit_pgv_log10",
           "misfit_pgd_log10", "misfit_psa0.3_log10", "misfit_psa1.0_log10",
           "misfit_psa3.0_log10"]
@@ -338,13 +351,17 @@ def test_csv_content(tmp_path):
     text = path.read_text()
     assert text.endswith("\n") and "\r" not in text
     lines = list(csv.DictReader(io.StringIO(text)))
-    keys = [(r["station"], r["channel"], r["kind"]) for r in lines]
+    keys = [(r["station"], r["channel"], r["kind"], r["band"]) for r in lines]
     assert keys == [
-        ("CI.CCC", "HNE", "observed"), ("CI.CCC", "HNE", "synthetic"),
-        ("CI.CCC", "HNH", "observed"),
-        ("CI.CCC", "HNN", "observed"), ("CI.CCC", "HNN", "synthetic"),
-        ("CI.CCC", "HNZ", "observed"), ("CI.CCC", "maxh", "observed"),
-        ("CI.WBM", "maxh", "observed"), ("CI.WBM", "maxh", "synthetic"),
+        ("CI.CCC", "HNE", "observed", "common"), ("CI.CCC", "HNE", "observed", "record"),
+        ("CI.CCC", "HNE", "synthetic", "common"),
+        ("CI.CCC", "HNH", "observed", "common"), ("CI.CCC", "HNH", "observed", "record"),
+        ("CI.CCC", "HNN", "observed", "common"), ("CI.CCC", "HNN", "observed", "record"),
+        ("CI.CCC", "HNN", "synthetic", "common"),
+        ("CI.CCC", "HNZ", "observed", "common"), ("CI.CCC", "HNZ", "observed", "record"),
+        ("CI.CCC", "maxh", "observed", "common"), ("CI.CCC", "maxh", "observed", "record"),
+        ("CI.WBM", "maxh", "observed", "common"), ("CI.WBM", "maxh", "observed", "record"),
+        ("CI.WBM", "maxh", "synthetic", "common"),
     ]
     hne = lines[0]
     assert float(hne["pga_m_s2"]) == 0.980665  # exact round trip, SI units unchanged
@@ -353,17 +370,18 @@ def test_csv_content(tmp_path):
     assert hne["name"] == "Christmas Canyon China Lake"
     assert float(hne["misfit_pga_log10"]) == math.log10(0.5)
     assert hne["misfit_pgv_log10"] == ""
-    # the misfit of a channel is on both its observed and synthetic lines
-    assert lines[1]["misfit_pga_log10"] == hne["misfit_pga_log10"]
-    assert lines[4]["misfit_pgv_log10"] == "-1.0815"
-    assert lines[7]["pgd_m"] == "" and lines[7]["psa1.0_m_s2"] == ""
+    # the misfit of a channel is on its observed and synthetic common-band lines only
+    assert lines[2]["misfit_pga_log10"] == hne["misfit_pga_log10"]
+    assert lines[1]["misfit_pga_log10"] == ""
+    assert lines[7]["misfit_pgv_log10"] == "-1.0815"
+    assert lines[12]["pgd_m"] == "" and lines[12]["psa1.0_m_s2"] == ""
 
 
 def test_csv_other_periods_and_awkward_names(tmp_path):
     row = motion(dict(CCC, name='Canyon, "China" Lake', location="10"), "HNE", pga=1.0,
                  psa0_75=2.0, psa10_0=0.5)
     header = write_pgm_csv(tmp_path / "p.csv", [row])
-    assert header[13:15] == ["psa0.75_m_s2", "psa10.0_m_s2"]
+    assert header[17:19] == ["psa0.75_m_s2", "psa10.0_m_s2"]
     (line,) = csv.DictReader(io.StringIO((tmp_path / "p.csv").read_text()))
     assert line["name"] == 'Canyon, "China" Lake'
     assert line["location"] == "10"
@@ -372,7 +390,7 @@ def test_csv_other_periods_and_awkward_names(tmp_path):
 
 def test_csv_duplicate_rows_are_an_error(tmp_path):
     rows = [motion(CCC, "HNE", pga=1.0), motion(CCC, "HNE", pga=2.0)]
-    with pytest.raises(ValueError, match=re.escape("two observed rows for CI.CCC --.HNE")):
+    with pytest.raises(ValueError, match=re.escape("two observed record rows for CI.CCC --.HNE")):
         write_pgm_csv(tmp_path / "p.csv", rows)
 
 
@@ -383,11 +401,12 @@ def test_pipeline_style_rows(tmp_path):
     rows = []
     for kind, band, scale in (("observed", "HN", 1.0), ("synthetic", "HX", 0.5)):
         for comp, pga in (("E", 0.980665), ("N", 1.96133), ("Z", 0.5)):
-            rows.append(dict(CCC, **extra, kind=kind, channel=band + comp, component=comp,
-                             pga=pga * scale, **{"psa0.3": 2 * pga * scale, "psa1": pga,
-                                                 "psa3": pga / 10}))
-        rows.append(dict(CCC, **extra, kind=kind, channel="maxh", component="maxh",
-                         pga=1.96133 * scale))
+            rows.append(dict(CCC, **extra, kind=kind, band="common", channel=band + comp,
+                             component=comp, pga=pga * scale,
+                             **{"psa0.3": 2 * pga * scale, "psa1": pga, "psa3": pga / 10}))
+        rows.append(dict(CCC, **extra, kind=kind, band="common", channel="maxh",
+                         component="maxh", pga=1.96133 * scale))
+    rows += [dict(r, band="record") for r in rows if r["kind"] == "observed"]
     misfits = [{"station": "CI.CCC", "channel": ch, "component": ch[-1] if ch != "maxh" else ch,
                 "metric": metric, "misfit": value}
                for ch in ("HNE", "HNN", "HNZ", "maxh")
@@ -408,11 +427,12 @@ def test_pipeline_style_rows(tmp_path):
         {"id": "CI.SLA", "reason": "SNR below 3", "stage": "preprocess"}]
 
     header = write_pgm_csv(tmp_path / "p.csv", rows, misfits)
-    assert header[13:] == ["psa0.3_m_s2", "psa1.0_m_s2", "psa3.0_m_s2", "misfit_pga_log10",
+    assert header[17:] == ["psa0.3_m_s2", "psa1.0_m_s2", "psa3.0_m_s2", "misfit_pga_log10",
                            "misfit_pgv_log10", "misfit_pgd_log10", "misfit_psa0.3_log10",
                            "misfit_psa1.0_log10", "misfit_psa3.0_log10"]
     lines = {(r["channel"], r["kind"]): r
-             for r in csv.DictReader(io.StringIO((tmp_path / "p.csv").read_text()))}
+             for r in csv.DictReader(io.StringIO((tmp_path / "p.csv").read_text()))
+             if r["band"] == "common"}
     # the synthetic HXE line carries the misfit given for HNE (same component)
     assert lines[("HXE", "synthetic")]["misfit_pga_log10"] == repr(math.log10(0.5))
     assert lines[("HXE", "synthetic")]["misfit_psa1.0_log10"] == "0.0"
@@ -421,7 +441,8 @@ def test_pipeline_style_rows(tmp_path):
 
 
 def test_misfits_do_not_jump_between_observed_channels(tmp_path):
-    rows = [motion(CCC, "HNE", pga=1.0), motion(CCC, "HHE", pga=1.1),
+    rows = [motion(CCC, "HNE", band="common", pga=1.0),
+            motion(CCC, "HHE", band="common", pga=1.1),
             motion(CCC, "HXE", "synthetic", pga=0.5)]
     misfits = [{"station": "CI.CCC", "channel": "HNE", "metric": "pga", "misfit": -0.3}]
     write_pgm_csv(tmp_path / "p.csv", rows, misfits)
@@ -429,3 +450,34 @@ def test_misfits_do_not_jump_between_observed_channels(tmp_path):
              for r in csv.DictReader(io.StringIO((tmp_path / "p.csv").read_text()))}
     assert lines == {("HHE", "observed"): "", ("HNE", "observed"): "-0.3",
                      ("HXE", "synthetic"): "-0.3"}
+
+
+def test_flagged_amplitudes_carry_shakemap_letters(tmp_path):
+    """dare's flags become the amplitude flags ShakeMap knows (shakelib's station.py):
+    I incomplete, G glitch, T outlier, M review; an SNR-limited PSA period only flags itself."""
+    rows = [motion(CCC, "HNE", pga=0.980665, pgv=0.05, psa0_3=1.0, psa3_0=0.1,
+                   flags=["partial", "snr_limited"], unusable=["psa3"]),
+            motion(CCC, "HNN", pga=1.96133, pgv=0.12, psa0_3=1.0, psa3_0=0.2,
+                   flags=["sensitivity_only", "anomalous"]),
+            motion(CCC, "HNZ", pga=0.5, pgv=0.1, psa0_3=1.0, psa3_0=0.1, flags=["clipped"])]
+    assert outputs.shakemap_flag(["partial"], "pga") == "I"
+    assert outputs.shakemap_flag(["snr_limited"], "pga", ["psa3.0"]) == "0"
+    assert outputs.shakemap_flag(["snr_limited"], "psa3.0", ["psa3.0"]) == "G"
+    collection = write_stationlist(tmp_path / "s.json", EVENT, rows)
+    channels = {c["name"]: c for c in feature(collection, "CI.CCC")["properties"]["channels"]}
+    hne = {a["name"]: a for a in channels["--.HNE"]["amplitudes"]}
+    assert (hne["pga"]["flag"], hne["pga"]["reasons"]) == ("I", ["partial"])
+    assert (hne["sa(3.0)"]["flag"], hne["sa(3.0)"]["reasons"]) == ("GI",
+                                                                    ["partial", "snr_limited"])
+    hnn = amplitudes(channels["--.HNN"])
+    assert {name: flag for name, (_, _, flag) in hnn.items()} == dict.fromkeys(
+        ["pga", "pgv", "sa(0.3)", "sa(3.0)"], "MT")
+    assert amplitudes(channels["--.HNZ"])["pga"][2] == "G"
+    # a ShakeMap reader uses no flagged amplitude: nothing of CI.CCC is ingested
+    assert _shakemap_ingest(json.loads((tmp_path / "s.json").read_text()))["CI.CCC"] == {}
+    header = write_pgm_csv(tmp_path / "p.csv", rows)
+    assert "flags" in header
+    lines = {r["channel"]: r for r in csv.DictReader(io.StringIO(
+        (tmp_path / "p.csv").read_text()))}
+    assert lines["HNE"]["flags"] == "partial;snr_limited;unusable:psa3.0"
+    assert lines["HNN"]["flags"] == "anomalous;sensitivity_only"

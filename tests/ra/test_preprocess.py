@@ -1,7 +1,8 @@
-"""Preprocessing: checks, clipping, gaps, response removal and the common grid, on real records.
+"""Preprocessing on real records: checks, the gmprocess-style record, the comparison copies.
 
 Ridgecrest (ci38457511) records ship with the package (dare_cli/ra/examples/ridgecrest); the
-clipped Hawaii records are in tests/ra/data/hv70907436 (see SOURCE.md there).
+clipped Hawaii records are in tests/ra/data/hv70907436 (see SOURCE.md there). The values of
+gmprocess itself are checked in test_gmprocess_reference.py.
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ from dare_cli.ra.errors import ConfigError, StationError
 from dare_cli.ra.pgm import G, station_pgm
 from dare_cli.ra.preprocess import (
     QUANTITIES,
+    Hypocentre,
     PreprocessConfig,
     check_trace,
+    comparison_copies,
     detect_clipping,
-    preprocess_real,
-    preprocess_synthetic,
+    process_record,
+    synthetic_for_channels,
 )
 
 RIDGECREST = Path(dare_cli.ra.__file__).parent / "examples" / "ridgecrest"
 HAWAII = Path(__file__).parent / "data" / "hv70907436"
 ORIGIN = UTCDateTime("2019-07-06T03:19:53")
+HYPO = Hypocentre(ORIGIN, 35.770, -117.599, 8.0, 7.1)
+HAWAII_HYPO = Hypocentre(UTCDateTime("2019-04-14T03:09:02"), 19.742, -155.791, 13.3, 5.3)
 CONFIG = PreprocessConfig()
 
 
@@ -38,46 +43,24 @@ def read_station(code: str) -> tuple[Stream, obspy.Inventory]:
 
 
 @pytest.fixture(scope="module")
-def processed() -> dict[str, dict[str, Stream]]:
+def records() -> dict[str, object]:
     out = {}
     for code in ("CCC", "WBM", "MPM"):
         st, inv = read_station(code)
-        out[code] = preprocess_real(st, inv, ORIGIN, CONFIG)
+        out[code] = process_record(st, inv, HYPO, CONFIG)
     return out
-
-
-def plain_obspy(code: str, output: str, *, grid: bool = True,
-                water_level: float | None = None) -> Stream:
-    """The same steps written out with plain obspy calls, independently of preprocess.py."""
-    st, inv = read_station(code)
-    t0, t1 = ORIGIN, ORIGIN + 150.0
-    st.merge(method=1, fill_value="interpolate")
-    st.trim(t0 - 60.0, t1 + 60.0)
-    st.detrend("demean")
-    st.detrend("linear")
-    st.taper(max_percentage=0.05, type="hann")
-    st.remove_response(inventory=inv, output=output, pre_filt=(0.02, 0.05, 20.0, 25.0),
-                       water_level=water_level, zero_mean=False, taper=False)
-    st.filter("bandpass", freqmin=0.05, freqmax=20.0, corners=4, zerophase=True)
-    if not grid:
-        return st
-    for tr in st:
-        # 50 Hz grid from the origin time, Lanczos (a=20) interpolation, as in the docs
-        first = math.ceil((tr.stats.starttime - t0) * 50.0)
-        last = min(7500, math.floor((tr.stats.endtime - t0) * 50.0))
-        tr.interpolate(50.0, method="lanczos", a=20, starttime=t0 + first / 50.0,
-                       npts=last - first + 1)
-    return st
 
 
 # --- configuration ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"pre_filt": (0.05, 0.02, 20.0, 25.0)}, "pre_filt"),
-    ({"pre_filt": (0.02, 0.05, 20.0, 30.0)}, "Nyquist"),
-    ({"freqmin": 2.0, "freqmax": 1.0}, "freqmin"),
-    ({"sampling_rate": 20.0, "pre_filt": (0.02, 0.05, 8.0, 10.0)}, "freqmax"),
-    ({"taper_fraction": 0.7}, "taper_fraction"),
+    ({"snr_threshold": 0.0}, "snr_threshold"),
+    ({"snr_min_frequency": 6.0}, "snr_min_frequency"),
+    ({"lowpass_nyquist_fraction": 1.5}, "lowpass_nyquist_fraction"),
+    ({"polyfit_target": 1.0}, "polyfit_target"),
+    ({"clipped": "ignore"}, "clipped"),
+    ({"compare_freqmax": 30.0}, "compare_freqmax"),
+    ({"compare_freqmin": 2.0, "compare_freqmax": 1.0}, "compare_freqmin < compare_freqmax"),
     ({"window_length": 0.0}, "window_length"),
     ({"min_duration": 500.0}, "min_duration"),
 ])
@@ -86,9 +69,13 @@ def test_config_rejects_inconsistent_values(kwargs: dict, message: str) -> None:
         PreprocessConfig(**kwargs)
 
 
-def test_config_defaults() -> None:
+def test_config_defaults_are_gmprocess_production() -> None:
+    assert (CONFIG.snr_threshold, CONFIG.snr_max_frequency) == (2.0, 5.0)
+    assert (CONFIG.lowpass_nyquist_fraction, CONFIG.lowpass_max) == (0.75, 40.0)
+    assert (CONFIG.polyfit_target, CONFIG.highpass_max, CONFIG.filter_order) == (0.02, 0.5, 5)
+    assert (CONFIG.p_arrival_shift, CONFIG.water_level) == (-2.0, 60.0)
+    assert CONFIG.reject_whole_station
     assert CONFIG.npts == 7501  # 150 s at 50 Hz, both ends included
-    assert CONFIG.water_level is None
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -114,12 +101,19 @@ def test_clipped_hawaii_records_are_detected() -> None:
 
 
 @pytest.mark.parametrize("code", ["HOVE", "MLOD"])
-def test_clipped_station_is_rejected(code: str) -> None:
+def test_clipped_station_is_rejected_or_flagged(code: str) -> None:
     st = obspy.read(str(HAWAII / f"HV.{code}..HH?__*.mseed"))
     inv = obspy.read_inventory(str(HAWAII / f"HV.{code}.xml"))
     with pytest.raises(StationError, match="clipped") as err:
-        preprocess_real(st, inv, UTCDateTime("2019-04-14T03:09:02"), CONFIG)
+        process_record(st, inv, HAWAII_HYPO, CONFIG)
     assert err.value.station == f"HV.{code}"
+    kept = process_record(st, inv, HAWAII_HYPO, PreprocessConfig(clipped="flag"))
+    clipped = {f["trace"] for f in kept.flags if f["flag"] == "clipped"}
+    assert clipped == {tr.id for tr in st if detect_clipping(tr)}
+    for tr in kept.streams["ACC"]:
+        assert ("clipped" in tr.stats.dare["flags"]) == (tr.id in clipped)
+        assert tr.stats.channel[:2] == "HH"  # a seismometer: velocity, then differentiated
+        assert any("differentiate" in p for p in tr.stats.processing)
 
 
 def test_ridgecrest_records_are_not_clipped() -> None:
@@ -160,152 +154,269 @@ def test_nan_inf_empty_short_traces_are_rejected() -> None:
         check_trace(counts_trace(npts=1000))
 
 
-def test_nan_trace_rejects_the_station() -> None:
+def test_bad_channel_rejects_the_station_or_only_itself() -> None:
+    """A NaN channel: gmprocess's default fails the station; reject_whole_station = false
+    keeps the two good channels and names the bad one."""
     st, inv = read_station("WBM")
-    st[0].data = np.full(st[0].stats.npts, np.nan)
-    with pytest.raises(StationError, match="contains NaN") as err:
-        preprocess_real(st, inv, ORIGIN, CONFIG)
+    st.select(channel="HNZ")[0].data = np.full(st[0].stats.npts, np.nan)
+    with pytest.raises(StationError, match="CI.WBM..HNZ contains NaN") as err:
+        process_record(st, inv, HYPO, CONFIG)
     assert err.value.station == "CI.WBM"
+    result = process_record(st, inv, HYPO, PreprocessConfig(reject_whole_station=False))
+    assert [tr.id for tr in result.streams["ACC"]] == ["CI.WBM..HNE", "CI.WBM..HNN"]
+    assert "contains NaN" in result.rejected["CI.WBM..HNZ"]
+
+
+def test_dead_and_anomalous_channels() -> None:
+    """A zeroed channel is dead (rejected); one with 80 times fewer counts than its
+    siblings at the same gain passes its checks but is flagged anomalous."""
+    st, inv = read_station("WBM")
+    zeroed = st.copy()
+    zeroed.select(channel="HNE")[0].data[:] = 0
+    with pytest.raises(StationError, match=r"CI.WBM..HNE is dead: every sample is 0 counts"):
+        process_record(zeroed, inv, HYPO, CONFIG)
+    weak = st.copy()
+    east = weak.select(channel="HNE")[0]
+    east.data = np.round(east.data / 80.0).astype(np.int32)
+    result = process_record(weak, inv, HYPO, CONFIG)
+    flags = {f["trace"]: f for f in result.flags}
+    assert list(flags) == ["CI.WBM..HNE"]
+    assert flags["CI.WBM..HNE"]["flag"] == "anomalous"
+    assert "times below the median" in flags["CI.WBM..HNE"]["detail"]
+    assert "anomalous" in result.streams["VEL"].select(channel="HNE")[0].stats.dare["flags"]
 
 
 def test_missing_response_names_the_channel() -> None:
     st, inv = read_station("WBM")
     without_z = inv.select(channel="HN[EN]")
     with pytest.raises(StationError, match=r"no instrument response for channel CI.WBM..HNZ"):
-        preprocess_real(st, without_z, ORIGIN, CONFIG)
-    check_trace(st.select(channel="HNE")[0].copy(), without_z)  # the others are fine
+        process_record(st, without_z, HYPO, CONFIG)
 
 
-def test_small_gap_is_interpolated_large_gap_rejected(
-    processed: dict[str, dict[str, Stream]],
-) -> None:
+def test_sensitivity_only_metadata_of_an_accelerometer() -> None:
+    """Strong-motion StationXML often gives a sensitivity only: accepted for accelerometers,
+    flagged. CI.CCC's accelerometers are flat (the full response equals the sensitivity within
+    0.2 % from 0.03 to 30 Hz), so PGV, PGD and PSA(0.3-3 s) agree within 1 %; the PGA differs
+    by up to 12 %: without the response its digitizer's FIR filters keep their phase, which
+    shifts the high frequencies that make the peak. Hence the flag."""
+    st, inv = read_station("CCC")
+    full = process_record(st.copy(), inv, HYPO, CONFIG)
+    stripped = inv.copy()
+    for channel in stripped[0][0]:
+        channel.response.response_stages = []
+    result = process_record(st, stripped, HYPO, CONFIG)
+    assert {f["flag"] for f in result.flags} == {"sensitivity_only"}
+    for quantity, tolerance in (("ACC", 0.13), ("VEL", 0.01), ("DISP", 0.01)):
+        for a, b in zip(full.streams[quantity], result.streams[quantity], strict=True):
+            assert b.stats.dare["response"] == "sensitivity"
+            assert "sensitivity_only" in b.stats.dare["flags"]
+            assert np.abs(b.data).max() == pytest.approx(np.abs(a.data).max(), rel=tolerance)
+    rows_full = station_pgm(*(full.streams[q] for q in QUANTITIES))
+    rows_sens = station_pgm(*(result.streams[q] for q in QUANTITIES))
+    for a, b in zip(rows_full, rows_sens, strict=True):
+        for key in ("psa0.3", "psa1", "psa3"):
+            assert float(b[key]) == pytest.approx(float(a[key]), rel=0.01)
+
+
+def test_small_gap_is_interpolated_large_gap_rejected(records: dict) -> None:
     st, inv = read_station("WBM")
-    full = processed["WBM"]
+    full = records["WBM"].streams["ACC"].select(channel="HNE")[0]
     tr = st.select(channel="HNE")[0]
     quiet = ORIGIN - 20  # pre-event noise, far from the strong motion
     gappy = st.copy()
     gappy.remove(gappy.select(channel="HNE")[0])
     gappy += Stream([tr.slice(endtime=quiet), tr.slice(starttime=quiet + 0.5)])
-    out = preprocess_real(gappy, inv, ORIGIN, CONFIG)
-    e_full, e_gap = full["ACC"].select(channel="HNE")[0], out["ACC"].select(channel="HNE")[0]
-    assert any("gaps_filled=1" in p for p in e_gap.stats.processing)
+    out = process_record(gappy, inv, HYPO, CONFIG).streams["ACC"].select(channel="HNE")[0]
+    assert any("gaps_filled=1" in p for p in out.stats.processing)
     # interpolating 0.5 s of noise changes the peak by less than 0.1%
-    np.testing.assert_allclose(np.abs(e_gap.data).max(), np.abs(e_full.data).max(), rtol=1e-3)
+    np.testing.assert_allclose(np.abs(out.data).max(), np.abs(full.data).max(), rtol=1e-3)
     gappy = st.copy()
     gappy.remove(gappy.select(channel="HNE")[0])
     gappy += Stream([tr.slice(endtime=quiet), tr.slice(starttime=quiet + 5.0)])
     with pytest.raises(StationError, match=r"gap of (4.9\d|5.0\d) s in CI.WBM..HNE"):
-        preprocess_real(gappy, inv, ORIGIN, CONFIG)
+        process_record(gappy, inv, HYPO, CONFIG)
 
 
 def test_traces_of_two_stations_are_a_caller_error() -> None:
     st = obspy.read(str(RIDGECREST / "waveforms" / "CI.[CW][CB][CM]..HNZ.mseed"))
     with pytest.raises(ValueError, match="one station"):
-        preprocess_real(st, obspy.Inventory(), ORIGIN, CONFIG)
+        process_record(st, obspy.Inventory(), HYPO, CONFIG)
 
 
-# --- outputs -------------------------------------------------------------------------------
+def test_low_snr_station_is_rejected_with_the_reason() -> None:
+    """CI.SLA, which gmprocess also rejects: its north channel's SNR is below 2."""
+    st, inv = read_station("SLA")
+    with pytest.raises(StationError, match=r"CI.SLA..HNN: signal-to-noise ratio 1\.\d+ below "
+                                           r"2 within 0\.1-5 Hz"):
+        process_record(st, inv, HYPO, CONFIG)
 
-def test_outputs_on_the_common_grid(processed: dict[str, dict[str, Stream]]) -> None:
-    for code, out in processed.items():
-        assert set(out) == set(QUANTITIES)
+
+# --- the record ----------------------------------------------------------------------------
+
+def test_record_at_its_own_rate_on_one_grid(records: dict) -> None:
+    for code, result in records.items():
+        assert set(result.streams) == set(QUANTITIES)
         for quantity in QUANTITIES:
-            st = out[quantity]
-            assert sorted(tr.id for tr in st) == [f"CI.{code}..HN{c}" for c in "ENZ"]
+            st = result.streams[quantity]
+            assert [tr.id for tr in st] == [f"CI.{code}..HN{c}" for c in "ENZ"]
+            assert {tr.stats.sampling_rate for tr in st} == {100.0}
+            assert len({(str(tr.stats.starttime), tr.stats.npts) for tr in st}) == 1
             for tr in st:
-                assert tr.stats.starttime == ORIGIN
-                assert tr.stats.sampling_rate == 50.0
-                assert tr.stats.npts == 7501
-                assert tr.data.dtype == np.float64
+                info = tr.stats.dare
+                assert 0 < info["highpass"] < info["lowpass"] == 37.5  # 0.75 x Nyquist
+                assert info["snr_min"] >= 2.0
+                assert info["usable_periods"] == [round(1 / 37.5, 4),
+                                                  round(1 / (1.25 * info["highpass"]), 3)]
                 steps = "\n".join(tr.stats.processing)
-                for step in ("check_trace", "merge", "detrend", "taper", "remove_response",
-                             f"output='{quantity}'", "bandpass", "lanczos", "cut(window"):
+                for step in ("check_trace", "merge", "prefilter", "remove_response",
+                             "output='ACC'", "corner_frequencies(snr", "bandpass",
+                             "detrend(pre_event_mean)"):
                     assert step in steps
+        horizontals = [tr.stats.dare["highpass"] for tr in result.streams["ACC"]
+                       if tr.stats.channel[-1] != "Z"]
+        assert len(set(horizontals)) == 1  # the two horizontals share their corners
+    # the record starts 30 s before the P arrival (iasp91, shifted by -2 s)
+    wbm = records["WBM"]
+    assert wbm.p_arrival == pytest.approx(math.hypot(wbm.distance_km, 8.0) / 5.8, rel=0.02)
+    split = UTCDateTime(wbm.streams["ACC"][0].stats.dare["split_time"])
+    assert abs(split - (ORIGIN + wbm.p_arrival - 2.0)) < 1e-6
+    assert abs(wbm.streams["ACC"][0].stats.starttime - (split - 30.0)) < 0.01
 
 
-def test_pga_pgv_pgd_match_plain_obspy(processed: dict[str, dict[str, Stream]]) -> None:
-    for code in ("CCC", "WBM"):
-        rows = {r["id"]: r for r in station_pgm(processed[code]["ACC"], processed[code]["VEL"],
-                                                processed[code]["DISP"])}
-        for output, key in (("ACC", "pga"), ("VEL", "pgv"), ("DISP", "pgd")):
-            for tr in plain_obspy(code, output):
-                # identical steps: only floating-point round-off may differ
-                np.testing.assert_allclose(float(rows[tr.id][key]), np.abs(tr.data).max(),
-                                           rtol=1e-6)
-    ccc = {r["component"]: r for r in station_pgm(*(processed["CCC"][q] for q in QUANTITIES))}
-    # measured: CI.CCC (34.5 km from the epicentre, near the rupture's south-east end)
-    # 0.483 g and 77.8 cm/s on the larger horizontal: strong near-fault motion of an Mw 7.1
-    assert float(ccc["maxh"]["pga"]) / G == pytest.approx(0.483, abs=0.001)
-    assert float(ccc["maxh"]["pgv"]) == pytest.approx(0.778, abs=0.001)
-
-
-def test_response_removal_to_vel_disp_agrees_with_integrated_acceleration() -> None:
-    """Independent physics: VEL and DISP by response removal = time integrals of ACC.
-
-    Checked at 100 Hz before the window cut (integrating a cut record adds an unknown
-    constant of integration). With obspy's 60 dB water level (relative to the response's
-    maximum in the requested output units) the displacements of CI.CCC are 2.8 to 11 times
-    too small: the reason why the default is no water level.
-    """
-    code = "CCC"
-    q = {out: plain_obspy(code, out, grid=False) for out in ("ACC", "VEL", "DISP")}
-    q["DISP60"] = plain_obspy(code, "DISP", grid=False, water_level=60.0)
-    for acc, vel, disp, disp60 in zip(q["ACC"], q["VEL"], q["DISP"], q["DISP60"], strict=True):
-        v = acc.copy().integrate()  # trapezoidal rule
+def test_velocity_and_displacement_are_integrals_of_the_acceleration(records: dict) -> None:
+    """Independent check: obspy's trapezoidal integrals of the record's acceleration give the
+    same peaks as its frequency-domain integrals (within 2 % and 5 %)."""
+    for acc, vel, disp in zip(*(records["CCC"].streams[q] for q in QUANTITIES), strict=True):
+        v = acc.copy().integrate()
         d = v.copy().integrate()
-        np.testing.assert_allclose(np.abs(vel.data).max(), np.abs(v.data).max(), rtol=0.01)
-        np.testing.assert_allclose(np.abs(disp.data).max(), np.abs(d.data).max(), rtol=0.03)
-        assert np.abs(d.data).max() / np.abs(disp60.data).max() > 2.5
+        v.data -= v.data[0]
+        np.testing.assert_allclose(np.abs(vel.data).max(), np.abs(v.data).max(), rtol=0.02)
+        d.detrend("linear")  # the trapezoidal integral keeps the DC the FFT drops
+        np.testing.assert_allclose(np.abs(disp.data).max(), np.abs(d.data).max(), rtol=0.05)
 
 
-def test_short_record_is_kept_with_its_coverage(processed: dict[str, dict[str, Stream]]) -> None:
-    for tr in processed["MPM"]["ACC"]:
-        raw_end = obspy.read(str(RIDGECREST / "waveforms" / f"{tr.id}.mseed"))[0].stats.endtime
-        expected = (math.floor((raw_end - ORIGIN) * 50) + 1) / 7501
-        assert tr.stats.coverage == pytest.approx(expected)
-        assert 0.24 < tr.stats.coverage < 0.26  # about 37 s of the 150 s window
-        n = round(tr.stats.coverage * 7501)
-        assert np.abs(tr.data[:n]).max() > 0.1  # m/s^2: real motion
-        assert not tr.data[n:].any()  # zero padding after the record's end
-    assert all(tr.stats.coverage == 1.0 for tr in processed["CCC"]["ACC"])
+def test_ridgecrest_peaks_at_ccc(records: dict) -> None:
+    rows = {r["component"]: r for r in station_pgm(*(records["CCC"].streams[q]
+                                                     for q in QUANTITIES))}
+    # measured: CI.CCC (34.5 km from the epicentre, near the rupture's south-east end):
+    # 0.50 g on its east component, 78 cm/s on its north (gmprocess's values: see
+    # test_gmprocess_reference.py)
+    assert float(rows["maxh"]["pga"]) / G == pytest.approx(0.50, abs=0.01)
+    assert float(rows["maxh"]["pgv"]) == pytest.approx(0.78, abs=0.01)
+    # RotD50 may exceed both recorded components (motion polarised between them), never
+    # the largest over all directions (the horizontal norm's peak)
+    assert float(rows["rotd50"]["pga"]) <= float(rows["H"]["pga"])
 
 
-def test_synthetic_derivatives_are_exact() -> None:
-    """A 2 Hz Gaussian wavelet of displacement 4 s after the origin: its peaks.
+def test_partial_record_is_kept_and_flagged(records: dict) -> None:
+    mpm = records["MPM"]
+    assert {f["flag"] for f in mpm.flags} == {"partial"}
+    for tr in mpm.streams["ACC"]:
+        assert tr.stats.dare["flags"] == ["partial"]
+        assert tr.stats.endtime < ORIGIN + 40  # the real record stops early
 
-    Early: were the synthetic tapered from its first sample at the origin (5% of 150 s =
-    7.5 s), the wavelet would lose most of its amplitude; padded with zeros in front, it keeps
-    it.
-    """
-    dt, f0, t0, sigma = 0.01, 2.0, 4.0, 0.5
-    t = np.arange(0, 150.0, dt)
+
+def test_two_and_one_component_records_are_processed() -> None:
+    st, inv = read_station("WBM")
+    two = process_record(st.select(channel="HN[EN]"), inv, HYPO, CONFIG)
+    assert [tr.id for tr in two.streams["ACC"]] == ["CI.WBM..HNE", "CI.WBM..HNN"]
+    rows = station_pgm(*(two.streams[q] for q in QUANTITIES))
+    assert [r["component"] for r in rows] == ["N", "E", "H", "maxh", "rotd50"]
+    one = process_record(st.select(channel="HNZ"), inv, HYPO, CONFIG)
+    assert [tr.id for tr in one.streams["ACC"]] == ["CI.WBM..HNZ"]
+
+
+# --- the comparison copies -------------------------------------------------------------------
+
+def wavelet_synthetics(code: str, f0: float = 2.0, t0: float = 10.0) -> tuple[Stream, dict]:
+    """A Gaussian-enveloped 2 Hz wavelet of displacement, its exact velocity and acceleration
+    (by finite differences at a 100 times finer sampling)."""
+    dt, sigma = 0.01, 0.5
+    t = np.arange(0, 200.0, dt)
     w = 2 * np.pi * f0
     env = np.exp(-((t - t0) ** 2) / (2 * sigma**2))
     disp = 0.01 * env * np.sin(w * (t - t0))
-    vel = 0.01 * env * (w * np.cos(w * (t - t0)) - (t - t0) / sigma**2 * np.sin(w * (t - t0)))
-    st = Stream([Trace(disp.copy(), header={"network": "CI", "station": "CCC",
-                                            "channel": f"HX{c}", "starttime": ORIGIN,
-                                            "delta": dt}) for c in "ENZ"])
-    out = preprocess_synthetic(st, ORIGIN, CONFIG)
-    # acceleration by finite differences at a 100 times finer sampling (error ~1e-5)
-    fine = np.arange(0, 150.0, dt / 100)
+    fine = np.arange(0, 200.0, dt / 100)
     envf = np.exp(-((fine - t0) ** 2) / (2 * sigma**2))
     dispf = 0.01 * envf * np.sin(w * (fine - t0))
-    acc = np.gradient(np.gradient(dispf, dt / 100), dt / 100)
-    tr = out["DISP"][0]
-    assert tr.stats.npts == 7501 and tr.stats.coverage == pytest.approx(7500 / 7501)
-    # the 2 Hz wavelet is well inside the 0.05-20 Hz band: peaks within 0.5%
-    np.testing.assert_allclose(np.abs(out["DISP"][0].data).max(), np.abs(disp).max(), rtol=5e-3)
-    np.testing.assert_allclose(np.abs(out["VEL"][0].data).max(), np.abs(vel).max(), rtol=5e-3)
-    np.testing.assert_allclose(np.abs(out["ACC"][0].data).max(), np.abs(acc).max(), rtol=5e-3)
-    assert sorted(tr.id for tr in out["ACC"]) == ["CI.CCC..HXE", "CI.CCC..HXN", "CI.CCC..HXZ"]
-    assert any("zero_pad_front(samples=6000" in p for p in out["ACC"][0].stats.processing)
+    velf = np.gradient(dispf, dt / 100)
+    exact = {"DISP": np.abs(disp).max(), "VEL": np.abs(velf).max(),
+             "ACC": np.abs(np.gradient(velf, dt / 100)).max()}
+    st = Stream([Trace(disp * (1.0 if c == "Z" else 0.5), header={
+        "network": "CI", "station": code, "channel": f"HX{c}", "starttime": ORIGIN,
+        "delta": dt}) for c in "ENZ"])
+    return st, exact
 
 
-def test_synthetic_nan_rejected() -> None:
-    tr = Trace(np.full(10000, np.nan), header={"network": "XX", "station": "S1",
-                                               "channel": "HXZ", "starttime": ORIGIN})
-    with pytest.raises(StationError, match="contains NaN"):
-        preprocess_synthetic(Stream([tr]), ORIGIN, CONFIG)
-    with pytest.raises(ValueError, match="quantity"):
-        preprocess_synthetic(Stream([tr]), ORIGIN, CONFIG, quantity="STRAIN")
+def test_synthetic_copies_keep_an_in_band_wavelet(records: dict) -> None:
+    """A 2 Hz wavelet is inside the record's band: its peaks survive the record's filters,
+    the derivatives and the 50 Hz grid within 1 %."""
+    st, exact = wavelet_synthetics("CCC")
+    _, inv = read_station("CCC")
+    observed, synthetic = comparison_copies(records["CCC"], st, inv, ORIGIN, (0.0, 20.0),
+                                            CONFIG)
+    for quantity in QUANTITIES:
+        assert [tr.id for tr in synthetic[quantity]] == ["CI.CCC..HXE", "CI.CCC..HXN",
+                                                         "CI.CCC..HXZ"]
+        z = synthetic[quantity].select(channel="HXZ")[0]
+        assert np.abs(z.data).max() == pytest.approx(exact[quantity], rel=0.01)
+        for tr in (*observed[quantity], *synthetic[quantity]):
+            assert tr.stats.starttime == ORIGIN and tr.stats.sampling_rate == 50.0
+            assert tr.stats.npts == 7501 and tr.data.dtype == np.float64
+            assert tr.stats.dare["lowpass"] == 20.0  # 0.4 x the grid's rate
+    assert all(tr.stats.coverage == 1.0 for tr in observed["ACC"])
+
+
+def test_common_band_follows_what_the_synthetics_resolve(records: dict) -> None:
+    """Synthetics resolving up to 0.5 Hz (a coarse mesh): both copies are low-passed there,
+    with the same filters, so that their peaks compare like with like."""
+    st, _ = wavelet_synthetics("WBM", f0=0.2, t0=40.0)
+    _, inv = read_station("WBM")
+    observed, synthetic = comparison_copies(records["WBM"], st, inv, ORIGIN, (0.0, 0.5),
+                                            CONFIG)
+    for tr in (*observed["ACC"], *synthetic["ACC"]):
+        assert tr.stats.dare["lowpass"] == 0.5
+        spectrum = np.abs(np.fft.rfft(tr.data))
+        freqs = np.fft.rfftfreq(tr.stats.npts, tr.stats.delta)
+        assert spectrum[freqs > 4.0].max() < 1e-3 * spectrum.max()
+    record_pga = np.abs(records["WBM"].streams["ACC"][1].data).max()
+    assert np.abs(observed["ACC"][1].data).max() < 0.5 * record_pga
+    with pytest.raises(StationError, match="no common band"):
+        comparison_copies(records["WBM"], st, inv, ORIGIN, (0.0, 0.01), CONFIG)
+
+
+def test_partial_record_copies_are_zero_padded(records: dict) -> None:
+    st, _ = wavelet_synthetics("MPM")
+    _, inv = read_station("MPM")
+    observed, _ = comparison_copies(records["MPM"], st, inv, ORIGIN, (0.0, 20.0), CONFIG)
+    for tr in observed["ACC"]:
+        end = records["MPM"].streams["ACC"][0].stats.endtime
+        covered = math.floor((end - ORIGIN) * 50) + 1
+        assert tr.stats.coverage == pytest.approx(covered / 7501)
+        assert np.abs(tr.data[:covered]).max() > 0.1  # m/s^2: real motion
+        assert not tr.data[covered:].any()
+        assert tr.stats.dare["flags"] == ["partial"]
+
+
+def test_synthetics_projected_onto_rotated_channels() -> None:
+    """Channels 1/2 at azimuths 30 and 120 degrees: the synthetic along each is the
+    horizontal motion's projection; a vertical with dip -90 is 'up'."""
+    east = np.array([1.0, 0.0, 2.0])
+    north = np.array([0.0, 1.0, 2.0])
+    up = np.array([5.0, 6.0, 7.0])
+    syn = Stream([Trace(d.copy(), header={"network": "XX", "station": "S", "channel": f"HX{c}"})
+                  for c, d in zip("ENZ", (east, north, up), strict=True)])
+    inv = obspy.read_inventory(str(RIDGECREST / "stations" / "CI.CCC.xml")).copy()
+    channels = []
+    for code, azimuth, dip in (("HN1", 30.0, 0.0), ("HN2", 120.0, 0.0), ("HNZ", 0.0, -90.0)):
+        for channel in inv[0][0]:
+            if channel.code == f"HN{'E' if code == 'HN1' else 'N' if code == 'HN2' else 'Z'}":
+                channel.code, channel.azimuth, channel.dip = code, azimuth, dip
+        channels.append(Trace(header={"network": "CI", "station": "CCC", "channel": code,
+                                      "starttime": UTCDateTime("2019-07-06")}))
+    out = synthetic_for_channels(syn, channels, inv)
+    az = np.radians([30.0, 120.0])
+    np.testing.assert_allclose(out[0].data, np.sin(az[0]) * east + np.cos(az[0]) * north)
+    np.testing.assert_allclose(out[1].data, np.sin(az[1]) * east + np.cos(az[1]) * north)
+    np.testing.assert_allclose(out[2].data, up)
+    assert [tr.stats.channel for tr in out] == ["HX1", "HX2", "HXZ"]
