@@ -167,11 +167,20 @@ def _finish(state: CLIState, report: dict[str, Any], run_dir: Path, json_output:
     if failed is not None:
         report_error(state, f"stage {failed.name} failed: {failed.error}", failed.exception)
         raise typer.Exit(EXIT_FAILED)
-    rejected = [s for s, e in report["stations"].items() if e.get("status") == "rejected"]
-    if rejected:
-        report_error(state, f"{len(rejected)} station(s) rejected: {', '.join(rejected)} "
-                            f"(reasons in {run_dir / 'report.json'})")
+    stations = report["stations"]
+    rejected = [s for s, e in stations.items() if e.get("status") == "rejected"]
+    errors = [s for s in rejected if stations[s].get("category") != "quality"]
+    where = f"(reasons in {run_dir / 'report.json'})"
+    if stations and len(rejected) == len(stations):
+        report_error(state, f"every station was rejected: {', '.join(rejected)} {where}")
         raise typer.Exit(EXIT_FAILED)
+    if errors:
+        report_error(state, f"{len(errors)} station(s) rejected for bad input: "
+                            f"{', '.join(errors)} {where}")
+        raise typer.Exit(EXIT_FAILED)
+    if rejected and not state.quiet:
+        state.stderr.print(f"{len(rejected)} station(s) failed quality checks: "
+                           f"{', '.join(rejected)} {where}", markup=False, highlight=False)
 
 
 def _dry_run(state: CLIState, config: Any, only: list[str] | None) -> None:

@@ -22,12 +22,16 @@ log = logging.getLogger(__name__)
 
 
 def rejection(stage: str, station: str, error: BaseException) -> dict[str, str]:
-    """The report record of a station that failed a stage."""
+    """The report record of a station that failed a stage.
+
+    ``category`` is ``"quality"`` for a record that failed a quality check (a routine outcome
+    of processing), ``"error"`` for bad input or an unexpected exception.
+    """
     if isinstance(error, StationError):
-        reason = error.reason
+        reason, category = error.reason, error.category
     else:
-        reason = f"unexpected {type(error).__name__}: {error}"
-    return {"station": station, "stage": stage, "reason": reason}
+        reason, category = f"unexpected {type(error).__name__}: {error}", "error"
+    return {"station": station, "stage": stage, "reason": reason, "category": category}
 
 
 class StationStep(ProcessingElement):

@@ -700,9 +700,12 @@ def build_pipeline(config: RAConfig, *, log: Callable[[str], None] | None = None
 
         def finish(result: Any) -> dict[str, Any]:
             records = result.output("step", "output")
-            rejected = result.output("step", "rejected")
+            failures = [{"plot": ":".join(r["station"]), "reason": r["reason"]}
+                        for r in result.output("step", "rejected")]
+            # a figure that cannot be drawn is no reason to reject a station: listed apart
             return {"files": sorted(r["file"] for r in records),
-                    "rejected": sorted(rejected, key=lambda r: str(r["station"])), "flags": []}
+                    "plot_failures": sorted(failures, key=lambda r: r["plot"]),
+                    "rejected": [], "flags": []}
 
         graph, inputs = _per_station("plot", step, tasks)
         return StageWork(graph, inputs, finish)
@@ -756,7 +759,10 @@ def run_assessment(
     """Run the stages (all, or ``only`` some) and write ``report.json`` in the run folder.
 
     Returns the report: stage reports, and per station whether it was processed, rejected
-    (stage and reason) or flagged.
+    (stage, reason, and ``category``: ``"quality"`` when its record failed a quality check,
+    ``"error"`` for bad input) or flagged. ``ok`` is true when no stage failed, no station was
+    rejected for an error, and at least one station was processed: rejections by quality
+    checks are a routine outcome of processing real records, reported but not a failure.
     """
     run_dir = Path(config.out)
     pipeline = build_pipeline(config, log=log)
@@ -776,12 +782,15 @@ def run_assessment(
         for record in summary.get("rejected", []):
             entry = stations.setdefault(record["station"], {"flags": []})
             entry.update(status="rejected", stage=record.get("stage", stage.name),
-                         reason=record["reason"])
+                         reason=record["reason"], category=record.get("category", "error"))
         for flag in summary.get("flags", []):
             stations.setdefault(flag["station"], {"status": "processed", "flags": []})
             stations[flag["station"]]["flags"].append(flag["flag"])
+    errors = [s for s in stations.values()
+              if s.get("status") == "rejected" and s.get("category") != "quality"]
+    processed = [s for s in stations.values() if s.get("status") == "processed"]
     document: dict[str, Any] = {
-        "ok": report.ok and not any(s.get("status") == "rejected" for s in stations.values()),
+        "ok": report.ok and not errors and (bool(processed) or not stations),
         "config": str(config.source_file) if config.source_file else None,
         "stages": [stage.as_dict() for stage in report.stages],
         "stations": dict(sorted(stations.items())),

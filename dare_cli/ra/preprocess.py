@@ -465,7 +465,14 @@ def _merge(st: Stream, max_gap: float) -> Stream:
 
 # -- the record --------------------------------------------------------------------------------
 class _ChannelFailure(Exception):
-    """One channel cannot be processed (the message says why)."""
+    """One channel cannot be processed (the message says why).
+
+    ``quality``: it failed a quality check (by default); else its input is wrong.
+    """
+
+    def __init__(self, message: str, *, quality: bool = True) -> None:
+        super().__init__(message)
+        self.quality = quality
 
 
 @dataclass
@@ -517,7 +524,7 @@ def _response(tr: Trace, inventory: Inventory) -> tuple[Any, str]:
         response = inventory.get_response(tr.id, tr.stats.starttime)
     except Exception as exc:  # obspy raises a bare Exception when nothing matches
         raise _ChannelFailure(f"no instrument response for channel {tr.id} at "
-                              f"{tr.stats.starttime}: {exc}") from exc
+                              f"{tr.stats.starttime}: {exc}", quality=False) from exc
     sensitivity = response.instrument_sensitivity
     if response.response_stages:
         return response, "full"
@@ -525,7 +532,7 @@ def _response(tr: Trace, inventory: Inventory) -> tuple[Any, str]:
     if (sensitivity is None or not sensitivity.value or units not in _ACC_UNITS):
         raise _ChannelFailure(f"no instrument response for channel {tr.id}: no response "
                               "stages, and no sensitivity of an accelerometer (input units "
-                              f"{units or 'not given'})")
+                              f"{units or 'not given'})", quality=False)
     return response, "sensitivity"
 
 
@@ -541,7 +548,7 @@ def _to_motion(tr: Trace, response: Any, how: str, config: PreprocessConfig) -> 
     else:
         raise _ChannelFailure(f"channel {tr.id}: instrument code {instrument!r} with input "
                               f"units {units or 'not given'} is neither an accelerometer nor "
-                              "a velocity seismometer")
+                              "a velocity seismometer", quality=False)
     # the band near the Nyquist frequency, where the response (known or not) is least
     # reliable, is removed first; gmprocess applies this to full responses only: applied to
     # sensitivities too, an accelerometer gives the same peaks whichever the metadata
@@ -561,15 +568,18 @@ def _to_motion(tr: Trace, response: Any, how: str, config: PreprocessConfig) -> 
         tr.remove_response(output=output, water_level=config.water_level, pre_filt=None,
                            zero_mean=True, taper=False)
     except Exception as exc:  # obspy raises bare Exceptions / ValueErrors here
-        raise _ChannelFailure(f"response removal failed for channel {tr.id}: {exc}") from exc
+        raise _ChannelFailure(f"response removal failed for channel {tr.id}: {exc}",
+                              quality=False) from exc
     finally:
         del tr.stats.response
     if not np.isfinite(tr.data).all():
-        raise _ChannelFailure(f"channel {tr.id}: response removal gave non-finite values")
+        raise _ChannelFailure(f"channel {tr.id}: response removal gave non-finite values",
+                              quality=False)
     return output
 
 
-def _merge_channels(st: Stream, max_gap: float, failures: dict[str, str]) -> Stream:
+def _merge_channels(st: Stream, max_gap: float, failures: dict[str, _ChannelFailure]
+                    ) -> Stream:
     """One trace per channel; a channel with a gap longer than ``max_gap`` fails."""
     kept = Stream()
     for channel_id in sorted({tr.id for tr in st}):
@@ -577,7 +587,7 @@ def _merge_channels(st: Stream, max_gap: float, failures: dict[str, str]) -> Str
         try:
             kept += _merge(segments, max_gap)
         except StationError as error:
-            failures[channel_id] = error.reason
+            failures[channel_id] = _ChannelFailure(error.reason)
     return kept
 
 
@@ -586,7 +596,7 @@ def _check_channel(tr: Trace, config: PreprocessConfig, flags: list[dict[str, st
     try:
         _check_samples(tr)
     except StationError as error:
-        raise _ChannelFailure(error.reason) from None
+        raise _ChannelFailure(error.reason, quality=False) from None
     duration = tr.stats.npts * tr.stats.delta
     if duration < config.min_duration:
         raise _ChannelFailure(f"trace {tr.id} is too short: {duration:.2f} s of data, at "
@@ -654,7 +664,7 @@ def process_record(
         The traces belong to more than one station (a caller's error).
     """
     sta = _single_station(st)
-    failures: dict[str, str] = {}
+    failures: dict[str, _ChannelFailure] = {}
     flags: list[dict[str, str]] = []
     merged = _merge_channels(st, config.max_gap, failures)
     channels: list[tuple[Trace, Any, str]] = []
@@ -663,7 +673,7 @@ def process_record(
             _check_channel(tr, config, flags)
             response, how = _response(tr, inventory)
         except _ChannelFailure as failure:
-            failures[tr.id] = str(failure)
+            failures[tr.id] = failure
             continue
         channels.append((tr, response, how))
     _stop_if_failed(sta, failures, bool(channels), config)
@@ -690,7 +700,7 @@ def process_record(
             processed.append(_window_and_snr(tr, response, how, hypo, split, end, snr_band,
                                              config, flags))
         except _ChannelFailure as failure:
-            failures[tr.id] = str(failure)
+            failures[tr.id] = failure
     _stop_if_failed(sta, failures, bool(processed), config)
     traces = _align([tr for tr, _ in processed])
     _choose_corners(processed, split, end, snr_band, config, failures)
@@ -734,16 +744,17 @@ def process_record(
     for quantity in ("VEL", "DISP"):  # the flags of the acceleration hold for all three
         for trace, acc in zip(streams[quantity], streams["ACC"], strict=True):
             trace.stats.dare["flags"] = list(acc.stats.dare["flags"])
-    return RecordResult(sta, streams, rejected=dict(sorted(failures.items())), flags=flags,
-                        distance_km=distance_km, p_arrival=p_travel)
+    return RecordResult(sta, streams, rejected={k: str(v) for k, v in sorted(failures.items())},
+                        flags=flags, distance_km=distance_km, p_arrival=p_travel)
 
 
-def _stop_if_failed(sta: str, failures: Mapping[str, str], any_left: bool,
+def _stop_if_failed(sta: str, failures: Mapping[str, _ChannelFailure], any_left: bool,
                     config: PreprocessConfig) -> None:
     if failures and (config.reject_whole_station or not any_left):
-        reasons = "; ".join(reason if channel in reason else f"{channel}: {reason}"
+        reasons = "; ".join(str(reason) if channel in str(reason) else f"{channel}: {reason}"
                             for channel, reason in sorted(failures.items()))
-        raise StationError(sta, reasons)
+        raise StationError(sta, reasons,
+                           quality=all(failure.quality for failure in failures.values()))
 
 
 def _window_and_snr(
@@ -823,7 +834,7 @@ def _align(traces: Sequence[Trace]) -> list[Trace]:
 def _choose_corners(
     processed: Sequence[tuple[Trace, processing.SnrCurve]], split: UTCDateTime,
     end: UTCDateTime, snr_band: tuple[float, float], config: PreprocessConfig,
-    failures: dict[str, str],
+    failures: dict[str, _ChannelFailure],
 ) -> None:
     """SNR corners, shared by the horizontals, capped low-pass, polynomial high-pass."""
     low, high = snr_band
@@ -835,7 +846,7 @@ def _choose_corners(
                 curve, threshold=config.snr_threshold, fmin=low, fmax=high,
                 duration=duration)
         except ValueError as error:
-            failures[tr.id] = f"channel {tr.id}: {error}"
+            failures[tr.id] = _ChannelFailure(f"channel {tr.id}: {error}")
     horizontals = [tr.id for tr, _ in processed if _is_horizontal(tr) and tr.id in corners]
     if len(horizontals) > 1:
         shared = processing.same_horizontal_corners([corners[h] for h in horizontals])
@@ -854,16 +865,17 @@ def _choose_corners(
                                                   fmax=config.highpass_max,
                                                   order=config.filter_order)
             if config.highpass_max - polyfit < 1e-9:
-                failures[tr.id] = (f"channel {tr.id}: no high-pass corner up to "
-                                   f"{config.highpass_max:g} Hz removes the displacement's "
-                                   "long-period trend")
+                failures[tr.id] = _ChannelFailure(
+                    f"channel {tr.id}: no high-pass corner up to {config.highpass_max:g} Hz "
+                    "removes the displacement's long-period trend")
                 continue
             if polyfit > highpass:
                 highpass = polyfit
                 raised = raised or _is_horizontal(tr)
         if highpass >= lowpass:
-            failures[tr.id] = (f"channel {tr.id}: high-pass corner {highpass:.3g} Hz is not "
-                               f"below the low-pass corner {lowpass:.3g} Hz")
+            failures[tr.id] = _ChannelFailure(
+                f"channel {tr.id}: high-pass corner {highpass:.3g} Hz is not below the "
+                f"low-pass corner {lowpass:.3g} Hz")
             continue
         corners[tr.id] = (highpass, lowpass)
         tr.stats.dare["highpass_snr"] = round(snr_highpass, 6)
@@ -983,7 +995,7 @@ def _comparison_band(
                                                f"{record.stats.dare['highpass']:.3g}-"
                                                f"{record.stats.dare['lowpass']:.3g} Hz, "
                                                f"synthetics {synthetic_band[0]:.3g}-"
-                                               f"{synthetic_band[1]:.3g} Hz")
+                                               f"{synthetic_band[1]:.3g} Hz", quality=True)
     return highpass, lowpass
 
 
