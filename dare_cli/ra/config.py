@@ -13,6 +13,7 @@ resolved against the folder of the configuration file. Layout::
     [simulate.specfem]      # dare_cli.ra.simulate.specfem.backends.SpecfemConfig
     [preprocess]            # dare_cli.ra.preprocess.PreprocessConfig
     [pgm]                   # PGMConfig: periods, damping
+    [gmpe]                  # dare_cli.ra.gmpe.GMPEConfig: the ground-motion model baseline
     [plot]                  # PlotConfig
 """
 
@@ -29,6 +30,7 @@ from typing import Any
 
 from dare_cli.ra.download import DownloadConfig
 from dare_cli.ra.errors import ConfigError
+from dare_cli.ra.gmpe import GMPEConfig
 from dare_cli.ra.preprocess import PreprocessConfig
 from dare_cli.ra.simulate.embedded import EmbeddedConfig
 from dare_cli.ra.simulate.specfem.backends import SpecfemConfig
@@ -118,6 +120,7 @@ class RAConfig:
     specfem: SpecfemConfig = field(default_factory=SpecfemConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     pgm: PGMConfig = field(default_factory=PGMConfig)
+    gmpe: GMPEConfig = field(default_factory=GMPEConfig)
     plot: PlotConfig = field(default_factory=PlotConfig)
 
     def with_overrides(
@@ -228,7 +231,11 @@ def _build(cls: Any, table: Mapping[str, Any], where: str) -> Any:
     try:
         return cls(**values)
     except ConfigError as error:
-        raise ConfigError(f"{where}: {error}") from None
+        message = str(error)
+        tag = where[where.find("["):] if "[" in where else ""
+        if tag and message.startswith(tag):  # the dataclass names its table too
+            message = message[len(tag):].lstrip(": ")
+        raise ConfigError(f"{where}: {message}") from None
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from None
 
@@ -257,7 +264,7 @@ def load_config(path: Path | None) -> RAConfig:
 def parse_config(data: Mapping[str, Any], path: Path) -> RAConfig:
     """Build an :class:`RAConfig` from parsed TOML ``data`` read from ``path``."""
     where = str(path)
-    tables = ("run", "download", "source", "simulate", "preprocess", "pgm", "plot")
+    tables = ("run", "download", "source", "simulate", "preprocess", "pgm", "gmpe", "plot")
     for key, value in data.items():
         if key not in tables:
             raise ConfigError(f"{where}: unknown table [{key}]{_suggest(key, tables)}; "
@@ -310,5 +317,6 @@ def parse_config(data: Mapping[str, Any], path: Path) -> RAConfig:
         specfem=_build(SpecfemConfig, specfem_table, f"{where} [simulate.specfem]"),
         preprocess=_build(PreprocessConfig, data.get("preprocess", {}), f"{where} [preprocess]"),
         pgm=_build(PGMConfig, data.get("pgm", {}), f"{where} [pgm]"),
+        gmpe=_build(GMPEConfig, data.get("gmpe", {}), f"{where} [gmpe]"),
         plot=_build(PlotConfig, data.get("plot", {}), f"{where} [plot]"),
     )

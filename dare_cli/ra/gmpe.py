@@ -277,8 +277,9 @@ class GMPEConfig:
             if not isinstance(code, str) or not _is_station_code(code):
                 raise ConfigError(f"[gmpe] vs30_by_station: key {code!r} is not \"NET.STA\"")
             _check_vs30(value, f"[gmpe] vs30_by_station {code!r}")
-        object.__setattr__(self, "vs30_by_station", MappingProxyType(
-            {code: float(value) for code, value in self.vs30_by_station.items()}))
+        # a plain dict (sorted): pickled to worker processes and fingerprinted as JSON
+        object.__setattr__(self, "vs30_by_station", {
+            code: float(value) for code, value in sorted(self.vs30_by_station.items())})
         if self.mechanism is not None and self.mechanism not in MECHANISMS:
             raise ConfigError(f"[gmpe] mechanism must be one of {', '.join(MECHANISMS)} "
                               f"(strike-slip, normal, reverse, unspecified), not "
@@ -930,7 +931,7 @@ def predict(event: Earthquake, stations: Iterable[Station], periods: Sequence[fl
         out.append(Prediction(
             station=station.code, model=config.model, library=library, component=component,
             vs30=vs30, mechanism=mechanism, distances=dist,
-            motions=MappingProxyType(motions),
+            motions=dict(motions),
             outside_range=validity(config.model, scenario, config.distance),
             notes=tuple(notes)))
     return out

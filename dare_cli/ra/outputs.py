@@ -21,7 +21,10 @@ One mapping per station, channel and kind. Keys (other keys are ignored):
                  ``"maxh"`` (the greater of the two horizontals), ``"??H"`` (horizontal vector
                  norm, e.g. ``"HNH"``) or ``"??3"`` (three-component vector norm, e.g.
                  ``"HN3"``). NB: ``?3`` is therefore never read as a SEED orientation code.
-``kind``         ``"observed"`` or ``"synthetic"``
+``kind``         ``"observed"``, ``"synthetic"`` or ``"gmpe"`` (the median a ground-motion model
+                 predicts, channel ``rotd50`` (or the model's component), with
+                 ``sigma_log10``: ``{metric: standard deviation of log10}`` and ``gmpe``:
+                 ``{"model", "component", "vs30", "rjb_km", "rrup_km", "outside_range"}``)
 ``band``         ``"record"`` (the observed record in its own band, at its own rate: what a
                  network reports) or ``"common"`` (observed and synthetic copies in the band
                  they share, on one time grid: what the misfits compare); default ``"record"``
@@ -36,6 +39,12 @@ One mapping per station, channel and kind. Keys (other keys are ignored):
                  (``"psa0.3"``, ``"psa1.0"``, ``"psa3.0"``; ``"psa1"`` is read as ``"psa1.0"``)
 
 A metric may be missing, ``None`` or NaN when it was not computed.
+
+Residual rows
+-------------
+Observed and synthetic RotD50 against the ground-motion model: ``station``, ``kind``
+(``observed`` or ``synthetic``), ``band``, ``metric``, ``log10`` = log10(motion / predicted
+median) and ``normalized`` = ``log10`` / the prediction's log10 sigma.
 
 Misfit rows
 -----------
@@ -80,7 +89,11 @@ by ShakeMap):
   (``common`` band);
 - ``observed_common``: the same for the observed ``common`` band rows, which the misfits compare;
 - ``misfit``: ``{"units": "log10(synthetic/observed)", "channels": [{"name": "LOC.CHA",
-  "values": {"pga": ..., "sa(0.3)": ...}}]}``.
+  "values": {"pga": ..., "sa(0.3)": ...}}]}``;
+- ``gmpe``: the baseline, ``{"model", "component", "vs30", "rjb_km", "rrup_km",
+  "outside_range", "amplitudes": [{"name", "value", "units", "log10_sigma"}], "residuals":
+  {"units": "log10(motion/median)", "observed": {"pga": ...}, "synthetic": {...}},
+  "normalized_residuals": {...}}`` (absent when the pgm stage computed none).
 
 Rejected stations are not features (ShakeMap would ingest any feature as data, and a rejected
 station may have no coordinates): they are listed in the top-level foreign member
@@ -135,8 +148,8 @@ __all__ = [
     "write_stationlist",
 ]
 
-#: Kinds of motion rows.
-KINDS = ("observed", "synthetic")
+#: Kinds of motion rows: recorded, simulated, predicted by a ground-motion model.
+KINDS = ("observed", "synthetic", "gmpe")
 #: Bands of motion rows: the record's own, or the band observed and synthetic share.
 BANDS = ("record", "common")
 #: ShakeMap's amplitude flag letter of each dare flag (shakelib: I incomplete, G glitch,
@@ -234,6 +247,8 @@ class StationMotion:
     unusable: tuple[str, ...] = ()
     freqmin: float | None = None
     freqmax: float | None = None
+    sigma_log10: Mapping[str, float] = field(default_factory=dict)
+    gmpe: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StationMotion:
@@ -265,6 +280,10 @@ class StationMotion:
                 channel=channel, kind=kind, values=values, band=band,
                 flags=tuple(sorted(str(f) for f in row.get("flags") or ())), unusable=unusable,
                 freqmin=_finite(row.get("freqmin")), freqmax=_finite(row.get("freqmax")),
+                sigma_log10={m: float(v) for m, v in (
+                    (canonical_metric(str(k)), _finite(v))
+                    for k, v in (row.get("sigma_log10") or {}).items()) if m and v is not None},
+                gmpe=dict(row.get("gmpe") or {}),
             )
         except KeyError as error:
             raise ValueError(f"motion row of {station} lacks the key {error}") from error
@@ -424,6 +443,35 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     return write_atomic(path, data)
 
 
+# -- residuals against the ground-motion model ---------------------------------------------------
+@dataclass(frozen=True)
+class _Residual:
+    station: str
+    kind: str
+    band: str
+    metric: str
+    log10: float | None
+    normalized: float | None
+
+
+def _residuals(rows: Iterable[Mapping[str, Any]]) -> list[_Residual]:
+    result = []
+    for row in rows:
+        station = str(row.get("station", "?"))
+        try:
+            metric = canonical_metric(str(row["metric"]))
+            if metric is None:
+                raise ValueError(f"unknown metric {row['metric']!r}")
+            result.append(_Residual(station, str(row["kind"]), str(row.get("band") or "record"),
+                                    metric, _finite(row["log10"]),
+                                    _finite(row.get("normalized"))))
+        except KeyError as error:
+            raise ValueError(f"residual row of {station} lacks the key {error}") from error
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"residual row of {station} is wrong: {error}") from error
+    return result
+
+
 # -- misfits -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Misfit:
@@ -531,9 +579,34 @@ def _peak(peaks: Mapping[str, float], metric: str) -> float | None:
     return _convert(metric, peaks[metric])[0] if metric in peaks else None
 
 
+def _gmpe_block(motions: Sequence[StationMotion], residuals: Sequence[_Residual]
+                ) -> dict[str, Any] | None:
+    predicted = [m for m in motions if m.kind == "gmpe"]
+    if not predicted:
+        return None
+    row = predicted[0]
+    amplitudes = []
+    for metric in _metric_order(row.values):
+        value, units = _convert(metric, row.values[metric])
+        amplitudes.append({"name": _shakemap_metric(metric), "value": value, "units": units,
+                           "log10_sigma": row.sigma_log10.get(metric)})
+    block: dict[str, Any] = {key: row.gmpe.get(key) for key in (
+        "model", "component", "vs30", "rjb_km", "rrup_km", "outside_range")}
+    block["amplitudes"] = amplitudes
+    by_kind: dict[str, dict[str, Any]] = {}
+    normalized: dict[str, dict[str, Any]] = {}
+    for item in residuals:
+        by_kind.setdefault(item.kind, {})[_shakemap_metric(item.metric)] = item.log10
+        normalized.setdefault(item.kind, {})[_shakemap_metric(item.metric)] = item.normalized
+    block["residuals"] = {"units": "log10(motion/median)", **by_kind}
+    block["normalized_residuals"] = normalized
+    return block
+
+
 def _feature(
     station: str, motions: Sequence[StationMotion],
     misfits: Mapping[tuple[str, str, str, str], Mapping[str, float | None]],
+    residuals: Sequence[_Residual] = (),
 ) -> geojson.Feature:
     observed = [m for m in motions if m.kind == "observed" and m.band == "record"]
     observed_common = [m for m in motions if m.kind == "observed" and m.band == "common"]
@@ -581,6 +654,9 @@ def _feature(
         },
         "misfit": {"units": MISFIT_UNITS, "channels": misfit_channels},
     }
+    gmpe = _gmpe_block(motions, residuals)
+    if gmpe is not None:
+        properties["gmpe"] = gmpe
     return geojson.Feature(id=station, geometry=geojson.Point((first.longitude, first.latitude)),
                            properties=properties)
 
@@ -591,6 +667,7 @@ def write_stationlist(
     rows: Iterable[Mapping[str, Any]],
     misfits: Iterable[Mapping[str, Any]] = (),
     rejected: Iterable[Any] = (),
+    residuals: Iterable[Mapping[str, Any]] = (),
 ) -> geojson.FeatureCollection:
     """Write the ShakeMap-style station list (see the module docstring) and return it.
 
@@ -606,6 +683,8 @@ def write_stationlist(
         Misfit rows, log10(synthetic/observed).
     rejected
         Rejected stations with reasons.
+    residuals
+        Residual rows against the ground-motion model.
 
     Returns
     -------
@@ -627,7 +706,11 @@ def write_stationlist(
     by_station: dict[str, list[StationMotion]] = {}
     for motion in motions:
         by_station.setdefault(motion.station, []).append(motion)
-    features = [_feature(station, by_station[station], lookup) for station in sorted(by_station)]
+    residual_rows: dict[str, list[_Residual]] = {}
+    for item in _residuals(residuals):
+        residual_rows.setdefault(item.station, []).append(item)
+    features = [_feature(station, by_station[station], lookup, residual_rows.get(station, []))
+                for station in sorted(by_station)]
     collection = geojson.FeatureCollection(
         features,
         event=info.as_dict(),
@@ -650,6 +733,7 @@ def write_pgm_csv(
     path: str | os.PathLike[str],
     rows: Iterable[Mapping[str, Any]],
     misfits: Iterable[Mapping[str, Any]] = (),
+    residuals: Iterable[Mapping[str, Any]] = (),
 ) -> list[str]:
     """Write the PGM table (see the module docstring): byte-identical for the same rows.
 
@@ -661,6 +745,10 @@ def write_pgm_csv(
         Motion rows, SI units (written unchanged: m/s², m/s, m).
     misfits
         Misfit rows, log10(synthetic/observed).
+    residuals
+        Residual rows against the ground-motion model: on the RotD50 line of their kind and
+        band (columns ``gmpe_residual_<metric>_log10``); the ``gmpe`` lines carry the
+        prediction's ``sigma_<metric>_log10``.
 
     Returns
     -------
@@ -682,11 +770,17 @@ def write_pgm_csv(
                              f"{_channel_name(after.location, after.channel)}")
     misfit_rows = _misfits(misfits)
     lookup = _misfit_lookup(motions, misfit_rows)
+    residual_lookup = {(r.station, r.kind, r.band, r.metric): r.log10
+                       for r in _residuals(residuals)}
     metrics = _metric_order({key for m in motions for key in m.values}
                             | {m.metric for m in misfit_rows} | set(BASE_METRICS))
     psa = [m for m in metrics if psa_period(m) is not None]
+    with_gmpe = any(m.kind == "gmpe" for m in motions) or bool(residual_lookup)
+    gmpe_metrics = [m for m in metrics if m != "pgd"] if with_gmpe else []
     header = [*CSV_BASE_COLUMNS, *(f"{m}_m_s2" for m in psa),
-              *(f"misfit_{m}_log10" for m in metrics)]
+              *(f"misfit_{m}_log10" for m in metrics),
+              *(f"sigma_{m}_log10" for m in gmpe_metrics),
+              *(f"gmpe_residual_{m}_log10" for m in gmpe_metrics)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -699,6 +793,9 @@ def write_pgm_csv(
             ";".join([*m.flags, *(f"unusable:{u}" for u in m.unusable)]),
             *(_csv_float(m.values.get(metric)) for metric in (*BASE_METRICS, *psa)),
             *(_csv_float(misfit.get(metric)) for metric in metrics),
+            *(_csv_float(m.sigma_log10.get(metric)) for metric in gmpe_metrics),
+            *(_csv_float(residual_lookup.get((m.station, m.kind, m.band, metric))
+                         if m.channel == "rotd50" else None) for metric in gmpe_metrics),
         ])
     atomic_write(path, buffer.getvalue())
     return header

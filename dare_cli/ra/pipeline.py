@@ -37,7 +37,7 @@ from obspy.core.event import Event
 from obspy.geodetics import gps2dist_azimuth
 
 from dare_cli import __version__
-from dare_cli.ra import outputs, plots
+from dare_cli.ra import gmpe, outputs, plots
 from dare_cli.ra.config import RAConfig
 from dare_cli.ra.download import download
 from dare_cli.ra.errors import RAError, StationError
@@ -528,6 +528,71 @@ def pgm_station(
     return {"station": station, "rows": rows, "misfits": misfits}
 
 
+def gmpe_earthquake(event: Event, config: RAConfig) -> gmpe.Earthquake:
+    """The event for the ground-motion model: Mw, hypocentre, and rake and dip if known.
+
+    The rake and dip are those of ``[source]`` when given, else of the event's preferred
+    focal mechanism (its first nodal plane).
+    """
+    hypo = hypocentre(event, config)
+    rake, dip = config.source.rake, config.source.dip
+    if rake is None:
+        mechanism = event.preferred_focal_mechanism() or (
+            event.focal_mechanisms[0] if event.focal_mechanisms else None)
+        planes = getattr(mechanism, "nodal_planes", None)
+        plane = getattr(planes, "nodal_plane_1", None)
+        if plane is not None and plane.rake is not None and plane.dip is not None:
+            rake, dip = float(plane.rake), float(plane.dip)
+    if dip is not None and not 0 < dip <= 90:  # a horizontal plane: no dip for the model
+        dip = None
+    return gmpe.Earthquake(hypo.magnitude, hypo.latitude, hypo.longitude,
+                           max(hypo.depth_km, 0.0), rake, dip)
+
+
+def gmpe_rows(predictions: Sequence[gmpe.Prediction],
+              infos: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The predicted medians as pgm rows (kind ``gmpe``), with their sigmas."""
+    rows = []
+    for prediction in predictions:
+        motions = {k: m for k, m in prediction.motions.items() if m is not None}
+        rows.append({
+            **infos[prediction.station], "kind": "gmpe", "band": "record",
+            "channel": "rotd50", "component": "rotd50", "location": "",
+            **{key: motion.median for key, motion in motions.items()},
+            "sigma_log10": {key: motion.sigma_log10 for key, motion in motions.items()},
+            "gmpe": {"model": prediction.model, "library": prediction.library,
+                     "component": prediction.component, "vs30": prediction.vs30,
+                     "mechanism": prediction.mechanism,
+                     "rjb_km": round(prediction.distances.rjb, 3),
+                     "rrup_km": round(prediction.distances.rrup, 3),
+                     "outside_range": list(prediction.outside_range),
+                     "notes": list(prediction.notes)},
+        })
+    return rows
+
+
+def gmpe_residuals(rows: Sequence[Mapping[str, Any]],
+                   predictions: Sequence[gmpe.Prediction]) -> list[dict[str, Any]]:
+    """Observed (record band) and synthetic RotD50 against the predicted medians."""
+    by_station = {p.station: p for p in predictions}
+    out = []
+    for row in rows:
+        prediction = by_station.get(row["station"])
+        if prediction is None or row["component"] != "rotd50" or row["kind"] == "gmpe":
+            continue
+        if (row["kind"], row["band"]) not in (("observed", "record"), ("synthetic", "common")):
+            continue
+        for metric, motion in prediction.motions.items():
+            value = row.get(metric)
+            if motion is None or value is None or not value > 0:
+                continue
+            result = gmpe.residual(float(value), motion)
+            out.append({"station": row["station"], "kind": row["kind"], "band": row["band"],
+                        "metric": metric, "log10": result.log10,
+                        "normalized": result.normalized, "model": prediction.model})
+    return out
+
+
 def plot_task(
     task: tuple[str, str], *, run_dir: Path, out_dir: Path, config: RAConfig,
 ) -> dict[str, Any]:
@@ -665,15 +730,25 @@ def build_pipeline(config: RAConfig, *, log: Callable[[str], None] | None = None
         step = functools.partial(pgm_station, run_dir=run_dir, pairs=pairs, infos=infos,
                                  config=config)
         graph, inputs = _per_station("pgm", step, stations)
+        predictions: list[gmpe.Prediction] = []
+        if config.gmpe.enabled and stations:
+            earthquake = gmpe_earthquake(read_event(context.stage_dir("download")), config)
+            predictions = gmpe.predict(
+                earthquake, [gmpe.Station(s, infos[s]["latitude"], infos[s]["longitude"])
+                             for s in stations], config.pgm.periods, config.gmpe)
 
         def finish(result: Any) -> dict[str, Any]:
             records = sorted(result.output("step", "output"), key=lambda r: r["station"])
+            done = {r["station"] for r in records}
             rows = [row for r in records for row in r["rows"]]
+            rows += gmpe_rows([p for p in predictions if p.station in done], infos)
             misfits = [m for r in records for m in r["misfits"]]
+            residuals = gmpe_residuals(rows, predictions)
             write_json(context.out_dir / "pgm.json",
-                       {"event": event, "rows": rows, "misfits": misfits})
-            outputs.write_pgm_csv(context.out_dir / "pgm.csv", rows, misfits)
-            return _summary(result)
+                       {"event": event, "rows": rows, "misfits": misfits,
+                        "residuals": residuals})
+            outputs.write_pgm_csv(context.out_dir / "pgm.csv", rows, misfits, residuals)
+            return _summary(result, {"gmpe": config.gmpe.model if predictions else None})
 
         return StageWork(graph, inputs, finish)
 
@@ -682,7 +757,8 @@ def build_pipeline(config: RAConfig, *, log: Callable[[str], None] | None = None
             pgm = json.loads((context.stage_dir("pgm") / "pgm.json").read_text())
             rejected = rejected_so_far(context.run_dir)
             outputs.write_stationlist(context.out_dir / "stationlist.json", pgm["event"],
-                                      pgm["rows"], pgm["misfits"], rejected)
+                                      pgm["rows"], pgm["misfits"], rejected,
+                                      pgm.get("residuals", []))
             return {"processed": sorted({r["station"] for r in pgm["rows"]}), "rejected": [],
                     "flags": []}
 
@@ -725,7 +801,7 @@ def build_pipeline(config: RAConfig, *, log: Callable[[str], None] | None = None
         Stage("norm", build_norm, depends=("preprocess",), params=_params()),
         Stage("match", build_match, depends=("preprocess", "norm"), params=_params()),
         Stage("pgm", build_pgm, depends=("download", "preprocess", "norm", "match"),
-              params=_params(config.pgm)),
+              params=_params(config.pgm, config.gmpe, config.source)),
         Stage("geojson", build_geojson, depends=("download", "preprocess", "pgm"),
               params=_params()),
         Stage("plot", build_plot, depends=("preprocess", "pgm"), params=_params(config.plot)),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
+import pickle
 import subprocess
 import sys
 import time
@@ -435,14 +437,18 @@ def test_bad_station_vs30_and_other_keys_rejected():
         GMPEConfig(enabled="yes")  # type: ignore[arg-type]
 
 
-def test_config_is_frozen_and_keeps_its_own_copy_of_the_overrides():
+def test_config_keeps_its_own_copy_of_the_overrides_and_pickles():
+    """Its own plain copy: later changes to the caller's table do not reach it, and it
+    pickles (worker processes) and converts to JSON (the stage fingerprint)."""
     overrides = {"CI.CCC": 300}
     config = GMPEConfig(vs30_by_station=overrides)
     overrides["CI.CCC"] = 999
     assert config.vs30_of("CI.CCC") == (300.0, True)
     assert config.vs30_of("CI.SLA") == (760.0, False)
-    with pytest.raises(TypeError):
-        config.vs30_by_station["CI.CCC"] = 1.0  # type: ignore[index]
+    assert pickle.loads(pickle.dumps(config)) == config
+    assert dataclasses.asdict(config)["vs30_by_station"] == {"CI.CCC": 300.0}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.vs30 = 1.0  # type: ignore[misc]
 
 
 def test_period_outside_the_models_range_rejected_with_the_range():
