@@ -711,6 +711,7 @@ def process_record(
     for tr in traces:
         covered = max(0.0, float(min(tr.stats.endtime, window[1])
                                  - max(tr.stats.starttime, window[0])))
+        tr.stats.coverage = round(min(1.0, covered / config.window_length), 4)
         if covered < 0.99 * config.window_length:
             _flag(tr, "partial", f"{tr.id}: the record covers "
                                  f"{covered / config.window_length:.0%} of the analysis window",
