@@ -31,7 +31,7 @@ system: ## Install the system tools the tests use (redis-server, docker-compose,
 	@redis-server --version
 
 test: $(STAMP) system ## Set up, then run the whole test suite (slow, MPI, Redis and Kafka tests included)
-	$(PY) -m pytest -q -m "not docker"
+	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q -m "not docker"
 	$(MAKE) --no-print-directory test-mpi
 
 test-docker: $(STAMP) ## Tests that need a Docker engine (build the SPECFEM3D image, run its cluster)

@@ -1,11 +1,15 @@
 """Benchmark: the Rapid Assessment of the bundled Ridgecrest example against a plain script.
 
-The baseline is a plain sequential obspy script doing the same processing with no engine and
-no stage files: for each of the 10 stations, synthetics from the same analytical solver, the
-observed records read, trimmed, detrended, tapered, deconvolved to ACC/VEL/DISP with the same
-pre-filter, band-passed and resampled to the common grid, the synthetics processed alike,
-vector norms, PGA/PGV/PGD and PSA at 0.3/1/3 s. ``dare`` runs the stages download to geojson
-(plots off) with every per-station stage on ``simple``, then on ``multi`` with 2 workers.
+The baseline is what a seismologist writes with obspy alone, in one process, with no engine
+and no stage files: for each of the 10 stations, the synthetics of the same analytical solver,
+differentiated and band-passed with obspy; the observed records read, detrended, tapered,
+deconvolved three times (to ACC, VEL and DISP, obspy's ``remove_response`` with a cosine
+pre-filter up to 0.8 of the Nyquist frequency) and band-passed; then PGA/PGV/PGD and PSA at
+0.3/1/3 s of every component (dare's oscillator). ``dare`` runs the stages download to geojson
+(plots off) -- which do more: SNR windows and corners, the polynomial high-pass, RotD50, the
+comparison copies on a common grid, norms, the GMPE baseline -- with every per-station stage
+on ``simple``, then on ``multi`` with 2 workers; it deconvolves once, to acceleration, and
+integrates in the frequency domain, as gmprocess does.
 
 Every case runs in a fresh subprocess (imports included); the median of ``--repeat`` runs and
 the peak resident memory of the process tree are reported.
@@ -37,22 +41,19 @@ PER_STATION = ("simulate", "preprocess", "norm", "match", "pgm")
 
 def baseline() -> int:
     """The plain script; returns the number of PGM rows computed."""
-    import numpy as np
     from obspy import Stream, read, read_events, read_inventory
 
     from dare_cli.ra.config import load_config
-    from dare_cli.ra.norm import station_norms
     from dare_cli.ra.pgm import station_pgm
-    from dare_cli.ra.preprocess import preprocess_synthetic
     from dare_cli.ra.simulate.embedded import synthetics_for_station
     from dare_cli.ra.source import double_couple_tensor, moment_from_magnitude
 
     config = load_config(EXAMPLE / "ridgecrest.toml")
-    p = config.preprocess
     event = read_events(str(EXAMPLE / "event.xml"))[0]
     origin = event.preferred_origin() or event.origins[0]
     tensor = double_couple_tensor(321.0, 81.0, 180.0, moment_from_magnitude(7.1))
-    t0 = origin.time + p.window_start
+    t0, t1 = origin.time - 30.0, origin.time + 300.0
+    freqmin, freqmax = 0.05, 20.0
     rows = 0
     for station_file in sorted((EXAMPLE / "stations").glob("*.xml")):
         inventory = read_inventory(str(station_file))
@@ -60,35 +61,32 @@ def baseline() -> int:
         observed: dict[str, Stream] = {q: Stream() for q in ("ACC", "VEL", "DISP")}
         for path in sorted((EXAMPLE / "waveforms").glob(f"{net}.{sta}..*.mseed")):
             raw = read(str(path))[0]
-            raw.trim(t0 - p.margin, t0 + p.window_length + p.margin)
-            raw.detrend("demean")
+            raw.trim(t0, t1)
             raw.detrend("linear")
-            raw.taper(max_percentage=p.taper_fraction, type="hann")
+            raw.detrend("demean")
+            raw.taper(max_percentage=0.05, type="hann")
+            nyquist = 0.5 * raw.stats.sampling_rate
             for quantity in observed:
                 trace = raw.copy()
-                trace.remove_response(inventory, output=quantity, pre_filt=p.pre_filt,
-                                      water_level=p.water_level, zero_mean=False, taper=False)
-                trace.filter("bandpass", freqmin=p.freqmin, freqmax=p.freqmax,
-                             corners=p.corners, zerophase=p.zerophase)
-                start = max(t0, trace.stats.starttime)
-                npts = int((min(t0 + p.window_length, trace.stats.endtime) - start)
-                           * p.sampling_rate) + 1
-                trace.interpolate(p.sampling_rate, method="lanczos", a=20, starttime=start,
-                                  npts=npts)
-                data = np.zeros(p.npts)
-                offset = round((start - t0) * p.sampling_rate)
-                data[offset:offset + npts] = trace.data[: p.npts - offset]
-                trace.data, trace.stats.starttime = data, t0
+                trace.remove_response(inventory, output=quantity, water_level=60.0,
+                                      pre_filt=(0.002, 0.005, 0.8 * nyquist, 0.9 * nyquist))
+                trace.filter("bandpass", freqmin=freqmin, freqmax=freqmax, corners=4,
+                             zerophase=True)
                 observed[quantity] += trace
+        for stream in observed.values():  # one span for the three components
+            stream.trim(max(tr.stats.starttime for tr in stream),
+                        min(tr.stats.endtime for tr in stream), nearest_sample=True)
+            npts = min(tr.stats.npts for tr in stream)
+            for tr in stream:
+                tr.data = tr.data[:npts]
         coordinates = inventory.get_coordinates(f"{net}.{sta}..HNZ", origin.time)
-        synthetic = preprocess_synthetic(
-            synthetics_for_station(origin, tensor, coordinates, net, sta, config.simulate),
-            origin.time, p)
+        disp = synthetics_for_station(origin, tensor, coordinates, net, sta, config.simulate)
+        disp.taper(max_percentage=0.05, type="hann")
+        disp.filter("bandpass", freqmin=freqmin, freqmax=freqmax, corners=4, zerophase=True)
+        vel = disp.copy().differentiate()
+        synthetic = {"ACC": vel.copy().differentiate(), "VEL": vel, "DISP": disp}
         for streams in (observed, synthetic):
-            norms = {q: station_norms(streams[q]) for q in streams}
-            values = station_pgm(streams["ACC"] + norms["ACC"], streams["VEL"] + norms["VEL"],
-                                 streams["DISP"] + norms["DISP"])
-            rows += len(values)
+            rows += len(station_pgm(streams["ACC"], streams["VEL"], streams["DISP"]))
     return rows
 
 
@@ -100,7 +98,7 @@ def dare(mapping: str, workers: int | None, out: Path) -> int:
     config = load_config(EXAMPLE / "ridgecrest.toml").with_overrides(
         out=out, mappings={stage: (mapping, workers) for stage in PER_STATION})
     report = run_assessment(config, only=STAGES)
-    if not report["ok"]:
+    if not report["ok"]:  # CI.SLA fails its SNR check, as in gmprocess: that is not a failure
         raise SystemExit(f"the run failed: {report}")
     pgm = json.loads((out / "pgm" / "pgm.json").read_text())
     return len(pgm["rows"])
