@@ -8,6 +8,12 @@ to ``<run_dir>/<stage>`` only when it succeeds, so a failed stage leaves no part
 Re-running skips a stage whose fingerprint did not change: the digest of its parameters, of the
 files it declares as inputs, and of the outputs of the stages it depends on. ``force`` redoes
 stages (all, or the ones named).
+
+A pipeline replaces only what it made: a stage folder is a real folder holding the marker
+``.stage.json`` (the temporary ``.<stage>.partial`` folder gets one as soon as it is made). A
+folder of that name without the marker, a symbolic link or a file is never removed: the stage
+fails and says so (with ``force`` too). Folders are removed without following the symbolic
+links inside them.
 """
 
 from __future__ import annotations
@@ -153,6 +159,35 @@ def digest_paths(paths: Iterable[Path], *, exclude: Sequence[str] = (MARKER,)) -
     return digest.hexdigest()
 
 
+def _is_own_folder(path: Path) -> bool:
+    """Whether ``path`` is a stage folder a pipeline made: a real folder with the marker."""
+    marker = path / MARKER
+    return (path.is_dir() and not path.is_symlink() and marker.is_file()
+            and not marker.is_symlink())
+
+
+def _remove_own_folder(path: Path, what: str) -> None:
+    """Remove a folder the pipeline made; refuse anything else (an empty folder is removed).
+
+    Raises
+    ------
+    EngineError
+        ``path`` exists and is a file, a symbolic link, or a folder without the marker.
+    """
+    if not path.exists() and not path.is_symlink():
+        return
+    if _is_own_folder(path):
+        shutil.rmtree(path)  # does not follow the symbolic links inside
+        return
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        path.rmdir()
+        return
+    kind = ("a symbolic link" if path.is_symlink() else
+            "a folder without " + MARKER if path.is_dir() else "a file")
+    raise EngineError(f"refusing to replace {path}: {kind}, not {what} made by dare; move it "
+                      "away")
+
+
 def _canonical(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
 
@@ -270,11 +305,18 @@ class Pipeline:
     ) -> StageReport:
         final = run_dir / stage.name
         partial = run_dir / f".{stage.name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        context = StageContext(stage.name, run_dir, partial, dict(stage.params))
         started = time.perf_counter()
         report = StageReport(stage.name, "ran", mapping, workers, fingerprint=fingerprint)
+        try:
+            if (final.exists() or final.is_symlink()) and not _is_own_folder(final):
+                _remove_own_folder(final, "a stage folder")  # raises: not ours
+            _remove_own_folder(partial, "a temporary stage folder")
+            partial.mkdir(parents=True)
+            (partial / MARKER).write_text(json.dumps({"status": "partial"}))
+        except (EngineError, OSError) as error:
+            report.status, report.error, report.exception = "failed", str(error), error
+            return report
+        context = StageContext(stage.name, run_dir, partial, dict(stage.params))
         try:
             work = stage.build(context)
             result = None
@@ -286,16 +328,21 @@ class Pipeline:
             marker = {"fingerprint": fingerprint, "summary": report.summary,
                       "mapping": mapping, "workers": report.workers}
             (partial / MARKER).write_text(json.dumps(marker, indent=2, default=str))
-            if final.exists():
-                shutil.rmtree(final)
+            _remove_own_folder(final, "a stage folder")
             os.replace(partial, final)
         except KeyboardInterrupt:
-            shutil.rmtree(partial, ignore_errors=True)
+            _discard(partial)
             raise
         except Exception as error:
-            shutil.rmtree(partial, ignore_errors=True)
+            _discard(partial)
             report.status = "failed"
             report.error = str(error) or type(error).__name__
             report.exception = error
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _discard(partial: Path) -> None:
+    """Remove the temporary folder of a failed stage, if it is still the pipeline's."""
+    if _is_own_folder(partial):
+        shutil.rmtree(partial, ignore_errors=True)

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from dare_cli.context import EXIT_FAILED, CLIState, exit_on_error, get_state, report_error
+from dare_cli.context import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    CLIState,
+    exit_on_error,
+    get_state,
+    report_error,
+)
 from dare_cli.errors import DareUsageError
 from dare_cli.progress import RunReporter
 
@@ -30,7 +37,10 @@ ExampleOption = Annotated[
 OutOption = Annotated[
     Path | None, typer.Option("--out", "-o", help="Run directory (default: [run] out).")
 ]
-ForceOption = Annotated[bool, typer.Option("--force", help="Redo stages even if current.")]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Redo stages even if current; also run in an --out folder "
+                                       "dare did not make (only dare's own files are replaced).")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 StageMappingOption = Annotated[
     str | None,
@@ -158,15 +168,22 @@ def _finish(state: CLIState, report: dict[str, Any], run_dir: Path, json_output:
         typer.echo(json.dumps(report, indent=2, default=str))
     elif not state.quiet:
         typer.echo(f"run directory: {run_dir}")
+        outputs = report.get("outputs", {})
         for name in ("report.json", "pgm.csv", "stationlist.json", "pga_map.png",
                      "misfit_map.png"):
             if (run_dir / name).exists():
-                typer.echo(f"  {run_dir / name}")
+                earlier = name in outputs and not outputs[name].get("this_run")
+                typer.echo(f"  {run_dir / name}" + ("  (from an earlier run, still current)"
+                                                     if earlier else ""))
     if not json_output and not state.quiet:
         state.stderr.print(_stations_table(report, run_dir))
     if failed is not None:
+        from dare_cli.ra.errors import ConfigError
+
         report_error(state, f"stage {failed.name} failed: {failed.error}", failed.exception)
-        raise typer.Exit(EXIT_FAILED)
+        # a configuration the stage found unusable (e.g. an implausible event): a usage error
+        raise typer.Exit(EXIT_USAGE if isinstance(failed.exception, ConfigError)
+                         else EXIT_FAILED)
     stations = report["stations"]
     rejected = [s for s, e in stations.items() if e.get("status") == "rejected"]
     errors = [s for s in rejected if stations[s].get("category") != "quality"]
@@ -183,11 +200,30 @@ def _finish(state: CLIState, report: dict[str, Any], run_dir: Path, json_output:
                            f"{', '.join(rejected)} {where}", markup=False, highlight=False)
 
 
-def _dry_run(state: CLIState, config: Any, only: list[str] | None) -> None:
+def _run_assessment(config: Any, **options: Any) -> dict[str, Any]:
+    """``run_assessment``, its refusals (a foreign --out, an implausible event) as usage errors."""
+    from dare_cli.ra.errors import ConfigError
+    from dare_cli.ra.pipeline import run_assessment
+
+    try:
+        return run_assessment(config, **options)
+    except ConfigError as error:
+        raise DareUsageError(str(error)) from error
+
+
+def _dry_run(state: CLIState, config: Any, only: list[str] | None, force: bool = False
+             ) -> None:
+    from dare_cli.ra.errors import ConfigError
     from dare_cli.ra.pipeline import build_pipeline
+    from dare_cli.ra.runfolder import RA_FILES, RA_FOLDERS, check_run_folder
 
     pipeline = build_pipeline(config)
     run_dir = Path(config.out)
+    try:
+        check_run_folder(run_dir, stages=pipeline.names, files=RA_FILES, folders=RA_FOLDERS,
+                         force=force)
+    except ConfigError as error:
+        raise DareUsageError(str(error)) from error
     table = Table(title=f"plan of {run_dir}")
     for column in ("stage", "mapping", "workers", "status"):
         table.add_column(column)
@@ -199,7 +235,8 @@ def _dry_run(state: CLIState, config: Any, only: list[str] | None) -> None:
         table.add_row(stage.name, mapping, str(workers or "auto"), status)
     typer.echo(f"config: {config.source_file}")
     typer.echo(f"run directory: {run_dir}")
-    typer.echo(f"event: {config.download.quakeml or config.download.event_id}")
+    download = config.download
+    typer.echo(f"event: {download.event or download.quakeml or download.event_id}")
     typer.echo(f"waveforms: {config.download.source} {config.download.directory or ''}")
     state.stderr.print(table)
 
@@ -232,13 +269,11 @@ def run(
         loaded = _load(config, example, out, mappings)
         _check_mappings(dict(loaded.mappings))
         if dry_run:
-            _dry_run(state, loaded, None)
+            _dry_run(state, loaded, None, force)
             return
-        from dare_cli.ra.pipeline import run_assessment
-
         log = _SolverLog(state)
         try:
-            report = run_assessment(loaded, force=force, observers=_observers(state), log=log)
+            report = _run_assessment(loaded, force=force, observers=_observers(state), log=log)
         finally:
             log.close()
         _finish(state, report, Path(loaded.out), json_output)
@@ -259,10 +294,8 @@ def _stage_command(stage: str, summary: str) -> None:
             mappings = _parse_mappings([f"{stage}={mapping}"] if mapping else None)
             _check_mappings(mappings)
             loaded = _load(config, example, out, mappings)
-            from dare_cli.ra.pipeline import run_assessment
-
-            report = run_assessment(loaded, only=[stage], force=force,
-                                    observers=_observers(state))
+            report = _run_assessment(loaded, only=[stage], force=force,
+                                     observers=_observers(state))
             _finish(state, report, Path(loaded.out), json_output)
 
     command.__doc__ = (f"{summary}\n\nRuns only this stage; the stages before it must have "
@@ -437,12 +470,10 @@ def simulate(
         if dry_run:
             _simulate_plan(state, loaded)
             return
-        from dare_cli.ra.pipeline import run_assessment
-
         log = _SolverLog(state)
         try:
-            report = run_assessment(loaded, only=["simulate"], force=force,
-                                    observers=_observers(state), log=log)
+            report = _run_assessment(loaded, only=["simulate"], force=force,
+                                     observers=_observers(state), log=log)
         finally:
             log.close()
         _finish(state, report, Path(loaded.out), json_output)

@@ -283,7 +283,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> RAConfig:
         for stage, value in mapping_table.items()
     )
     download_table = dict(data.get("download", {}))
-    for key in ("quakeml", "directory", "stationxml"):
+    for key in ("event", "quakeml", "directory", "stationxml"):
         if isinstance(download_table.get(key), str):
             download_table[key] = _resolve(base, download_table[key])
     simulate_table = dict(data.get("simulate", {}))

@@ -1,5 +1,22 @@
 """Download stage of the Rapid Assessment: the event, station metadata and waveforms of a window.
 
+``[download]`` configuration (:class:`DownloadConfig`)
+-----------------------------------------------------
+``source``
+    Where stations and waveforms come from (below). ``channels`` (patterns in priority order),
+    ``networks``, ``radius_km``, ``before``/``after`` (s around the origin) and
+    ``min_coverage`` select what is kept.
+``event``
+    The event file, in any of the formats of :mod:`dare_cli.ra.events`, detected by content:
+    QuakeML, a USGS ComCat GeoJSON ``event.json`` (preferred origin and magnitude, and the
+    moment tensor of its preferred ``moment-tensor`` product), or gmprocess's simple
+    ``event.json``. ``quakeml`` is the older name of the same key (one of the two).
+    ``event_id`` alone fetches the event from ``provider``'s FDSN event service; with a file,
+    it picks the event of a file holding several. Without any, ``local``/``sds`` read
+    ``<directory>/event.xml`` (else ``<directory>/event.json``). Implausible events (depth
+    outside -10..800 km, magnitude outside -2..10, latitude/longitude out of range, no origin
+    time) are refused with :class:`~dare_cli.ra.errors.ConfigError` naming the file and value.
+
 Three sources fill the same folder:
 
 ``fdsn``
@@ -10,12 +27,18 @@ Three sources fill the same folder:
     A SeisComP Data Structure archive read with :class:`obspy.clients.filesystem.sds.Client`,
     with StationXML in ``<root>/stations/*.xml`` or the ``stationxml`` path.
 ``local``
-    A folder with ``waveforms/*.mseed`` (any names, any number of traces per file) and
-    ``stations/*.xml`` (or the ``stationxml`` path).
+    A folder of miniSEED and StationXML files in any layout: any sub-folders, any file names,
+    files holding several traces or stations, StationXML of many stations in one file. Files
+    are told apart by content (miniSEED records; the ``FDSNStationXML`` root element) and
+    matched to stations by trace id and time. With a ``waveforms/`` sub-folder, the layout of
+    earlier versions is used: miniSEED under ``waveforms/``, StationXML under ``stations/``.
+    ``stationxml`` (a file or folder of ``*.xml``) replaces the StationXML found in the
+    folder. Hidden files and folders (``.*``) and dare run folders inside it are skipped;
+    other files (QuakeML, README, JSON...) are listed as ``ignored_files``.
 
 The output folder holds::
 
-    event.xml                       QuakeML of the event
+    event.xml                       QuakeML of the event (with its moment tensor, if any)
     stations/NET.STA.xml            StationXML with responses of the channels kept
     waveforms/NET.STA.LOC.CHA.mseed the window, every segment as recorded (gaps are not filled)
     manifest.json                   what was asked, what came, what failed and why
@@ -23,24 +46,41 @@ The output folder holds::
 A station's StationXML is written after its waveforms, so a ``stations/NET.STA.xml`` marks a
 complete station. Every file is written under a temporary name in its folder and renamed into
 place, so no partial file is ever left; when the run stops on an exception, the manifest of
-what was done is still written. One station failing never stops the others.
+what was done is still written. One station failing never stops the others. File names are
+built by :func:`dare_cli.ra.names.station_path` from checked SEED codes only, inside the output
+folder: a station whose codes could not safely be part of a file name (``/``, ``..``...) is
+rejected with reason ``unsafe_name``.
 
 The manifest (``MANIFEST_FORMAT``) holds ``status`` ("complete" or "failed", with ``error``),
-``request`` (config, window, region), ``event``, ``stations`` (per ``NET.STA``: coordinates,
-``distance_km``, ``azimuth_deg``, ``back_azimuth_deg``, the channel code and location chosen,
-and per channel: start, end, npts, segments, ``covered_s``, ``coverage``, gaps, file),
-``failed`` (stations not delivered: ``{station, reason, detail[, file]}`` with reason one of
-``outside_radius``, ``no_data``, ``no_response``, ``no_metadata``, ``insufficient_coverage``,
-``corrupt_file``, ``empty_file``, ``request_failed``, ``write_failed``, ``error``), ``flags``
-(delivered but marked: ``{station, channel, flag, detail}`` with flag ``partial_coverage``,
-``gaps``, ``no_response`` or ``insufficient_coverage`` for a channel dropped), ``bad_files``
-(every unreadable input file, attributed to a station when its name starts ``NET.STA.``) and
-``files`` (every file written, relative to the folder).
+``request`` (config, window, region), ``event`` (with its ``file`` and ``format``),
+``stations`` (per ``NET.STA``: coordinates, ``distance_km``, ``azimuth_deg``,
+``back_azimuth_deg``, the channel code and location chosen, and per channel: start, end, npts,
+segments, ``covered_s``, ``coverage``, gaps, file, ``response`` — ``"full"`` or
+``"sensitivity_only"`` — and for the latter ``sensitivity``: ``value``, ``frequency_hz``,
+``input_units``, ``output_units``), ``failed`` (stations not delivered:
+``{station, reason, detail[, file]}`` with reason one of ``outside_radius``, ``no_data``,
+``no_response``, ``no_metadata``, ``insufficient_coverage``, ``corrupt_file``, ``empty_file``,
+``unsafe_name``, ``request_failed``, ``write_failed``, ``error``), ``flags`` (delivered but
+marked: ``{station, channel, flag, detail}`` with flag ``partial_coverage``, ``gaps``,
+``sensitivity_only``, ``no_response`` or ``insufficient_coverage`` for a channel dropped),
+``bad_files`` (every unreadable or damaged input file, attributed to the station of the damaged
+record, or of the file name ``NET.STA.*``), ``ignored_files`` (``local``: files that are
+neither miniSEED nor StationXML) and ``files`` (every file written, relative to the folder).
+
+Damaged miniSEED (:mod:`dare_cli.ra.mseedcheck`): a file cut short in its last record, a
+record with a corrupted header, or data that do not decode, which obspy would otherwise read
+silently short or with gaps, is reported ``corrupt_file`` with what is wrong
+(``<path>: truncated: 2 of 512 bytes of the last record (at byte 3584)``), and rejects its
+station (``local``, ``sds``).
 
 Channel choice: for each station the first code of ``channels`` (in priority order) with data in
 the window and a response in the metadata wins; of its location codes, the one with the most
 such channels (on a tie the first in sorted order, so ``""`` before ``"00"``). Data of a chosen
-channel without a response is dropped and flagged ``no_response``.
+channel without a response is dropped and flagged ``no_response``. A response is full (stages
+to remove it), or, for accelerometers (instrument code ``N`` or sensitivity input units
+m/s**2), an ``InstrumentSensitivity`` without stages, as strong-motion networks often publish:
+such a channel is kept and flagged ``sensitivity_only`` (the preprocessing divides by the
+sensitivity); for other instruments it is ``no_response``.
 """
 
 from __future__ import annotations
@@ -52,20 +92,41 @@ import functools
 import glob
 import importlib.metadata
 import json
+import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import obspy
+from lxml import etree
 from obspy import Catalog, Inventory, Stream, UTCDateTime
 from obspy.clients.fdsn.header import FDSNException, FDSNNoDataException
 from obspy.core.event import Event
 from obspy.geodetics import gps2dist_azimuth, kilometers2degrees, locations2degrees
+from obspy.io.mseed.core import _is_mseed
 
 from dare_cli.ra.errors import ConfigError, RAError
+from dare_cli.ra.events import (
+    check_event,
+    detect_event_format,
+    event_summary,
+    read_event_file,
+    select_event,
+)
 from dare_cli.ra.files import atomic_path
+from dare_cli.ra.mseedcheck import DamagedFileError, check_framing, read_checked
+from dare_cli.ra.names import (
+    UnsafeNameError,
+    check_code,
+    contained_path,
+    is_station_id,
+    station_path,
+)
+from dare_cli.ra.runfolder import RUN_MARKER
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -75,12 +136,17 @@ __all__ = [
     "DownloadResult",
     "coverage",
     "download",
+    "event_file",
+    "preflight_event",
+    "response_kind",
     "select_event",
 ]
 
 SOURCES = ("fdsn", "local", "sds")
-#: File name endings read as miniSEED in a local folder.
+#: File name endings of miniSEED: such a file that is not miniSEED is reported, not ignored.
 MSEED_SUFFIXES = (".mseed", ".miniseed", ".ms", ".msd")
+#: Input units of an accelerometer's sensitivity (normalised: upper case, no spaces).
+ACCELERATION_UNITS = ("M/S**2", "M/S^2", "M/S2", "M/SEC**2", "M/SEC2", "M/S/S")
 #: A kept trace covering less than this fraction of the window is flagged ``partial_coverage``.
 PARTIAL_BELOW = 0.99
 #: Seconds before an FDSN request is abandoned.
@@ -98,15 +164,19 @@ class DownloadConfig:
         ``"fdsn"``, ``"local"`` or ``"sds"``.
     provider
         obspy FDSN client name (``"IRIS"``, ``"USGS"``, ``"INGV"``, ``"EARTHSCOPE+USGS"``...) or
-        base URL; used for ``fdsn`` and for ``event_id`` without ``quakeml``.
+        base URL; used for ``fdsn`` and for ``event_id`` without an event file.
     event_id
-        Event id at the provider's event service; with ``quakeml``, the event to pick from the
-        file.
+        Event id at the provider's event service; with an event file, the event to pick from
+        it.
+    event
+        Event file: QuakeML, USGS ComCat GeoJSON or gmprocess ``event.json`` (detected by
+        content). For ``local``/``sds`` without ``event``, ``quakeml`` or ``event_id``,
+        ``<directory>/event.xml`` (else ``<directory>/event.json``) is read.
     quakeml
-        QuakeML file of the event. For ``local``/``sds`` without ``event_id`` or ``quakeml``,
-        ``<directory>/event.xml`` is read.
+        The older name of ``event`` (give one of them).
     directory
-        ``local``: folder with ``waveforms/`` and ``stations/``; ``sds``: the archive root.
+        ``local``: the folder of miniSEED and StationXML files (any layout); ``sds``: the
+        archive root.
     stationxml
         StationXML file or folder of ``*.xml`` files (``local``/``sds``), replacing
         ``<directory>/stations``.
@@ -127,6 +197,7 @@ class DownloadConfig:
     source: str = "local"
     provider: str = "EARTHSCOPE+USGS"
     event_id: str | None = None
+    event: str | None = None
     quakeml: str | None = None
     directory: str | None = None
     stationxml: str | None = None
@@ -161,6 +232,8 @@ class DownloadConfig:
             )
         if not self.networks.strip():
             raise ConfigError("[download] networks must not be empty (use '*' for all)")
+        if self.event and self.quakeml:
+            raise ConfigError("[download] give the event file as 'event' or 'quakeml', not both")
 
 
 @dataclass(frozen=True)
@@ -205,36 +278,89 @@ class DownloadResult:
 # -- public helpers -----------------------------------------------------------------------------
 
 
-def select_event(catalog: Catalog, event_id: str | None = None, *, where: str = "") -> Event:
-    """Pick one event from a catalog, by id if given.
+def event_file(config: DownloadConfig) -> Path | None:
+    """The event file the configuration names (``event``, ``quakeml``, or the folder's own).
 
-    Parameters
-    ----------
-    catalog
-        Events (e.g. from a QuakeML file or an event service).
-    event_id
-        Matches the whole resource id or its last part (after ``/``, ``=`` or ``:``), e.g.
-        ``ci38457511`` for ``quakeml:us.anss.org/event/ci38457511``.
-    where
-        Where the catalog came from, for error messages.
+    ``None`` when the event comes from the FDSN event service (``event_id`` alone), or when
+    ``local``/``sds`` have neither an id nor ``<directory>/event.xml`` nor ``event.json``.
+    """
+    given = config.event or config.quakeml
+    if given:
+        return Path(given)
+    if config.event_id or not config.directory or config.source == "fdsn":
+        return None
+    for name in ("event.xml", "event.json"):
+        default = Path(config.directory) / name
+        if default.is_file():
+            return default
+    return None
+
+
+def preflight_event(config: DownloadConfig) -> Event | None:
+    """Read and check the event file before anything runs (nothing for an FDSN event id).
+
+    Returns
+    -------
+    obspy.core.event.Event or None
+        The event of the file, or ``None`` when it is fetched by id (checked when fetched) or
+        the file cannot be read (the download stage reports that).
 
     Raises
     ------
-    RAError
-        No event, no match, several events and no id, or an event without origin.
+    ConfigError
+        The event is implausible (:func:`dare_cli.ra.events.check_event`); the message names
+        the file and the value.
     """
-    events = list(catalog)
-    if event_id is not None:
-        events = [e for e in events if _id_matches(str(e.resource_id), event_id)]
-    if not events:
-        wanted = f"event {event_id!r}" if event_id else "an event"
-        raise RAError(f"{where or 'catalog'} has no {wanted}")
-    if len(events) > 1:
-        ids = ", ".join(str(e.resource_id) for e in events[:5])
-        raise RAError(f"{where or 'catalog'} has {len(events)} events ({ids}); set event_id")
-    if not events[0].origins:
-        raise RAError(f"event {events[0].resource_id} in {where or 'catalog'} has no origin")
-    return events[0]
+    path = event_file(config)
+    if path is None:
+        return None
+    try:
+        event = read_event_file(path, config.event_id)
+    except RAError:
+        return None
+    check_event(event, f"event file {path}")
+    return event
+
+
+def response_kind(channel: Any) -> tuple[str | None, str]:
+    """How a channel's instrument response can be removed.
+
+    Returns
+    -------
+    kind, detail
+        ``("full", "")`` with response stages; ``("sensitivity_only", detail)`` for an
+        accelerometer (instrument code ``N`` or sensitivity input units m/s**2) whose
+        StationXML has an ``InstrumentSensitivity`` but no stages; else ``(None, why)``.
+    """
+    response = getattr(channel, "response", None)
+    if response is None:
+        return None, "no response in the station metadata"
+    if response.response_stages:
+        return "full", ""
+    sensitivity = response.instrument_sensitivity
+    value = getattr(sensitivity, "value", None)
+    if sensitivity is None or value is None or not np.isfinite(value) or value <= 0:
+        return None, "no response in the station metadata"
+    units = (sensitivity.input_units or "").upper().replace(" ", "")
+    code = str(getattr(channel, "code", ""))
+    accelerometer = (len(code) == 3 and code[1] == "N") or units in ACCELERATION_UNITS
+    if accelerometer and units in ACCELERATION_UNITS:
+        frequency = sensitivity.frequency
+        return "sensitivity_only", (
+            f"kept: sensitivity only ({value:g} {sensitivity.output_units or 'counts'} per "
+            f"{sensitivity.input_units}"
+            + (f" at {frequency:g} Hz" if frequency is not None else "")
+            + "), no response stages: the preprocessing divides by the sensitivity")
+    if accelerometer:
+        return None, (f"sensitivity only, in {sensitivity.input_units or 'no units'} (not "
+                      "m/s**2), no response stages")
+    return None, "sensitivity only, no response stages (only accelerometers are accepted so)"
+
+
+def _sensitivity(channel: Any) -> dict[str, Any]:
+    sensitivity = channel.response.instrument_sensitivity
+    return {"value": float(sensitivity.value), "frequency_hz": sensitivity.frequency,
+            "input_units": sensitivity.input_units, "output_units": sensitivity.output_units}
 
 
 def coverage(
@@ -295,9 +421,10 @@ def download(config: DownloadConfig, out_dir: Path) -> DownloadResult:
     Raises
     ------
     ConfigError
-        The configuration misses what its source needs (a folder, an event).
+        The configuration misses what its source needs (a folder, an event), or the event is
+        implausible.
     RAError
-        The event cannot be had (unknown id, no data, missing or unreadable QuakeML), or the
+        The event cannot be had (unknown id, no data, missing or unreadable file), or the
         station metadata cannot be had at all. The manifest is still written.
     """
     out_dir = Path(out_dir)
@@ -333,8 +460,8 @@ def _check_inputs(config: DownloadConfig) -> None:
             raise ConfigError(f"[download] source {config.source!r} needs 'directory'")
         if not Path(config.directory).is_dir():
             raise ConfigError(f"[download] directory {config.directory!r} is not a folder")
-    if config.source == "fdsn" and not (config.event_id or config.quakeml):
-        raise ConfigError("[download] source 'fdsn' needs 'event_id' or 'quakeml'")
+    if config.source == "fdsn" and not (config.event_id or config.event or config.quakeml):
+        raise ConfigError("[download] source 'fdsn' needs 'event_id' or 'event'")
 
 
 @dataclass
@@ -379,6 +506,8 @@ class _Run:
         self.failed: dict[str, dict[str, Any]] = {}
         self.flags: list[dict[str, Any]] = []
         self.bad_files: list[dict[str, Any]] = []
+        self.ignored_files: list[str] = []
+        self.event_source: dict[str, Any] = {}
         self.files: list[str] = []
         self.status = "running"
         self.error: str | None = None
@@ -396,11 +525,15 @@ class _Run:
 
         source = self._source()
         sites = self._sites(source.metadata())
-        for sid, failure in source.blocked.items():
-            if sid in sites:
-                del sites[sid]
+        with_data = source.data_stations()
+        for sid, failure in sorted(source.blocked.items()):
+            if sid in sites or sid in with_data:
+                sites.pop(sid, None)
                 self._fail(sid, failure["reason"], failure["detail"], file=failure.get("file"))
-        for sid in sorted(source.data_stations() - set(sites) - set(self.failed)):
+        for sid in sorted(with_data - set(sites) - set(self.failed)):
+            if not is_station_id(sid):
+                self._fail(sid, "unsafe_name", _unsafe_detail(sid))
+                continue
             self._fail(sid, "no_metadata", "data but no station metadata for the channels asked")
         picks = self._choose(source, sites)
         for sid in sorted(picks):
@@ -416,37 +549,43 @@ class _Run:
                 self.flags = [f for f in self.flags if f["station"] != sid]
                 if not isinstance(exc, Exception):
                     raise
+                if isinstance(exc, UnsafeNameError):
+                    self._fail(sid, "unsafe_name", exc.reason)
+                    continue
                 reason = "write_failed" if isinstance(exc, OSError) else "error"
                 self._fail(sid, reason, f"{type(exc).__name__}: {exc}")
         self.status = "complete"
 
     def _load_event(self) -> Event:
         config = self.config
-        if config.quakeml:
-            path = Path(config.quakeml)
-            return select_event(_read_quakeml(path), config.event_id, where=f"QuakeML {path}")
-        if config.event_id:
-            try:
-                catalog = self.client().get_events(eventid=config.event_id)
-            except FDSNNoDataException:
-                raise RAError(
-                    f"event {config.event_id!r} not found at FDSN provider {config.provider!r} "
-                    "(the event service returned no data)"
-                ) from None
-            except (FDSNException, OSError, ValueError) as exc:
-                raise RAError(
-                    f"event {config.event_id!r}: the event service of {config.provider!r} "
-                    f"failed: {_first_line(exc)}"
-                ) from exc
-            return select_event(
-                catalog, config.event_id, where=f"event service of {config.provider!r}"
-            )
-        default = Path(config.directory or ".") / "event.xml"
-        if not default.is_file():
+        path = event_file(config)
+        if path is not None:
+            self.event_source = {"file": str(path), "format": None}
+            event = read_event_file(path, config.event_id)
+            self.event_source["format"] = detect_event_format(path)
+            check_event(event, f"event file {path}")
+            return event
+        if not config.event_id:
             raise ConfigError(
-                f"[download] no event: set 'event_id' or 'quakeml' (no {default} either)"
-            )
-        return select_event(_read_quakeml(default), None, where=f"QuakeML {default}")
+                "[download] no event: set 'event' (a QuakeML, USGS or gmprocess event file) or "
+                f"'event_id' (no event.xml or event.json in {config.directory} either)")
+        self.event_source = {"fdsn": config.provider, "event_id": config.event_id}
+        try:
+            catalog = self.client().get_events(eventid=config.event_id)
+        except FDSNNoDataException:
+            raise RAError(
+                f"event {config.event_id!r} not found at FDSN provider {config.provider!r} "
+                "(the event service returned no data)"
+            ) from None
+        except (FDSNException, OSError, ValueError) as exc:
+            raise RAError(
+                f"event {config.event_id!r}: the event service of {config.provider!r} "
+                f"failed: {_first_line(exc)}"
+            ) from exc
+        where = f"event service of {config.provider!r}"
+        event = select_event(catalog, config.event_id, where=where)
+        check_event(event, f"event {config.event_id!r} from the {where}")
+        return event
 
     def client(self) -> Any:
         if self._client is None:
@@ -486,6 +625,13 @@ class _Run:
                 if not channels:
                     continue
                 sid = f"{network.code}.{station.code}"
+                unsafe = _unsafe_codes(network.code, station.code, channels)
+                if unsafe:
+                    sites.pop(sid, None)
+                    self._fail(sid, "unsafe_name", unsafe)
+                    continue
+                if sid in self.failed and self.failed[sid]["reason"] == "unsafe_name":
+                    continue
                 if sid in sites:
                     for key, channel in channels.items():
                         sites[sid].channels.setdefault(key, channel)
@@ -576,19 +722,20 @@ class _Run:
             for tr in stream:
                 if tr.stats.location != location:
                     continue
-                if _has_response(site.channels.get((location, tr.stats.channel))):
+                kind, detail = response_kind(site.channels.get((location, tr.stats.channel)))
+                if kind is not None:
                     usable[location].append(tr)
                 else:
-                    why.append(f"{tr.id}: no response in the station metadata")
+                    why.append(f"{tr.id}: {detail}")
         # the location with the most channel codes usable; on a tie the first in sorted order
         best = max(usable, key=lambda loc: len({tr.stats.channel for tr in usable[loc]}))
         if not usable[best]:
             return None
         kept = {tr.id for tr in usable[best]}
         for tid in sorted({tr.id for tr in stream if tr.stats.location == best} - kept):
-            self._flag(
-                site.sid, tid, "no_response", "channel dropped: no response in the station metadata"
-            )
+            channel = site.channels.get((best, tid.split(".")[3]))
+            self._flag(site.sid, tid, "no_response",
+                       f"channel dropped: {response_kind(channel)[1]}")
         return _Pick(site, pattern, best, Stream(usable[best]))
 
     def _deliver(self, pick: _Pick, written: list[Path]) -> None:
@@ -634,8 +781,14 @@ class _Run:
                     site.sid, tid, "gaps", f"kept: {len(gaps)} gap(s), {missing:.2f} s missing"
                 )
             loc, cha = tid.split(".")[2:]
-            path = self.out_dir / "waveforms" / f"{tid}.mseed"
+            path = station_path(self.out_dir / "waveforms", tid, ".mseed", root=self.out_dir)
+            kind, detail = response_kind(site.channels[(loc, cha)])
+            if kind == "sensitivity_only":
+                self._flag(site.sid, tid, "sensitivity_only", detail)
             self._write(path, functools.partial(_write_mseed, traces), written)
+            response: dict[str, Any] = {"response": kind}
+            if kind == "sensitivity_only":
+                response["sensitivity"] = _sensitivity(site.channels[(loc, cha)])
             channels.append(
                 {
                     "id": tid,
@@ -650,7 +803,8 @@ class _Run:
                     "coverage": round(fraction, 6),
                     "gaps": gaps,
                     "overlaps": overlaps,
-                    "file": f"waveforms/{tid}.mseed",
+                    "file": str(path.relative_to(self.out_dir)),
+                    **response,
                 }
             )
         if not channels:
@@ -667,11 +821,8 @@ class _Run:
             return
         kept = {(c["location"], c["channel"]) for c in channels}
         inventory = _station_inventory(site, kept)
-        self._write(
-            self.out_dir / "stations" / f"{site.sid}.xml",
-            lambda p: inventory.write(p, format="STATIONXML"),
-            written,
-        )
+        stationxml = station_path(self.out_dir / "stations", site.sid, ".xml", root=self.out_dir)
+        self._write(stationxml, lambda p: inventory.write(p, format="STATIONXML"), written)
         distance, azimuth, back_azimuth = gps2dist_azimuth(
             origin.latitude, origin.longitude, site.latitude, site.longitude
         )
@@ -690,7 +841,7 @@ class _Run:
             "back_azimuth_deg": round(back_azimuth, 3),
             "channel_pattern": pick.pattern,
             "location": pick.location,
-            "stationxml": f"stations/{site.sid}.xml",
+            "stationxml": str(stationxml.relative_to(self.out_dir)),
             "channels": channels,
         }
 
@@ -710,6 +861,7 @@ class _Run:
     def _write(
         self, path: Path, write: Callable[[str], object], written: list[Path] | None = None
     ) -> None:
+        contained_path(path, self.out_dir)  # before any folder or file is made
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, write)
         self.files.append(str(path.relative_to(self.out_dir)))
@@ -720,19 +872,8 @@ class _Run:
         config, origin = self.config, self.origin
         event = None
         if self.event is not None:
-            magnitude = self.event.preferred_magnitude() or (
-                self.event.magnitudes[0] if self.event.magnitudes else None
-            )
-            event = {
-                "id": str(self.event.resource_id),
-                "time": str(origin.time),
-                "latitude": origin.latitude,
-                "longitude": origin.longitude,
-                "depth_km": origin.depth / 1e3 if origin.depth is not None else None,
-                "magnitude": magnitude.mag if magnitude else None,
-                "magnitude_type": magnitude.magnitude_type if magnitude else None,
-                "file": "event.xml",
-            }
+            event = {**event_summary(self.event), "file": "event.xml",
+                     "source": self.event_source}
         window = None
         if self.start is not None and self.end is not None:
             window = {
@@ -761,6 +902,7 @@ class _Run:
             "failed": [self.failed[s] for s in sorted(self.failed)],
             "flags": self.flags,
             "bad_files": self.bad_files,
+            "ignored_files": self.ignored_files,
             "files": sorted(self.files),
         }
 
@@ -788,37 +930,85 @@ class _Source:
     def fetch(self, keys: list[_Key]) -> dict[_Key, Stream | BaseException]:
         raise NotImplementedError
 
-    def _bad_file(self, path: Path, reason: str, exc: BaseException | None) -> None:
-        station = _station_from_name(path.name)
-        detail = f"{path}: " + ("empty file" if exc is None else _first_line(exc))
-        self.run.bad_files.append(
-            {"file": str(path), "station": station, "reason": reason, "detail": detail}
-        )
-        if station is not None:
-            self.blocked.setdefault(
-                station, {"reason": reason, "detail": detail, "file": str(path)}
-            )
+    def _bad_file(self, path: Path, reason: str, detail: str,
+                  stations: Iterable[str] | None = None) -> None:
+        """Report an unreadable or damaged file and block its stations.
 
-    def _read_stationxml(self, default: Path) -> Inventory:
-        where = Path(self.run.config.stationxml) if self.run.config.stationxml else default
-        if where.is_dir():
-            paths = sorted(p for p in where.iterdir() if p.suffix.lower() == ".xml")
-        elif where.is_file():
-            paths = [where]
+        The stations are those named, else the station of the file name ``NET.STA.*``.
+        """
+        named = sorted({s for s in stations if is_station_id(s)}) if stations is not None \
+            else [s for s in [_station_from_name(path.name)] if s is not None]
+        self.run.bad_files.append({
+            "file": str(path), "station": named[0] if len(named) == 1 else None,
+            "stations": named, "reason": reason, "detail": detail,
+        })
+        for station in named:
+            self.blocked.setdefault(
+                station, {"reason": reason, "detail": detail, "file": str(path)})
+
+    def _read_stationxml(self, default: Path | Iterable[Path]) -> Inventory:
+        """Read the ``stationxml`` path if configured, else ``default`` (a folder or files)."""
+        if self.run.config.stationxml or isinstance(default, Path):
+            where = (Path(self.run.config.stationxml) if self.run.config.stationxml
+                     else Path(str(default)))
+            if where.is_dir():
+                paths = sorted(p for p in where.iterdir()
+                               if p.suffix.lower() == ".xml" and not p.name.startswith("."))
+            elif where.is_file():
+                paths = [where]
+            else:
+                raise RAError(f"StationXML {where} does not exist")
+            if not paths:
+                raise RAError(f"no StationXML file (*.xml) in {where}")
         else:
-            raise RAError(f"StationXML {where} does not exist")
-        if not paths:
-            raise RAError(f"no StationXML file (*.xml) in {where}")
+            paths = sorted(default)
+            if not paths:
+                raise RAError(f"no StationXML file in {self.run.config.directory} (files whose "
+                              "root element is FDSNStationXML, in any folder)")
         inventory = Inventory(networks=[])
         for path in paths:
             if path.stat().st_size == 0:
-                self._bad_file(path, "empty_file", None)
+                self._bad_file(path, "empty_file", f"{path}: empty file")
                 continue
             try:
-                inventory += obspy.read_inventory(str(path))
+                inventory += obspy.read_inventory(str(path), format="STATIONXML")
             except Exception as exc:
-                self._bad_file(path, "corrupt_file", exc)
+                self._bad_file(path, "corrupt_file", f"{path}: {_first_line(exc)}")
         return inventory
+
+    def _check_mseed(self, path: Path) -> tuple[Stream, set[str]] | None:
+        """Headers of a miniSEED file, and the stations ruled out by damage in it.
+
+        Returns ``None`` (after reporting the file) when nothing of it can be used.
+        """
+        try:
+            damage = check_framing(path)
+        except OSError as exc:
+            self._bad_file(path, "corrupt_file", f"{path}: cannot read: {exc.strerror or exc}")
+            return None
+        detail = damage.detail if damage is not None else None
+        try:
+            headers = read_checked(path, headonly=True)
+        except DamagedFileError as exc:
+            detail = detail or exc.detail
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    headers = obspy.read(str(path), format="MSEED", headonly=True)
+                except Exception:
+                    headers = Stream()
+        except Exception as exc:
+            self._bad_file(path, "corrupt_file", f"{path}: {_first_line(exc)}")
+            return None
+        if detail is None:
+            return headers, set()
+        in_file = {f"{tr.stats.network}.{tr.stats.station}" for tr in headers}
+        if damage is not None and damage.station in in_file:
+            affected = {damage.station}  # the damaged record names its station
+        else:
+            affected = in_file | {s for s in [_station_from_name(path.name)] if s}
+        self._bad_file(path, "corrupt_file", f"{path}: {detail}", affected)
+        return headers, affected
 
 
 class _FDSNSource(_Source):
@@ -869,31 +1059,67 @@ class _FDSNSource(_Source):
 
 
 class _LocalSource(_Source):
+    """A folder of miniSEED and StationXML files, in any layout (see the module docstring)."""
+
     def __init__(self, run: _Run) -> None:
         super().__init__(run)
         self.root = Path(run.config.directory or ".")
+        #: network, station, channel, start, end, file of every trace header.
         self.index: list[tuple[str, str, str, UTCDateTime, UTCDateTime, Path]] = []
+        self.layout = "split" if (self.root / "waveforms").is_dir() else "flat"
 
     def metadata(self) -> Inventory:
-        inventory = self._read_stationxml(self.root / "stations")
-        folder = self.root / "waveforms"
-        if not folder.is_dir():
-            raise RAError(f"no waveforms folder {folder}")
-        for path in sorted(folder.rglob("*")):
-            if not path.is_file() or path.suffix.lower() not in MSEED_SUFFIXES:
+        stationxml: list[Path] = []
+        if self.layout == "split":
+            waveforms = self._classify_all(self.root / "waveforms", stationxml, accept_xml=False)
+            inventory = self._read_stationxml(self.root / "stations")
+        else:
+            waveforms = self._classify_all(self.root, stationxml, accept_xml=True)
+            if self.run.config.stationxml:  # replaces the StationXML found in the folder
+                self.run.ignored_files.extend(str(p) for p in stationxml)
+                inventory = self._read_stationxml(Path(self.run.config.stationxml))
+            else:
+                inventory = self._read_stationxml(stationxml)
+        for path in waveforms:
+            checked = self._check_mseed(path)
+            if checked is None:
                 continue
-            if path.stat().st_size == 0:
-                self._bad_file(path, "empty_file", None)
-                continue
-            try:
-                headers = obspy.read(str(path), format="MSEED", headonly=True)
-            except Exception as exc:
-                self._bad_file(path, "corrupt_file", exc)
-                continue
+            headers, ruled_out = checked
             for tr in headers:
                 s = tr.stats
-                self.index.append((s.network, s.station, s.channel, s.starttime, s.endtime, path))
+                if f"{s.network}.{s.station}" not in ruled_out:
+                    self.index.append(
+                        (s.network, s.station, s.channel, s.starttime, s.endtime, path))
         return inventory
+
+    def _classify_all(self, top: Path, stationxml: list[Path], *, accept_xml: bool
+                      ) -> list[Path]:
+        """Sort the files under ``top``: return the miniSEED ones.
+
+        StationXML files go to ``stationxml`` (if accepted), bad ones are reported, others
+        listed as ignored.
+        """
+        waveforms: list[Path] = []
+        for path in _walk(top, self.run.out_dir):
+            kind = _classify(path)
+            suffix = path.suffix.lower()
+            data_like = suffix in MSEED_SUFFIXES or (suffix == ".xml" and accept_xml)
+            if kind == "mseed":
+                waveforms.append(path)
+            elif kind == "stationxml" and accept_xml:
+                stationxml.append(path)
+            elif kind == "empty" and data_like:
+                self._bad_file(path, "empty_file", f"{path}: empty file")
+            elif kind == "unreadable":
+                self._bad_file(path, "corrupt_file", f"{path}: cannot be read")
+            elif suffix in MSEED_SUFFIXES:
+                self._bad_file(path, "corrupt_file",
+                               f"{path}: not miniSEED (no valid record header at byte 0)")
+            elif kind == "broken-xml" and suffix == ".xml" and accept_xml:
+                self._bad_file(path, "corrupt_file", f"{path}: not well-formed XML")
+            else:
+                self.run.ignored_files.append(str(path))
+        return waveforms
 
     def data_stations(self) -> set[str]:
         config = self.run.config
@@ -922,11 +1148,12 @@ class _LocalSource(_Source):
             try:
                 for path in paths:
                     try:
-                        stream += obspy.read(
-                            str(path), format="MSEED", starttime=run.start, endtime=run.end
-                        )
+                        stream += read_checked(path, starttime=run.start, endtime=run.end,
+                                               sourcename=f"{net}.{sta}.*.{pattern}")
+                    except DamagedFileError as exc:
+                        raise _FileError(path, "corrupt_file", exc.detail) from exc
                     except Exception as exc:
-                        raise _FileError(path, "corrupt_file", exc) from exc
+                        raise _FileError(path, "corrupt_file", _first_line(exc)) from exc
             except _FileError as exc:
                 out[(net, sta, pattern)] = exc
                 continue
@@ -960,61 +1187,57 @@ class _SDSSource(_Source):
         run = self.run
         out: dict[_Key, Stream | BaseException] = {}
         for net, sta, pattern in keys:
+            damaged = self._damaged_file(net, sta, pattern)
+            if damaged is not None:
+                out[(net, sta, pattern)] = damaged
+                continue
             try:
                 out[(net, sta, pattern)] = self.client.get_waveforms(
                     net, sta, "*", pattern, run.start, run.end
                 )
             except Exception as exc:
-                out[(net, sta, pattern)] = self._which_file(net, sta, pattern, exc)
+                out[(net, sta, pattern)] = self._damaged_file(net, sta, pattern) or exc
         return out
 
-    def _which_file(self, net: str, sta: str, pattern: str, exc: Exception) -> BaseException:
-        """Name the archive file that cannot be read, if one can be found."""
+    def _files(self, net: str, sta: str, pattern: str) -> list[Path]:
+        """The archive's day files of a station and channel pattern over the window."""
         run, client = self.run, self.client
         assert run.start is not None and run.end is not None
         days = {(t.year, t.julday) for t in (run.start, run.end)}
+        found: list[Path] = []
         for year, doy in sorted(days):
-            name = client.FMTSTR.format(
-                network=net,
-                station=sta,
-                location="*",
-                channel=pattern,
-                year=year,
-                doy=doy,
-                sds_type=client.sds_type,
-            )
-            for path in sorted(glob.glob(str(self.root / name))):
-                try:
-                    obspy.read(path, format=client.format)
-                except Exception as bad:
-                    return _FileError(Path(path), "corrupt_file", bad)
-        return exc
+            name = client.FMTSTR.format(network=net, station=sta, location="*",
+                                        channel=pattern, year=year, doy=doy,
+                                        sds_type=client.sds_type)
+            found.extend(Path(p) for p in sorted(glob.glob(str(self.root / name))))
+        return found
+
+    def _damaged_file(self, net: str, sta: str, pattern: str) -> _FileError | None:
+        """The first day file of the station that is damaged or unreadable, if any."""
+        for path in self._files(net, sta, pattern):
+            try:
+                damage = check_framing(path)
+                if damage is not None:
+                    return _FileError(path, "corrupt_file", damage.detail)
+                read_checked(path, sourcename=f"{net}.{sta}.*.{pattern}")
+            except DamagedFileError as exc:
+                return _FileError(path, "corrupt_file", exc.detail)
+            except Exception as exc:
+                return _FileError(path, "corrupt_file", _first_line(exc))
+        return None
 
 
 class _FileError(Exception):
-    """A data file that cannot be read."""
+    """A data file that cannot be read, or is damaged."""
 
-    def __init__(self, path: Path, reason: str, exc: BaseException) -> None:
+    def __init__(self, path: Path, reason: str, detail: str) -> None:
         self.file = str(path)
         self.reason = reason
-        self.detail = f"{path}: {_first_line(exc)}"
+        self.detail = f"{path}: {detail}"
         super().__init__(self.detail)
 
 
 # -- small helpers ------------------------------------------------------------------------------
-
-
-def _read_quakeml(path: Path) -> Catalog:
-    if not path.is_file():
-        raise RAError(f"QuakeML file {path} does not exist")
-    try:
-        return obspy.read_events(str(path))
-    except Exception as exc:
-        raise RAError(f"cannot read QuakeML file {path}: {_first_line(exc)}") from exc
-
-
-def _id_matches(resource_id: str, wanted: str) -> bool:
-    return resource_id == wanted or resource_id.endswith(("/" + wanted, "=" + wanted, ":" + wanted))
 
 
 def _matches(code: str, patterns: str) -> bool:
@@ -1024,11 +1247,6 @@ def _matches(code: str, patterns: str) -> bool:
 def _active(channel: Any, start: UTCDateTime, end: UTCDateTime) -> bool:
     begins, ends = channel.start_date, channel.end_date
     return (begins is None or begins <= end) and (ends is None or ends >= start)
-
-
-def _has_response(channel: Any) -> bool:
-    response = getattr(channel, "response", None)
-    return response is not None and bool(response.response_stages)
 
 
 def _station_inventory(site: _Site, kept: set[tuple[str, str]]) -> Inventory:
@@ -1042,9 +1260,75 @@ def _station_inventory(site: _Site, kept: set[tuple[str, str]]) -> Inventory:
 def _station_from_name(name: str) -> str | None:
     """``NET.STA`` from a file named like ``NET.STA.LOC.CHA...`` or ``NET.STA.xml``."""
     parts = name.split(".")
-    if len(parts) >= 3 and parts[0] and parts[1]:
+    if len(parts) >= 3 and is_station_id(f"{parts[0]}.{parts[1]}"):
         return f"{parts[0]}.{parts[1]}"
     return None
+
+
+def _unsafe_codes(network: str, station: str, channels: Mapping[tuple[str, str], Any]
+                  ) -> str | None:
+    """Why a station's codes (or one of its channels') cannot be part of a file name."""
+    try:
+        check_code("network", network)
+        check_code("station", station)
+        for location, channel in sorted(channels):
+            check_code("location", location)
+            check_code("channel", channel)
+    except ValueError as error:
+        return f"{error}: no file name is built from it"
+    return None
+
+
+def _unsafe_detail(station_id: str) -> str:
+    network, _, station = station_id.partition(".")
+    return _unsafe_codes(network, station, {}) or f"station id {station_id!r} is not NET.STA"
+
+
+def _walk(top: Path, out_dir: Path) -> list[Path]:
+    """Files under ``top`` (sorted), not following folder links.
+
+    Hidden entries, dare run folders (``.dare-run.json``) and the output folder are skipped.
+    """
+    skip = out_dir.resolve()
+    found: list[Path] = []
+    for folder, subfolders, names in os.walk(top):
+        here = Path(folder)
+        subfolders[:] = sorted(
+            name for name in subfolders
+            if not name.startswith(".") and not (here / name / RUN_MARKER).exists()
+            and (here / name).resolve() != skip
+        )
+        found.extend(here / name for name in sorted(names)
+                     if not name.startswith(".") and (here / name).is_file())
+    return found
+
+
+def _classify(path: Path) -> str:
+    """What a file holds, by content, not by name.
+
+    One of ``mseed``, ``stationxml``, ``xml`` (another document), ``broken-xml``, ``empty``,
+    ``unreadable`` or ``other``.
+    """
+    try:
+        if path.stat().st_size == 0:
+            return "empty"
+        if _is_mseed(str(path)):
+            return "mseed"
+        with open(path, "rb") as handle:
+            head = handle.read(512).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return "unreadable"
+    except Exception:  # obspy's sniffing of odd files
+        return "other"
+    if not head.startswith(b"<"):
+        return "other"
+    try:
+        for _, element in etree.iterparse(str(path), events=("start",)):
+            root = etree.QName(element).localname
+            return "stationxml" if root == "FDSNStationXML" else "xml"
+    except etree.XMLSyntaxError:
+        return "broken-xml"
+    return "broken-xml"
 
 
 def _first_line(exc: BaseException) -> str:

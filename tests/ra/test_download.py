@@ -482,7 +482,7 @@ def test_channels_may_be_a_comma_separated_string() -> None:
 def test_missing_inputs_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="source 'local' needs 'directory'"):
         download(DownloadConfig(), tmp_path)
-    with pytest.raises(RAError, match=r"QuakeML file .*nowhere\.xml does not exist"):
+    with pytest.raises(RAError, match=r"event file .*nowhere\.xml does not exist"):
         download(local(quakeml=str(tmp_path / "nowhere.xml")), tmp_path / "out")
     with pytest.raises(RAError, match=r"has no event 'us1000abcd'"):
         download(local(quakeml=str(EXAMPLE / "event.xml"), event_id="us1000abcd"), tmp_path / "o")
