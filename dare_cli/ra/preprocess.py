@@ -677,6 +677,16 @@ def process_record(
             continue
         channels.append((tr, response, how))
     _stop_if_failed(sta, failures, bool(channels), config)
+    # one span for every channel, as gmprocess's stream assembly does: components of
+    # different lengths (CI.MPM: 66.1 to 68.2 s) are processed over the same window
+    common_start = max(tr.stats.starttime for tr, _, _ in channels)
+    common_end = min(tr.stats.endtime for tr, _, _ in channels)
+    if common_end - common_start < config.min_duration:
+        raise StationError(sta, f"the channels share only {max(common_end - common_start, 0):.1f}"
+                                f" s of record, at least {config.min_duration:g} s needed",
+                           quality=True)
+    for tr, _, _ in channels:
+        tr.trim(common_start, common_end, nearest_sample=True)
 
     coordinates = _coordinates(inventory, channels[0][0])
     distance_m, _, _ = gps2dist_azimuth(hypo.latitude, hypo.longitude,
