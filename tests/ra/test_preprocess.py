@@ -420,3 +420,33 @@ def test_synthetics_projected_onto_rotated_channels() -> None:
     np.testing.assert_allclose(out[1].data, np.sin(az[1]) * east + np.cos(az[1]) * north)
     np.testing.assert_allclose(out[2].data, up)
     assert [tr.stats.channel for tr in out] == ["HX1", "HX2", "HXZ"]
+
+
+def test_long_period_noise_is_caught_not_turned_into_pga() -> None:
+    """A vertical with a strong long-period disturbance (a 0.03 Hz oscillation at 40 % of the
+    record's peak counts, e.g. a tilting broadband): a fixed 0.02-37.5 Hz band-pass keeps it
+    and raises the PGA by 7 %; the SNR check sees it in the noise window and rejects the
+    channel, naming it, while the horizontals go on."""
+    st, inv = read_station("WBM")
+    z = st.select(channel="HNZ")[0]
+    t = np.arange(z.stats.npts) * z.stats.delta
+    amplitude = np.abs(z.data - np.median(z.data)).max()
+    noisy = st.copy()
+    noisy.select(channel="HNZ")[0].data = (
+        z.data + 0.4 * amplitude * np.sin(2 * np.pi * 0.03 * t + 0.3)).astype(np.int32)
+
+    def fixed_band_pga(stream: Stream) -> float:
+        tr = stream.select(channel="HNZ")[0].copy()
+        tr.detrend("linear")
+        tr.taper(0.05)
+        tr.remove_response(inv, output="ACC", water_level=60)
+        tr.filter("bandpass", freqmin=0.02, freqmax=37.5, corners=4, zerophase=True)
+        return float(np.abs(tr.data).max())
+
+    assert fixed_band_pga(noisy) / fixed_band_pga(st) == pytest.approx(1.07, abs=0.01)
+    result = process_record(noisy, inv, HYPO, PreprocessConfig(reject_whole_station=False))
+    assert [tr.stats.channel for tr in result.streams["ACC"]] == ["HNE", "HNN"]
+    assert "signal-to-noise ratio" in result.rejected["CI.WBM..HNZ"]
+    with pytest.raises(StationError, match="CI.WBM..HNZ: signal-to-noise ratio") as err:
+        process_record(noisy, inv, HYPO, CONFIG)
+    assert err.value.quality
