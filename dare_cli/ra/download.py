@@ -118,7 +118,7 @@ from dare_cli.ra.events import (
     select_event,
 )
 from dare_cli.ra.files import atomic_path
-from dare_cli.ra.mseedcheck import DamagedFileError, check_framing, read_checked
+from dare_cli.ra.mseedcheck import Damage, DamagedFileError, check_framing, read_checked
 from dare_cli.ra.names import (
     UnsafeNameError,
     check_code,
@@ -919,6 +919,8 @@ class _Source:
         self.run = run
         #: ``NET.STA`` -> failure, for stations ruled out before any request (a bad file).
         self.blocked: dict[str, dict[str, Any]] = {}
+        #: Damage of a file that rules out only some of its stations.
+        self.damage: dict[Path, Damage] = {}
 
     def metadata(self) -> Inventory:
         raise NotImplementedError
@@ -979,7 +981,8 @@ class _Source:
     def _check_mseed(self, path: Path) -> tuple[Stream, set[str]] | None:
         """Headers of a miniSEED file, and the stations ruled out by damage in it.
 
-        Returns ``None`` (after reporting the file) when nothing of it can be used.
+        Returns ``None`` (after reporting the file) when nothing of it can be used. A damage
+        attributed to some stations of the file is kept in ``self.damage`` for later reads.
         """
         try:
             damage = check_framing(path)
@@ -1005,6 +1008,7 @@ class _Source:
         in_file = {f"{tr.stats.network}.{tr.stats.station}" for tr in headers}
         if damage is not None and damage.station in in_file:
             affected = {damage.station}  # the damaged record names its station
+            self.damage[path] = damage
         else:
             affected = in_file | {s for s in [_station_from_name(path.name)] if s}
         self._bad_file(path, "corrupt_file", f"{path}: {detail}", affected)
@@ -1100,7 +1104,11 @@ class _LocalSource(_Source):
         listed as ignored.
         """
         waveforms: list[Path] = []
+        event = event_file(self.run.config)
+        event_path = event.resolve() if event is not None else None
         for path in _walk(top, self.run.out_dir):
+            if path.resolve() == event_path:
+                continue  # the event file, read already
             kind = _classify(path)
             suffix = path.suffix.lower()
             data_like = suffix in MSEED_SUFFIXES or (suffix == ".xml" and accept_xml)
@@ -1148,7 +1156,8 @@ class _LocalSource(_Source):
             try:
                 for path in paths:
                     try:
-                        stream += read_checked(path, starttime=run.start, endtime=run.end,
+                        stream += read_checked(path, self.damage.get(path),
+                                               starttime=run.start, endtime=run.end,
                                                sourcename=f"{net}.{sta}.*.{pattern}")
                     except DamagedFileError as exc:
                         raise _FileError(path, "corrupt_file", exc.detail) from exc

@@ -184,16 +184,19 @@ def check_event(event: Event, where: str) -> None:
         raise ConfigError(f"{where}: the event's origin has no time")
     for name, value, limit in (("latitude", origin.latitude, 90.0),
                                ("longitude", origin.longitude, 180.0)):
-        if value is None or not math.isfinite(value) or abs(value) > limit:
+        if value is None:
+            raise ConfigError(f"{where}: the event's origin has no {name}")
+        if not math.isfinite(value) or abs(value) > limit:
             raise ConfigError(f"{where}: {name} {value} is outside -{limit:g}..{limit:g} "
                               "degrees")
     if origin.depth is not None:
         depth_km = float(origin.depth) / 1000.0
         low, high = DEPTH_RANGE_KM
         if not math.isfinite(depth_km) or not low <= depth_km <= high:
+            hint = "; a km/m mix-up in the event file?" if depth_km > high else ""
             raise ConfigError(
                 f"{where}: depth {depth_km:g} km (QuakeML depth {float(origin.depth):g} m) is "
-                f"outside {low:g}..{high:g} km; a km/m mix-up in the event file?")
+                f"outside {low:g}..{high:g} km{hint}")
     magnitude = event.preferred_magnitude() or (event.magnitudes[0] if event.magnitudes
                                                 else None)
     if magnitude is not None and magnitude.mag is not None:

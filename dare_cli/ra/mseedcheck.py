@@ -91,8 +91,11 @@ def check_framing(path: Path) -> Damage | None:
         del data
 
 
-def read_checked(path: Path, **kwargs: Any) -> Stream:
+def read_checked(path: Path, known: Damage | None = None, **kwargs: Any) -> Stream:
     """``obspy.read(path, format="MSEED", **kwargs)``, raising on what libmseed only warns.
+
+    ``known`` is a truncation already found and attributed to another station of the file:
+    libmseed's warning about that last record is then expected, and not raised again.
 
     Raises
     ------
@@ -109,6 +112,9 @@ def read_checked(path: Path, **kwargs: Any) -> Stream:
             raise DamagedFileError(path, _libmseed_message(str(error))) from error
     problems = [str(w.message) for w in caught if issubclass(w.category, InternalMSEEDWarning)]
     problems = [p for p in problems if not _skips_padding(path, p)]
+    if known is not None and known.detail.startswith("truncated"):
+        tail = f"Last record only has {path.stat().st_size - known.offset} byte(s)"
+        problems = [p for p in problems if tail not in p]
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DamagedFileError(path, f"libmseed: {problems[0].strip()}{more}")
