@@ -29,9 +29,11 @@ Every run folder dare creates has a marker at its top, ``.dare-run.json``::
 Top-level copies of the stages' deliverables (``pgm.csv``, ``stationlist.json``, the maps) are
 made by :func:`publish_outputs` after each run, by one rule: a copy is at the top of the run
 folder exactly when its stage's output is current, i.e. the stage ran in this run, or was
-skipped as current, or (not asked for) its fingerprint still matches its inputs. When the stage
-failed, did not run after an earlier failure, or is out of date, dare removes its earlier copy
-(never a file it did not write), so an old ``pgm.csv`` never passes for a new one.
+skipped as current, or (not asked for, ``dare ra download`` alone) its fingerprint still
+matches its inputs and every stage it depends on is current too. When the stage failed, did
+not run after an earlier failure, or is out of date, dare removes its earlier copy (never a
+file it did not write), so an old ``pgm.csv`` never passes for a new one; the stage's own
+folder stays as it was (the next run redoes it).
 ``report.json``'s ``outputs`` says, for each of these files, which stage made it, whether this
 run made it (``this_run``), or why it was removed.
 """
@@ -286,25 +288,44 @@ def publish_outputs(pipeline: Pipeline, report: PipelineReport, run_dir: Path,
     """
     run_dir = Path(run_dir)
     statuses = {stage.name: stage.status for stage in report.stages}
+    order = [stage.name for stage in pipeline.stages]
     stages = {stage.name: stage for stage in pipeline.stages}
+    failed = next((stage.name for stage in report.stages if stage.status == "failed"), None)
+    known: dict[str, bool] = {}
+
+    def is_current(name: str) -> bool:
+        """Ran or skipped now, or (not asked for) current, and so is everything before it."""
+        if name not in known:
+            status = statuses.get(name, "not run")
+            if status in ("ran", "skipped"):
+                known[name] = True
+            elif status == "failed" or name not in stages or (
+                    failed is not None and order.index(name) > order.index(failed)):
+                known[name] = False
+            else:
+                stage = stages[name]
+                known[name] = ((run_dir / name).is_dir() and pipeline.is_current(stage, run_dir)
+                               and all(is_current(d) for d in stage.depends))
+        return known[name]
+
     outputs: dict[str, dict[str, Any]] = {}
     for stage_name, names in deliverables.items():
         status = statuses.get(stage_name, "not run")
+        current = is_current(stage_name)
         if status == "ran":
-            current, note = True, "made by this run"
+            note = "made by this run"
         elif status == "skipped":
-            current, note = True, "made by an earlier run; its inputs and parameters are unchanged"
+            note = "made by an earlier run; its inputs and parameters are unchanged"
         elif status == "failed":
-            current, note = False, f"stage {stage_name} failed in this run"
-        elif stage_name in stages and (run_dir / stage_name).is_dir() and \
-                pipeline.is_current(stages[stage_name], run_dir):
-            current, note = True, ("made by an earlier run; not run now, its inputs and "
-                                   "parameters are unchanged")
-        elif not report.ok:
-            current, note = False, f"stage {stage_name} did not run: an earlier stage failed"
+            note = f"stage {stage_name} failed in this run"
+        elif current:
+            note = "made by an earlier run; not run now, its inputs and parameters are unchanged"
+        elif failed is not None and stage_name in stages and \
+                order.index(stage_name) > order.index(failed):
+            note = f"stage {stage_name} did not run: stage {failed} failed"
         else:
-            current, note = False, (f"stage {stage_name} did not run, and its earlier output "
-                                    "is out of date or missing")
+            note = (f"stage {stage_name} did not run, and its earlier output (or one it "
+                    "depends on) is out of date or missing")
         for name in names:
             source, target = run_dir / stage_name / name, run_dir / name
             entry: dict[str, Any] = {"stage": stage_name, "stage_status": status,
