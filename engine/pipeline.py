@@ -166,8 +166,11 @@ def _is_own_folder(path: Path) -> bool:
             and not marker.is_symlink())
 
 
-def _remove_own_folder(path: Path, what: str) -> None:
-    """Remove a folder the pipeline made; refuse anything else (an empty folder is removed).
+def _remove_own_folder(path: Path, what: str, *, empty_too: bool = False) -> None:
+    """Remove a folder the pipeline made; refuse anything else.
+
+    ``empty_too`` also removes an empty folder without the marker (a temporary folder whose
+    run died before writing its marker).
 
     Raises
     ------
@@ -179,7 +182,7 @@ def _remove_own_folder(path: Path, what: str) -> None:
     if _is_own_folder(path):
         shutil.rmtree(path)  # does not follow the symbolic links inside
         return
-    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+    if empty_too and path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
         path.rmdir()
         return
     kind = ("a symbolic link" if path.is_symlink() else
@@ -310,7 +313,7 @@ class Pipeline:
         try:
             if (final.exists() or final.is_symlink()) and not _is_own_folder(final):
                 _remove_own_folder(final, "a stage folder")  # raises: not ours
-            _remove_own_folder(partial, "a temporary stage folder")
+            _remove_own_folder(partial, "a temporary stage folder", empty_too=True)
             partial.mkdir(parents=True)
             (partial / MARKER).write_text(json.dumps({"status": "partial"}))
         except (EngineError, OSError) as error:

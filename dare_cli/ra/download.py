@@ -973,7 +973,7 @@ class _Source:
                 self._bad_file(path, "empty_file", f"{path}: empty file")
                 continue
             try:
-                inventory += obspy.read_inventory(str(path), format="STATIONXML")
+                inventory += obspy.read_inventory(str(path))
             except Exception as exc:
                 self._bad_file(path, "corrupt_file", f"{path}: {_first_line(exc)}")
         return inventory

@@ -51,6 +51,10 @@ def test_a_link_or_a_file_named_like_a_stage_is_never_replaced(tmp_path):
                                       "not a stage folder made by dare; move it away")
     assert sorted(p.name for p in target.iterdir()) == [MARKER, "thesis.tex"]
     (run / "squares").unlink()
+    (run / "squares").mkdir()  # even empty, a folder the pipeline did not make stays
+    report = Pipeline([writing_stage()]).run(run)
+    assert report.stages[0].status == "failed" and (run / "squares").is_dir()
+    (run / "squares").rmdir()
     (run / "squares").write_text("notes")
     report = Pipeline([writing_stage()]).run(run)
     assert "a file, not a stage folder made by dare" in (report.stages[0].error or "")
