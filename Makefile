@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install dare with its development tools
 
-SYSTEM_TOOLS := redis-server docker-compose shellcheck
-system: ## Install the system tools the tests use (redis-server, docker-compose, shellcheck; apt-get as root or with sudo)
+SYSTEM_TOOLS := redis-server docker-compose shellcheck chromium
+system: ## Install the system tools the tests use (redis-server, docker-compose, shellcheck, chromium; apt-get as root or with sudo)
 	@for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
