@@ -973,7 +973,9 @@ class _Source:
                 self._bad_file(path, "empty_file", f"{path}: empty file")
                 continue
             try:
-                inventory += obspy.read_inventory(str(path))
+                # a file whose root is FDSNStationXML is read as such, for obspy's own error
+                kind = "STATIONXML" if _classify(path) == "stationxml" else None
+                inventory += obspy.read_inventory(str(path), format=kind)
             except Exception as exc:
                 self._bad_file(path, "corrupt_file", f"{path}: {_first_line(exc)}")
         return inventory
