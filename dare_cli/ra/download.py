@@ -120,6 +120,7 @@ from dare_cli.ra.events import (
 from dare_cli.ra.files import atomic_path
 from dare_cli.ra.mseedcheck import Damage, DamagedFileError, check_framing, read_checked
 from dare_cli.ra.names import (
+    OutsideRunFolderError,
     UnsafeNameError,
     check_code,
     contained_path,
@@ -1376,8 +1377,14 @@ def _remove_previous(out_dir: Path) -> None:
         files = json.loads(manifest.read_text()).get("files", [])
     except (OSError, ValueError, AttributeError):
         return
-    root = out_dir.resolve()
     for name in [*files, "manifest.json"]:
-        path = (out_dir / str(name)).resolve()
-        if path.is_relative_to(root) and path.is_file():
+        relative = Path(str(name))
+        if relative.is_absolute() or ".." in relative.parts:
+            continue
+        path = out_dir / relative
+        try:
+            contained_path(path.parent, out_dir)  # no folder of it leads out of out_dir
+        except OutsideRunFolderError:
+            continue
+        if path.is_file() and not path.is_symlink():  # dare writes files, never links
             path.unlink()

@@ -486,3 +486,17 @@ def test_missing_inputs_are_named(tmp_path: Path) -> None:
         download(local(quakeml=str(tmp_path / "nowhere.xml")), tmp_path / "out")
     with pytest.raises(RAError, match=r"has no event 'us1000abcd'"):
         download(local(quakeml=str(EXAMPLE / "event.xml"), event_id="us1000abcd"), tmp_path / "o")
+
+
+def test_rerun_removes_only_regular_files_inside_the_folder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    download(local(radius_km=31.0), out)
+    keep = tmp_path / "keep.txt"
+    keep.write_text("mine")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"] += ["../keep.txt", str(keep), "link.txt"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "link.txt").symlink_to(keep)  # listed, but a link: dare never wrote it
+    result = download(local(radius_km=29.5), out)
+    assert keep.read_text() == "mine" and (out / "link.txt").is_symlink()
+    assert result.stations == ("CI.WNM", "CI.WVP2")
