@@ -26,6 +26,7 @@ import json
 import math
 import re
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,25 @@ from obspy.geodetics import gps2dist_azimuth
 
 from dare_cli import __version__
 from dare_cli.ra import gmpe, outputs, plots
+from dare_cli.ra import report as html_report
 from dare_cli.ra.config import RAConfig
-from dare_cli.ra.download import download
+from dare_cli.ra.download import download, preflight_event
 from dare_cli.ra.errors import RAError, StationError
 from dare_cli.ra.files import atomic_path, write_atomic
+from dare_cli.ra.names import check_station_id, station_path
 from dare_cli.ra.norm import NORM_CODES, station_norms
 from dare_cli.ra.pes import MatchStations, StationStep
 from dare_cli.ra.pgm import misfit, psa_key, station_pgm
 from dare_cli.ra.preprocess import QUANTITIES, Hypocentre, comparison_copies, process_record
+from dare_cli.ra.runfolder import (
+    RA_DELIVERABLES,
+    RA_FILES,
+    RA_FOLDERS,
+    check_run_folder,
+    prepare_run_folder,
+    publish_outputs,
+    record_files,
+)
 from dare_cli.ra.simulate.embedded import synthetics_for_station
 from dare_cli.ra.source import double_couple_tensor, moment_from_magnitude, tensor_from_event
 from engine import WorkflowGraph
@@ -128,7 +140,7 @@ def event_info(event: Event) -> dict[str, Any]:
 
 def station_inventory(download_dir: Path, station: str) -> Inventory:
     """StationXML of one station from the download stage."""
-    path = download_dir / "stations" / f"{station}.xml"
+    path = station_path(download_dir / "stations", station, ".xml")
     try:
         return read_inventory(str(path))
     except Exception as error:
@@ -156,7 +168,7 @@ def station_info(inventory: Inventory, event: dict[str, Any]) -> dict[str, Any]:
 
 def read_station_stream(folder: Path, station: str, quantity: str) -> Stream:
     """The traces of one station and quantity written by an earlier stage."""
-    path = folder / f"{station}.{quantity}.mseed"
+    path = station_path(folder, station, f".{quantity}.mseed")
     try:
         return read_stream(path)
     except Exception as error:
@@ -225,7 +237,7 @@ def simulate_station(
                        "elevation": site.elevation or 0.0}
     stream = synthetics_for_station(origin, tensor, coordinates, network.code, site.code,
                                     config.simulate)
-    write_stream(out_dir / f"{station}.mseed", stream)
+    write_stream(station_path(out_dir, station, ".mseed"), stream)
     return {"station": station}
 
 
@@ -307,7 +319,7 @@ def simulate_specfem(
             read_cmtsolution(output_dir.parent / "DATA" / "CMTSOLUTION"))
     streams, missing = collect_seismograms(output_dir, origin_time, stations, processing=notes)
     for station, stream in streams.items():
-        write_stream(out_dir / f"{station}.mseed", stream)
+        write_stream(station_path(out_dir, station, ".mseed"), stream)
     min_period = (run.resolution.min_period if not specfem.collect_from
                   else _resolved_period(output_dir))
     band = [0.0, 1.0 / min_period if min_period else None]
@@ -339,6 +351,7 @@ def _resolved_period(output_dir: Path) -> float | None:
 def observed_stream(download_dir: Path, station: str) -> Stream:
     """Every downloaded trace of one station."""
     stream = Stream()
+    check_station_id(station)
     files = sorted((download_dir / "waveforms").glob(f"{station}.*.mseed"))
     if not files:
         raise StationError(station, "no waveform file was downloaded")
@@ -402,10 +415,11 @@ def preprocess_station(
     observed, synthetic = comparison_copies(record, _synthetic(simulate_dir, station),
                                             inventory, hypo.time, band, config.preprocess)
     for quantity in QUANTITIES:
-        write_stream(out_dir / "record" / f"{station}.{quantity}.mseed",
+        suffix = f".{quantity}.mseed"
+        write_stream(station_path(out_dir / "record", station, suffix),
                      record.streams[quantity])
-        write_stream(out_dir / "observed" / f"{station}.{quantity}.mseed", observed[quantity])
-        write_stream(out_dir / "synthetic" / f"{station}.{quantity}.mseed",
+        write_stream(station_path(out_dir / "observed", station, suffix), observed[quantity])
+        write_stream(station_path(out_dir / "synthetic", station, suffix),
                      synthetic[quantity])
     return {"station": station,
             "flags": _flag_records(station, record.streams["ACC"], record.flags,
@@ -413,7 +427,7 @@ def preprocess_station(
 
 
 def _synthetic(simulate_dir: Path, station: str) -> Stream:
-    path = simulate_dir / f"{station}.mseed"
+    path = station_path(simulate_dir, station, ".mseed")
     try:
         return read_stream(path)
     except Exception as error:
@@ -434,14 +448,14 @@ def norm_station(station: str, *, preprocess_dir: Path, out_dir: Path) -> dict[s
             stream = read_station_stream(preprocess_dir / kind, station, quantity)
             norms = station_norms(stream)
             if norms:
-                write_stream(out_dir / kind / f"{station}.{quantity}.mseed", norms)
+                write_stream(station_path(out_dir / kind, station, f".{quantity}.mseed"), norms)
     return {"station": station}
 
 
 def station_streams(run_dir: Path, kind: str, station: str, quantity: str) -> Stream:
     """Components and norms (where the station has them) of one station, kind and quantity."""
     stream = read_station_stream(run_dir / "preprocess" / kind, station, quantity)
-    if (run_dir / "norm" / kind / f"{station}.{quantity}.mseed").exists():
+    if station_path(run_dir / "norm" / kind, station, f".{quantity}.mseed").exists():
         stream += read_station_stream(run_dir / "norm" / kind, station, quantity)
     return stream
 
@@ -596,7 +610,11 @@ def gmpe_residuals(rows: Sequence[Mapping[str, Any]],
 def plot_task(
     task: tuple[str, str], *, run_dir: Path, out_dir: Path, config: RAConfig,
 ) -> dict[str, Any]:
-    """Draw one figure: a map (``("map", name)``) or a station's waveforms."""
+    """Draw one figure of the plot stage.
+
+    ``("map", "pga")``, ``("map", "misfit")``, ``("map", "residuals")`` (the GMPE residuals
+    versus distance) or ``("waveforms", "NET.STA")``.
+    """
     kind, name = task
     pgm = json.loads((run_dir / "pgm" / "pgm.json").read_text())
     event = pgm["event"]
@@ -605,13 +623,19 @@ def plot_task(
     elif kind == "map" and name == "misfit":
         path = plots.plot_misfit_map(out_dir / "misfit_map.png", event, pgm["misfits"],
                                      rows=pgm["rows"])
+    elif kind == "map" and name == "residuals":
+        path = plots.plot_residuals(out_dir / "residuals.png", event,
+                                    pgm.get("residuals", []), pgm["rows"])
     else:
         quantity = config.plot.quantity
+        row: dict[str, Any] = next((r for r in pgm["rows"] if r["station"] == name), {})
         path = plots.plot_waveforms(
-            out_dir / "waveforms" / f"{name}.png", name,
+            station_path(out_dir / "waveforms", name, ".png"), name,
             read_station_stream(run_dir / "preprocess" / "observed", name, quantity),
             read_station_stream(run_dir / "preprocess" / "synthetic", name, quantity),
             quantity=quantity, origin_time=UTCDateTime(event["time"]),
+            distance_km=row.get("distance_km"), azimuth=row.get("azimuth"),
+            name=row.get("name"),
         )
     return {"station": name, "file": str(Path(path).relative_to(out_dir))}
 
@@ -650,6 +674,9 @@ def build_pipeline(config: RAConfig, *, log: Callable[[str], None] | None = None
                            "flag": f"{f.get('channel', '')} {f.get('flag', '')}: "
                                    f"{f.get('detail', '')}".strip(": ")}
                           for f in manifest.get("flags", [])],
+                # trace ids kept with an InstrumentSensitivity only (divide, do not deconvolve)
+                "sensitivity_only": sorted(f["channel"] for f in manifest.get("flags", [])
+                                           if f.get("flag") == "sensitivity_only"),
             }
 
         return StageWork(None, finish=finish)
@@ -769,26 +796,44 @@ def build_pipeline(config: RAConfig, *, log: Callable[[str], None] | None = None
         tasks: list[tuple[str, str]] = []
         if config.plot.maps:
             tasks += [("map", "pga"), ("map", "misfit")]
+            if pgm.get("residuals"):
+                tasks.append(("map", "residuals"))
         if config.plot.waveforms:
             tasks += [("waveforms", s) for s in sorted({r["station"] for r in pgm["rows"]})]
         step = functools.partial(plot_task, run_dir=context.run_dir, out_dir=context.out_dir,
                                  config=config)
+        started = time.perf_counter()
 
         def finish(result: Any) -> dict[str, Any]:
             records = result.output("step", "output")
             failures = [{"plot": ":".join(r["station"]), "reason": r["reason"]}
                         for r in result.output("step", "rejected")]
             # a figure that cannot be drawn is no reason to reject a station: listed apart
-            return {"files": sorted(r["file"] for r in records),
-                    "plot_failures": sorted(failures, key=lambda r: r["plot"]),
-                    "rejected": [], "flags": []}
+            summary: dict[str, Any] = {
+                "files": sorted(r["file"] for r in records),
+                "plot_failures": sorted(failures, key=lambda r: r["plot"]),
+                "rejected": [], "flags": []}
+            # the HTML report of the run, figures embedded; the figures that failed listed in it
+            mapping = dict(config.mappings).get("plot", ("simple", None))[0]
+            this_stage = {"name": "plot", "status": "ran", "mapping": mapping,
+                          "workers": result.summary.workers,
+                          "seconds": time.perf_counter() - started, "summary": summary}
+            try:
+                html_report.write_report(context.out_dir / "report.html", context.run_dir,
+                                    plot_dir=context.out_dir, config=config,
+                                    stages=[this_stage], plot_failures=summary["plot_failures"])
+                summary["report"] = "report.html"
+            except Exception as error:  # the figures stand without the page: say why
+                summary["report_error"] = f"{type(error).__name__}: {error}"
+            return summary
 
         graph, inputs = _per_station("plot", step, tasks)
         return StageWork(graph, inputs, finish)
 
     download_inputs = tuple(
-        Path(p) for p in (config.download.directory, config.download.quakeml,
-                          config.download.stationxml) if p and "://" not in str(p)
+        Path(p) for p in (config.download.directory, config.download.event,
+                          config.download.quakeml, config.download.stationxml)
+        if p and "://" not in str(p)
     )
     common = _params(config.download)
     return Pipeline([
@@ -819,9 +864,9 @@ def rejected_so_far(run_dir: Path) -> list[dict[str, Any]]:
     return sorted(rejected.values(), key=lambda r: r["station"])
 
 
-#: Files copied to the top of the run directory when their stage has run.
-DELIVERABLES = {"pgm": ("pgm.csv",), "geojson": ("stationlist.json",),
-                "plot": ("pga_map.png", "misfit_map.png")}
+#: Files copied to the top of the run directory while their stage's output is current (see
+#: :func:`dare_cli.ra.runfolder.publish_outputs`: a stale copy is removed, never kept as new).
+DELIVERABLES = RA_DELIVERABLES
 
 
 def run_assessment(
@@ -842,14 +887,16 @@ def run_assessment(
     """
     run_dir = Path(config.out)
     pipeline = build_pipeline(config, log=log)
+    # refused before anything is written: a folder that is not dare's, an implausible event
+    check_run_folder(run_dir, stages=pipeline.names, files=RA_FILES, folders=RA_FOLDERS,
+                     force=bool(force))
+    if only is None or "download" in only:
+        preflight_event(config.download)
+    prepare_run_folder(run_dir, stages=pipeline.names, files=RA_FILES, folders=RA_FOLDERS,
+                       force=bool(force))
     report = pipeline.run(run_dir, mappings=config.mappings, only=only, force=force,
                           observers=observers)
-    for stage in report.stages:
-        if stage.status == "ran":
-            for name in DELIVERABLES.get(stage.name, ()):
-                source = run_dir / stage.name / name
-                if source.exists():
-                    write_atomic(run_dir / name, source.read_bytes())
+    outputs = publish_outputs(pipeline, report, run_dir, DELIVERABLES)
     stations: dict[str, dict[str, Any]] = {}
     for stage in report.stages:
         summary = stage.summary
@@ -870,8 +917,18 @@ def run_assessment(
         "config": str(config.source_file) if config.source_file else None,
         "stages": [stage.as_dict() for stage in report.stages],
         "stations": dict(sorted(stations.items())),
+        "outputs": outputs,
     }
     write_json(run_dir / "report.json", document)
+    if outputs.get("report.html", {}).get("status") == "current" and any(
+            stage.status == "ran" for stage in report.stages):
+        # the page at the top of the run shows every stage's timing (the plot stage's own copy
+        # knows only the plot stage's)
+        html_report.write_report(run_dir / "report.html", run_dir, config=config,
+                                 stages=document["stages"])
+    record_files(run_dir, ["report.json", *(n for n, o in outputs.items()
+                                            if o["status"] == "current")],
+                 removed=[n for n, o in outputs.items() if o["status"] != "current"])
     document["failed_stage"] = next(
         (stage for stage in report.stages if stage.status == "failed"), None
     )

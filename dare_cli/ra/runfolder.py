@@ -74,7 +74,7 @@ __all__ = [
 #: (:func:`publish_outputs`): ``{stage: (file, ...)}``.
 RA_DELIVERABLES: dict[str, tuple[str, ...]] = {
     "pgm": ("pgm.csv",), "geojson": ("stationlist.json",),
-    "plot": ("pga_map.png", "misfit_map.png"),
+    "plot": ("pga_map.png", "misfit_map.png", "residuals.png", "report.html"),
 }
 #: What the Rapid Assessment writes at the top of a run folder besides its stage folders.
 RA_FILES = ("report.json", *(name for names in RA_DELIVERABLES.values() for name in names))

@@ -159,7 +159,7 @@ def test_bad_channel_rejects_the_station_or_only_itself() -> None:
     keeps the two good channels and names the bad one."""
     st, inv = read_station("WBM")
     st.select(channel="HNZ")[0].data = np.full(st[0].stats.npts, np.nan)
-    with pytest.raises(StationError, match="CI.WBM..HNZ contains NaN") as err:
+    with pytest.raises(StationError, match=r"CI\.WBM\.\.HNZ contains NaN") as err:
         process_record(st, inv, HYPO, CONFIG)
     assert err.value.station == "CI.WBM"
     result = process_record(st, inv, HYPO, PreprocessConfig(reject_whole_station=False))
@@ -447,6 +447,6 @@ def test_long_period_noise_is_caught_not_turned_into_pga() -> None:
     result = process_record(noisy, inv, HYPO, PreprocessConfig(reject_whole_station=False))
     assert [tr.stats.channel for tr in result.streams["ACC"]] == ["HNE", "HNN"]
     assert "signal-to-noise ratio" in result.rejected["CI.WBM..HNZ"]
-    with pytest.raises(StationError, match="CI.WBM..HNZ: signal-to-noise ratio") as err:
+    with pytest.raises(StationError, match=r"CI\.WBM\.\.HNZ: signal-to-noise ratio") as err:
         process_record(noisy, inv, HYPO, CONFIG)
     assert err.value.quality

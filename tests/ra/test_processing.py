@@ -106,7 +106,7 @@ def test_corners_from_snr_on_a_known_curve() -> None:
     high, _ = processing.corners_from_snr(curve, threshold=3.0, fmin=0.2, fmax=5.0,
                                           duration=300.0)
     assert high == pytest.approx(f[f > 0.08][0])
-    with pytest.raises(ValueError, match="within 0.05-5 Hz"):
+    with pytest.raises(ValueError, match=r"within 0\.05-5 Hz"):
         processing.corners_from_snr(curve, threshold=3.0, fmin=0.05, fmax=5.0, duration=300.0)
     with pytest.raises(ValueError, match="never above"):
         processing.corners_from_snr(processing.SnrCurve(f, np.ones_like(f)), threshold=3.0,

@@ -196,10 +196,11 @@ def test_a_failed_rerun_never_lists_stale_outputs_as_new(tmp_path):
     run = tmp_path / "run"
     first = run_assessment(config)
     assert first["failed_stage"] is None
-    for name in ("pgm.csv", "stationlist.json", "pga_map.png", "misfit_map.png"):
+    deliverables = ("pgm.csv", "stationlist.json", "pga_map.png", "misfit_map.png",
+                    "residuals.png", "report.html")
+    for name in deliverables:
         assert first["outputs"][name]["this_run"] is True and (run / name).exists()
-    assert set(read_run_marker(run)["files"]) == {"report.json", "pgm.csv", "stationlist.json",
-                                                  "pga_map.png", "misfit_map.png"}
+    assert set(read_run_marker(run)["files"]) == {"report.json", *deliverables}
     again = run_assessment(config)  # nothing changed: copies current, from the earlier run
     assert {o["this_run"] for o in again["outputs"].values()} == {False}
     assert {o["status"] for o in again["outputs"].values()} == {"current"}

@@ -35,7 +35,6 @@ import csv
 import glob
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -205,14 +204,13 @@ def provenance_attrs(tr, prov_id):
 
 def process_event(event_id, work, timings, reuse=False):
     import numpy as np
-
     from gmprocess.io.asdf.stream_workspace import StreamWorkspace
     from gmprocess.metrics.waveform_metric_collection import WaveformMetricCollection
     from gmprocess.utils.config import get_config
-    from gmprocess.waveform_processing.phase import pick_travel
-    from gmprocess.waveform_processing.clipping.max_amp import MaxAmp
     from gmprocess.waveform_processing.clipping.histogram import Histogram
+    from gmprocess.waveform_processing.clipping.max_amp import MaxAmp
     from gmprocess.waveform_processing.clipping.ping import Ping
+    from gmprocess.waveform_processing.phase import pick_travel
     from obspy.taup import TauPyModel
 
     t = {}
@@ -238,7 +236,7 @@ def process_event(event_id, work, timings, reuse=False):
     stored = WaveformMetricCollection.from_workspace(ws)
     stored_by_path = {
         p.split("/")[-1]: wml
-        for p, wml in zip(stored.stream_paths, stored.waveform_metrics)
+        for p, wml in zip(stored.stream_paths, stored.waveform_metrics, strict=True)
     }
 
     raw_by_id = {st.get_id(): st for st in raw_sc}
@@ -265,7 +263,7 @@ def process_event(event_id, work, timings, reuse=False):
                     "clip_histogram": bool(Histogram(raw.copy()).is_clipped),
                     "clip_ping": bool(Ping(raw.copy()).is_clipped),
                 }
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 clip_flags = {"clip_error": str(exc)}
         channels = [tr.stats.channel for tr in st]
         metrics = {}
@@ -479,8 +477,8 @@ def main():
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    import gmprocess.metrics.waveform_metric_calculator
     import gmprocess.waveform_processing.processing  # noqa: F401
-    import gmprocess.metrics.waveform_metric_calculator  # noqa: F401
 
     print(f"import gmprocess (processing + metrics): {time.perf_counter() - t0:.1f} s")
     timings = {"import_gmprocess_s": time.perf_counter() - t0}
