@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 from obspy import Stream, Trace
 from scipy.signal import cont2discrete, lfilter, resample_poly, ss2tf
+from scipy.spatial import ConvexHull, QhullError
 
 from dare_cli.ra.norm import HORIZONTAL, NORM_CODES, split_components, station_norms
 
@@ -190,10 +191,19 @@ def rotd(first: np.ndarray, second: np.ndarray, percentile: float = 50.0) -> flo
     if a.shape != b.shape:
         raise ValueError(f"rotd needs two series of the same length, not {a.size} and {b.size}")
     angles = np.radians(np.linspace(0.0, 180.0, 181))
+    # max_t |a cos + b sin| is reached at a vertex of the convex hull of the points +-(a, b):
+    # the hull (tens of points) stands for the whole record, exactly
+    points = np.column_stack([a, b])
+    try:
+        hull = ConvexHull(np.vstack([points, -points]))
+        points = hull.points[hull.vertices]
+    except QhullError:  # fewer than three distinct directions (silence, one polarisation)
+        pass
     peaks = np.empty(angles.size)
     for start in range(0, angles.size, 32):  # 32 angles at a time: bounded memory
         chunk = angles[start:start + 32, None]
-        peaks[start:start + 32] = np.abs(np.cos(chunk) * a + np.sin(chunk) * b).max(axis=1)
+        peaks[start:start + 32] = np.abs(np.cos(chunk) * points[:, 0]
+                                         + np.sin(chunk) * points[:, 1]).max(axis=1)
     return float(np.percentile(peaks, percentile))
 
 

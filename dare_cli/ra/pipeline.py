@@ -100,7 +100,7 @@ def _plain(value: Any) -> Any:
 
 def read_stream(path: Path) -> Stream:
     """Read a Stream written by :func:`write_stream`, with its sidecar entries."""
-    stream = read(str(path))
+    stream = read(str(path), format="MSEED")  # named: no probing of every format plugin
     sidecar = path.with_name(path.name + ".json")
     if sidecar.exists():
         extra = json.loads(sidecar.read_text())
@@ -119,7 +119,7 @@ def read_event(download_dir: Path) -> Event:
     """The event of the run, from the download stage's QuakeML."""
     path = download_dir / "event.xml"
     try:
-        return read_events(str(path))[0]
+        return read_events(str(path), format="QUAKEML")[0]
     except Exception as error:
         raise RAError(f"cannot read the event from {path}: {error}") from error
 
@@ -142,7 +142,7 @@ def station_inventory(download_dir: Path, station: str) -> Inventory:
     """StationXML of one station from the download stage."""
     path = station_path(download_dir / "stations", station, ".xml")
     try:
-        return read_inventory(str(path))
+        return read_inventory(str(path), format="STATIONXML")
     except Exception as error:
         raise StationError(station, f"cannot read StationXML {path.name}: {error}") from error
 
@@ -357,7 +357,7 @@ def observed_stream(download_dir: Path, station: str) -> Stream:
         raise StationError(station, "no waveform file was downloaded")
     for path in files:
         try:
-            stream += read(str(path))
+            stream += read(str(path), format="MSEED")
         except Exception as error:
             raise StationError(station, f"cannot read {path.name}: {error}") from error
     return stream

@@ -225,21 +225,37 @@ def smoothed_spectrum(
         The smoothing frequencies (Hz) and the smoothed amplitudes (unit of data times s).
     """
     raw = np.abs(np.fft.rfft(np.asarray(data, dtype=np.float64), n=nfft)) * dt
+    centres, windows = _konno_ohmachi_windows(int(nfft), float(dt), float(bandwidth))
+    smoothed = np.full(centres.size, np.nan)
+    for i, (lo, hi, window) in enumerate(windows):
+        if window is not None:
+            smoothed[i] = float(np.dot(window, raw[lo:hi]))
+    return centres, smoothed
+
+
+@functools.lru_cache(maxsize=8)
+def _konno_ohmachi_windows(nfft: int, dt: float, bandwidth: float
+                           ) -> tuple[np.ndarray, list[tuple[int, int, np.ndarray | None]]]:
+    """Centre frequencies and their normalised windows over the FFT frequencies.
+
+    The same for every spectrum of the same length and sampling (the noise and signal of
+    every channel of a station): computed once per process.
+    """
     freqs = np.fft.rfftfreq(nfft, dt)
     centres = np.logspace(math.log10(freqs[1]), math.log10(freqs[-1]),
                           min(nfft, KO_FREQUENCIES + 1) - 1)
     reach = 10.0 ** (3.0 / bandwidth)
-    smoothed = np.full(centres.size, np.nan)
-    for i, centre in enumerate(centres):
-        lo, hi = np.searchsorted(freqs, (centre / reach, centre * reach))
+    windows: list[tuple[int, int, np.ndarray | None]] = []
+    for centre in centres:
+        lo, hi = (int(i) for i in np.searchsorted(freqs, (centre / reach, centre * reach)))
         lo = max(lo, 1)
-        if hi <= lo:
-            continue
-        window = konno_ohmachi_smoothing_window(freqs[lo:hi], centre, bandwidth=bandwidth)
-        total = window.sum()
-        if total > 0:
-            smoothed[i] = float(np.dot(window, raw[lo:hi]) / total)
-    return centres, smoothed
+        window = None
+        if hi > lo:
+            values = konno_ohmachi_smoothing_window(freqs[lo:hi], centre, bandwidth=bandwidth)
+            total = values.sum()
+            window = values / total if total > 0 else None
+        windows.append((lo, hi, window))
+    return centres, windows
 
 
 @dataclass(frozen=True)
@@ -368,16 +384,44 @@ def corners_from_snr(
     return highpass, float(high)
 
 
-def _displacement_fit_ratio(acc_spectrum: np.ndarray, freqs: np.ndarray, npts: int,
-                            times: np.ndarray, corner: float, order: float,
-                            poly_order: int) -> float:
-    spectrum = acc_spectrum * butterworth_response(freqs, highpass=corner, order=order)
-    spectrum[0] = 0.0
-    spectrum[1:] /= -((2 * np.pi * freqs[1:]) ** 2)
-    disp = np.fft.irfft(spectrum, n=npts)
-    fit = np.polyval(np.polyfit(times, disp, poly_order), times)
-    peak = np.abs(disp).max()
-    return float(np.abs(fit).max() / peak) if peak > 0 else 0.0
+#: Highest frequency (Hz) kept in the displacement that the polynomial criterion inspects:
+#: above it the displacement (acceleration / omega^2) holds nothing a trend fit can see, and
+#: the series is 10 times shorter at 100 samples/s.
+TREND_BAND = 10.0
+
+
+class _DisplacementTrend:
+    """The polynomial criterion of :func:`polyfit_highpass` for one record, any corner.
+
+    The displacement is the acceleration's spectrum divided by ``-(2 pi f)^2`` (DC dropped),
+    high-passed, and brought back to the time domain below :data:`TREND_BAND` (a band-limited
+    decimation of the same series); a polynomial of ``poly_order`` is fitted to it by least
+    squares.
+    """
+
+    def __init__(self, acc: np.ndarray, dt: float, order: float, poly_order: int) -> None:
+        npts = acc.size
+        freqs = np.fft.rfftfreq(npts, dt)
+        keep = int(np.searchsorted(freqs, TREND_BAND, side="right"))
+        keep = max(min(keep, freqs.size), 2)
+        spectrum = np.fft.rfft(acc)[:keep]
+        self.freqs = freqs[:keep]
+        spectrum[0] = 0.0
+        spectrum[1:] /= -((2 * np.pi * self.freqs[1:]) ** 2)
+        self.displacement = spectrum
+        self.npts = 2 * (keep - 1) if keep < freqs.size else npts
+        self.times = np.linspace(0.0, dt * npts, self.npts)
+        self.order = order
+        self.poly_order = poly_order
+
+    def ratio(self, corner: float) -> float:
+        """Peak of the fitted polynomial over the displacement's peak, high-pass at ``corner``."""
+        spectrum = self.displacement * butterworth_response(self.freqs, highpass=corner,
+                                                            order=self.order)
+        disp = np.fft.irfft(spectrum, n=self.npts)
+        fit = np.polyval(np.polyfit(self.times, disp, self.poly_order), self.times)
+        peak = np.abs(disp).max()
+        return float(np.abs(fit).max() / peak) if peak > 0 else 0.0
 
 
 def polyfit_highpass(
@@ -391,7 +435,9 @@ def polyfit_highpass(
     :func:`filter_in_frequency`) and integrated twice in the frequency domain; a polynomial of
     order ``poly_order`` is fitted to the displacement; ``fc`` is where the ratio of the fit's
     peak to the displacement's peak equals ``target``. The root is found in ``log fc`` by
-    Ridder's method (:func:`scipy.optimize.ridder`) within ``[fmin, fmax]``.
+    Ridder's method (:func:`scipy.optimize.ridder`) within ``[fmin, fmax]``; where the ratio
+    has several roots (it need not be monotonic) the one found may differ from gmprocess's
+    own iteration.
 
     Returns
     -------
@@ -401,21 +447,18 @@ def polyfit_highpass(
     """
     data = np.asarray(acc, dtype=np.float64)
     data = signal.windows.tukey(data.size, alpha=taper) * (data - data.mean())
-    npts = data.size
-    spectrum = np.fft.rfft(data)
-    freqs = np.fft.rfftfreq(npts, dt)
-    times = np.linspace(0.0, dt * npts, npts)
+    trend = _DisplacementTrend(data, dt, order, poly_order)
 
     def excess(log_corner: float) -> float:
-        return _displacement_fit_ratio(spectrum, freqs, npts, times, math.exp(log_corner),
-                                       order, poly_order) - target
+        return trend.ratio(math.exp(log_corner)) - target
 
     low, high = math.log(fmin), math.log(fmax)
     if excess(low) < 0:
         return fmin
     if excess(high) > 0:
         return fmax
-    return math.exp(optimize.ridder(excess, low, high, xtol=1e-4, rtol=1e-6, maxiter=60))
+    # xtol in log fc: 0.2 % of the corner, far inside what changes a peak
+    return math.exp(optimize.ridder(excess, low, high, xtol=2e-3, rtol=1e-6, maxiter=60))
 
 
 def same_horizontal_corners(
