@@ -1027,8 +1027,15 @@ def _on_grid(tr: Trace, origin_time: UTCDateTime, config: PreprocessConfig) -> T
         raise StationError(sta, f"trace {tr.id} ({tr.stats.starttime} - {tr.stats.endtime}) has "
                                 f"no data in the window {t0} - {t0 + config.window_length}")
     start = max(t0 + first * dt, tr.stats.starttime)  # obspy's rule: not before the record
-    tr.interpolate(config.sampling_rate, method="lanczos", a=LANCZOS_A, starttime=start,
-                   npts=last - first + 1)
+    offset = float(start - tr.stats.starttime) / tr.stats.delta
+    if tr.stats.sampling_rate == config.sampling_rate and abs(offset - round(offset)) < 1e-6:
+        # already on the grid (synthetics computed at the grid's rate from the origin)
+        index = round(offset)
+        tr.data = tr.data[index:index + last - first + 1]
+        tr.stats.starttime = start
+    else:
+        tr.interpolate(config.sampling_rate, method="lanczos", a=LANCZOS_A, starttime=start,
+                       npts=last - first + 1)
     data = np.zeros(n)
     data[first:last + 1] = tr.data
     tr.data = data
