@@ -45,6 +45,32 @@ STAGES = ("download", "simulate", "preprocess", "norm", "match", "pgm", "geojson
 PER_STATION = ("simulate", "preprocess", "norm", "match", "pgm")
 
 
+def observed_baseline(stream: Any, inventory: Any, t0: Any, t1: Any) -> dict[str, Any]:
+    """The baseline's processing of one station's raw records: ACC, VEL and DISP streams."""
+    from obspy import Stream
+
+    observed: dict[str, Stream] = {q: Stream() for q in ("ACC", "VEL", "DISP")}
+    for raw in stream:
+        raw.trim(t0, t1)
+        raw.detrend("linear")
+        raw.detrend("demean")
+        raw.taper(max_percentage=0.05, type="hann")
+        nyquist = 0.5 * raw.stats.sampling_rate
+        for quantity in observed:
+            trace = raw.copy()
+            trace.remove_response(inventory, output=quantity, water_level=60.0,
+                                  pre_filt=(0.002, 0.005, 0.8 * nyquist, 0.9 * nyquist))
+            trace.filter("bandpass", freqmin=0.05, freqmax=20.0, corners=4, zerophase=True)
+            observed[quantity] += trace
+    for quantity in observed.values():  # one span for the three components
+        quantity.trim(max(tr.stats.starttime for tr in quantity),
+                      min(tr.stats.endtime for tr in quantity), nearest_sample=True)
+        npts = min(tr.stats.npts for tr in quantity)
+        for tr in quantity:
+            tr.data = tr.data[:npts]
+    return observed
+
+
 def baseline() -> int:
     """The plain script; returns the number of PGM rows computed."""
     from obspy import Stream, read, read_events, read_inventory
@@ -59,32 +85,15 @@ def baseline() -> int:
     origin = event.preferred_origin() or event.origins[0]
     tensor = double_couple_tensor(321.0, 81.0, 180.0, moment_from_magnitude(7.1))
     t0, t1 = origin.time - 30.0, origin.time + 300.0
-    freqmin, freqmax = 0.05, 20.0
+    freqmin, freqmax = 0.05, 20.0  # the baseline's band (observed_baseline's too)
     rows = 0
     for station_file in sorted((EXAMPLE / "stations").glob("*.xml")):
         inventory = read_inventory(str(station_file))
         net, sta = inventory[0].code, inventory[0][0].code
-        observed: dict[str, Stream] = {q: Stream() for q in ("ACC", "VEL", "DISP")}
+        raw = Stream()
         for path in sorted((EXAMPLE / "waveforms").glob(f"{net}.{sta}..*.mseed")):
-            raw = read(str(path))[0]
-            raw.trim(t0, t1)
-            raw.detrend("linear")
-            raw.detrend("demean")
-            raw.taper(max_percentage=0.05, type="hann")
-            nyquist = 0.5 * raw.stats.sampling_rate
-            for quantity in observed:
-                trace = raw.copy()
-                trace.remove_response(inventory, output=quantity, water_level=60.0,
-                                      pre_filt=(0.002, 0.005, 0.8 * nyquist, 0.9 * nyquist))
-                trace.filter("bandpass", freqmin=freqmin, freqmax=freqmax, corners=4,
-                             zerophase=True)
-                observed[quantity] += trace
-        for stream in observed.values():  # one span for the three components
-            stream.trim(max(tr.stats.starttime for tr in stream),
-                        min(tr.stats.endtime for tr in stream), nearest_sample=True)
-            npts = min(tr.stats.npts for tr in stream)
-            for tr in stream:
-                tr.data = tr.data[:npts]
+            raw += read(str(path))
+        observed = observed_baseline(raw, inventory, t0, t1)
         coordinates = inventory.get_coordinates(f"{net}.{sta}..HNZ", origin.time)
         disp = synthetics_for_station(origin, tensor, coordinates, net, sta, config.simulate)
         disp.taper(max_percentage=0.05, type="hann")
@@ -110,7 +119,7 @@ def _records() -> list[tuple[Any, Any]]:
 
 def records_baseline() -> tuple[int, float]:
     """The baseline's record processing alone: (rows, seconds after the imports)."""
-    from obspy import Stream, UTCDateTime
+    from obspy import UTCDateTime
 
     from dare_cli.ra.pgm import station_pgm
 
@@ -119,26 +128,7 @@ def records_baseline() -> tuple[int, float]:
     start = time.perf_counter()
     rows = 0
     for stream, inventory in records:
-        observed: dict[str, Stream] = {q: Stream() for q in ("ACC", "VEL", "DISP")}
-        for raw in stream.copy():
-            raw.trim(origin - 30.0, origin + 300.0)
-            raw.detrend("linear")
-            raw.detrend("demean")
-            raw.taper(max_percentage=0.05, type="hann")
-            nyquist = 0.5 * raw.stats.sampling_rate
-            for quantity in observed:
-                trace = raw.copy()
-                trace.remove_response(inventory, output=quantity, water_level=60.0,
-                                      pre_filt=(0.002, 0.005, 0.8 * nyquist, 0.9 * nyquist))
-                trace.filter("bandpass", freqmin=0.05, freqmax=20.0, corners=4,
-                             zerophase=True)
-                observed[quantity] += trace
-        for quantity in observed.values():
-            quantity.trim(max(tr.stats.starttime for tr in quantity),
-                          min(tr.stats.endtime for tr in quantity), nearest_sample=True)
-            npts = min(tr.stats.npts for tr in quantity)
-            for tr in quantity:
-                tr.data = tr.data[:npts]
+        observed = observed_baseline(stream.copy(), inventory, origin - 30.0, origin + 300.0)
         rows += len(station_pgm(observed["ACC"], observed["VEL"], observed["DISP"]))
     return rows, time.perf_counter() - start
 
