@@ -169,8 +169,8 @@ def _finish(state: CLIState, report: dict[str, Any], run_dir: Path, json_output:
     elif not state.quiet:
         typer.echo(f"run directory: {run_dir}")
         outputs = report.get("outputs", {})
-        for name in ("report.json", "pgm.csv", "stationlist.json", "pga_map.png",
-                     "misfit_map.png"):
+        for name in ("report.html", "report.json", "pgm.csv", "stationlist.json",
+                     "pga_map.png", "misfit_map.png", "residuals.png"):
             if (run_dir / name).exists():
                 earlier = name in outputs and not outputs[name].get("this_run")
                 typer.echo(f"  {run_dir / name}" + ("  (from an earlier run, still current)"
