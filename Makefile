@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# Absolute, so that programs started in another working directory (SPECFEM3D's mpiexec) find it.
+BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
 WORKERS ?= 2
 
@@ -35,8 +37,8 @@ system: ## Install the system tools the tests use (redis-server, docker-compose,
 # (segmentation fault in xarray's file manager), in the full run only, never in the climate
 # suite alone or in subsets.
 test: $(STAMP) system ## Set up, then run the whole test suite (slow, MPI, Redis and Kafka tests included)
-	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q -m "not docker" --ignore=tests/climate
-	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q -m "not docker" tests/climate
+	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not docker" --ignore=tests/climate
+	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not docker" tests/climate
 	$(MAKE) --no-print-directory test-mpi
 
 test-docker: $(STAMP) ## Tests that need a Docker engine (build the SPECFEM3D image, run its cluster)
@@ -44,8 +46,8 @@ test-docker: $(STAMP) ## Tests that need a Docker engine (build the SPECFEM3D im
 	$(PY) -m pytest -q -m docker
 
 test-mpi: $(STAMP) ## The engine's semantic suite under real mpiexec with 2 and 4 ranks
-	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider -m mpi $(MPI_TESTS)
-	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/mpiexec -n 4 $(PY) -m pytest -q -p no:cacheprovider -m mpi $(MPI_TESTS)
+	PATH=$(BIN):$$PATH $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider -m mpi $(MPI_TESTS)
+	PATH=$(BIN):$$PATH $(VENV)/bin/mpiexec -n 4 $(PY) -m pytest -q -p no:cacheprovider -m mpi $(MPI_TESTS)
 
 test-fast: $(STAMP) ## Run the tests not marked slow (nor docker)
 	$(PY) -m pytest -q -m "not slow and not docker"
@@ -57,7 +59,7 @@ lint: $(STAMP) ## ruff and mypy
 bench: $(STAMP) system ## Benchmarks: engine mappings vs plain Python, raw mpi4py and dispel4py; RA vs obspy; climate vs icclim
 	$(PY) -m pip install --quiet '.[bench]' || echo "dispel4py or psutil not installable: skipping them"
 	$(PY) benchmarks/run.py
-	PATH=$(VENV)/bin:$$PATH $(PY) benchmarks/mpi_bench.py
+	PATH=$(BIN):$$PATH $(PY) benchmarks/mpi_bench.py
 	$(PY) benchmarks/dynamic_bench.py
 	$(PY) benchmarks/kafka_bench.py
 	$(PY) benchmarks/optimise_bench.py

@@ -656,6 +656,7 @@ def enact(name: str, plan: Plan, placement: dict[str, int], observers: Sequence[
 
 #: Seconds between a broker coordinator's liveness checks.
 TICK = 0.2
+CLEAN_EXIT_GRACE = 30.0  # seconds to wait for the report of a process that exited with 0
 
 
 @dataclass
@@ -770,7 +771,10 @@ class BrokerCoordinator:
         for number, (key, process) in enumerate(self.dedicated):
             if key in ledger.finished or process.exitcode is None:
                 continue
-            deadline = time.monotonic() + 1.0  # it may have reported just before exiting
+            # It may have reported just before exiting. A clean exit means its report was sent
+            # (flushed to the broker), which a loaded machine may take seconds to deliver.
+            grace = CLEAN_EXIT_GRACE if process.exitcode == 0 else 1.0
+            deadline = time.monotonic() + grace
             while key not in ledger.finished and time.monotonic() < deadline:
                 self._read(0.05)
             if key not in ledger.finished:
