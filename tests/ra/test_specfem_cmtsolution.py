@@ -41,7 +41,7 @@ from dare_cli.ra.simulate.specfem import (
     simulation_origin_time,
     write_cmtsolution,
 )
-from dare_cli.ra.simulate.specfem.parfile import geographic_from_utm
+from dare_cli.ra.simulate.specfem.utm import geographic_from_utm
 from dare_cli.ra.source import half_duration_from_moment
 
 DATA = Path(__file__).parent / "data" / "specfem"

@@ -35,12 +35,10 @@ from dare_cli.ra.simulate.specfem import (
     render_parfile,
     stations_in_mesh,
 )
-from dare_cli.ra.simulate.specfem.parfile import (
-    format_fortran,
-    gll_spacing_fraction,
-    mesh_utm_box,
-    utm_zone_of,
-)
+from dare_cli.ra.simulate.specfem.mesh import mesh_utm_box
+from dare_cli.ra.simulate.specfem.parfile import format_fortran
+from dare_cli.ra.simulate.specfem.resolution import gll_spacing_fraction
+from dare_cli.ra.simulate.specfem.utm import utm_zone_of
 
 DATA = Path(__file__).parent / "data" / "specfem"
 SOCAL = DATA / "socal1D"
@@ -437,7 +435,7 @@ def test_mesh_around_the_example_source_and_stations(socal):
     assert outside == [] and len(inside) == 30
     # the outermost station (CI.CAB, north-west) is 5 km from the edges
     cab = next(s for s in stations if s.station == "CAB")
-    from dare_cli.ra.simulate.specfem.parfile import utm_from_geographic
+    from dare_cli.ra.simulate.specfem.utm import utm_from_geographic
     x, y = utm_from_geographic(cab.longitude, cab.latitude, 11)
     assert min(x - x0, y1 - y) == pytest.approx(5000.0, abs=1e-3)
     resolution = check_simulation(mesh, {**par, "NPROC": 4}, cmt, stations)

@@ -1,12 +1,20 @@
 """SPECFEM3D Cartesian's files: pure writers, readers and checks.
 
+Modules, each importing only those above it (no import cycle):
+
+* :mod:`.errors`: :class:`SpecfemFileError` (a malformed file, with its line) and
+  :class:`SpecfemConfigError` (a wrong set-up, saying what to change).
+* :mod:`.utm`: longitude/latitude to UTM as SPECFEM3D projects them.
+* :mod:`.parfile`: ``KEY = value`` parameter files as text: read them, fill templates keeping
+  their layout, Fortran literals.
+* :mod:`.mesh`: the internal mesher's layered box :class:`MeshSpec` (materials, layers, NEX,
+  NPROC, doublings), its ``Mesh_Par_file`` and interfaces, :func:`mesh_around`.
+* :mod:`.resolution`: SPECFEM's stability (suggested time step) and resolution (shortest
+  period) estimates of a mesh, :func:`mesh_resolution`.
 * :mod:`.cmtsolution`: the ``CMTSOLUTION`` source file, from a QuakeML moment tensor or a
   double couple (GCMT's r/t/p moment-tensor convention, dyne·cm).
 * :mod:`.stations`: the ``STATIONS`` file, from StationXML.
-* :mod:`.parfile`: the ``Par_file`` and the internal mesher's ``Mesh_Par_file`` and
-  interfaces (templates filled keeping their layout), the mesh description
-  :class:`~.parfile.MeshSpec`, SPECFEM's stability and resolution estimates and the checks of a
-  set-up (:func:`~.parfile.check_simulation`).
+* :mod:`.checks`: the checks of a set-up (:func:`check_simulation`).
 * :mod:`.seismograms`: SPECFEM's ASCII seismograms (``NET.STA.CHA.sem[dvap]``) as ObsPy traces.
 * :mod:`.inputs`: every input file of a run, checked, then written.
 
@@ -15,6 +23,7 @@ Nothing here runs SPECFEM3D: the backends that do call these functions.
 
 from __future__ import annotations
 
+from dare_cli.ra.simulate.specfem.checks import check_simulation, stations_in_mesh
 from dare_cli.ra.simulate.specfem.cmtsolution import (
     CMTSolution,
     cmtsolution_from_double_couple,
@@ -25,25 +34,19 @@ from dare_cli.ra.simulate.specfem.cmtsolution import (
     simulation_origin_time,
     write_cmtsolution,
 )
+from dare_cli.ra.simulate.specfem.errors import SpecfemConfigError, SpecfemFileError
 from dare_cli.ra.simulate.specfem.inputs import MESH_PAR_TEMPLATE, write_specfem_inputs
-from dare_cli.ra.simulate.specfem.parfile import (
+from dare_cli.ra.simulate.specfem.mesh import (
     Material,
     MeshLayer,
-    MeshResolution,
     MeshSpec,
-    SpecfemConfigError,
-    SpecfemFileError,
-    check_simulation,
-    fortran_value,
     mesh_around,
-    mesh_resolution,
     read_mesh_spec,
-    read_parfile,
     render_interfaces,
     render_mesh_parfile,
-    render_parfile,
-    stations_in_mesh,
 )
+from dare_cli.ra.simulate.specfem.parfile import fortran_value, read_parfile, render_parfile
+from dare_cli.ra.simulate.specfem.resolution import MeshResolution, mesh_resolution
 from dare_cli.ra.simulate.specfem.seismograms import read_seismogram, read_seismograms
 from dare_cli.ra.simulate.specfem.stations import (
     StationLine,

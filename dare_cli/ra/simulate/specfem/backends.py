@@ -51,22 +51,16 @@ from obspy.core.event import Event
 
 from dare_cli import __version__
 from dare_cli.ra.errors import ConfigError, RAError
+from dare_cli.ra.simulate.specfem.checks import check_simulation
 from dare_cli.ra.simulate.specfem.cmtsolution import (
     CMTSolution,
     cmtsolution_from_double_couple,
     cmtsolution_from_event,
 )
 from dare_cli.ra.simulate.specfem.inputs import write_specfem_inputs
-from dare_cli.ra.simulate.specfem.parfile import (
-    Material,
-    MeshLayer,
-    MeshResolution,
-    MeshSpec,
-    check_simulation,
-    mesh_around,
-    mesh_resolution,
-    read_parfile,
-)
+from dare_cli.ra.simulate.specfem.mesh import Material, MeshLayer, MeshSpec, mesh_around
+from dare_cli.ra.simulate.specfem.parfile import read_parfile
+from dare_cli.ra.simulate.specfem.resolution import MeshResolution, mesh_resolution
 from dare_cli.ra.simulate.specfem.seismograms import read_seismograms
 from dare_cli.ra.simulate.specfem.stations import StationLine, stations_from_inventory
 

@@ -54,7 +54,8 @@ from obspy import UTCDateTime
 from obspy.core.event import Event, Origin
 
 from dare_cli.ra.files import write_atomic
-from dare_cli.ra.simulate.specfem.parfile import SpecfemFileError, utm_from_geographic
+from dare_cli.ra.simulate.specfem.errors import SpecfemFileError
+from dare_cli.ra.simulate.specfem.utm import utm_from_geographic
 from dare_cli.ra.source import (
     DYNE_CM_PER_NM,
     double_couple_tensor,

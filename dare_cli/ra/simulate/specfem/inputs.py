@@ -1,7 +1,7 @@
 """All the input files of a SPECFEM3D Cartesian run with the internal mesher, checked first.
 
 :func:`write_specfem_inputs` renders the ``Par_file`` from a template, checks the whole set-up
-(:func:`~dare_cli.ra.simulate.specfem.parfile.check_simulation`) and only then writes, each file
+(:func:`~dare_cli.ra.simulate.specfem.checks.check_simulation`) and only then writes, each file
 atomically, into SPECFEM's ``DATA/`` folder::
 
     DATA/CMTSOLUTION
@@ -19,16 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from dare_cli.ra.files import write_atomic
+from dare_cli.ra.simulate.specfem.checks import check_simulation
 from dare_cli.ra.simulate.specfem.cmtsolution import CMTSolution, format_cmtsolution
-from dare_cli.ra.simulate.specfem.parfile import (
-    MeshSpec,
-    SpecfemConfigError,
-    check_simulation,
-    parse_parfile,
-    render_interfaces,
-    render_mesh_parfile,
-    render_parfile,
-)
+from dare_cli.ra.simulate.specfem.errors import SpecfemConfigError
+from dare_cli.ra.simulate.specfem.mesh import MeshSpec, render_interfaces, render_mesh_parfile
+from dare_cli.ra.simulate.specfem.parfile import parse_parfile, render_parfile
 from dare_cli.ra.simulate.specfem.stations import StationLine, format_stations
 
 __all__ = ["MESHFEM_FOLDER", "MESH_PAR_TEMPLATE", "write_specfem_inputs"]

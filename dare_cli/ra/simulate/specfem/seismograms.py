@@ -33,7 +33,7 @@ import numpy as np
 from obspy import Stream, Trace, UTCDateTime
 
 from dare_cli import __version__
-from dare_cli.ra.simulate.specfem.parfile import SpecfemFileError
+from dare_cli.ra.simulate.specfem.errors import SpecfemFileError
 
 __all__ = [
     "BANDS",

@@ -25,7 +25,8 @@ import numpy as np
 from obspy import Inventory, UTCDateTime
 
 from dare_cli.ra.files import write_atomic
-from dare_cli.ra.simulate.specfem.parfile import SpecfemFileError, utm_from_geographic
+from dare_cli.ra.simulate.specfem.errors import SpecfemFileError
+from dare_cli.ra.simulate.specfem.utm import utm_from_geographic
 
 __all__ = [
     "MAX_NETWORK_LENGTH",
