@@ -11,7 +11,7 @@ WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 MPI_TESTS ?= tests/engine
-.PHONY: help install system test test-fast test-mpi test-docker lint bench demo ra clean
+.PHONY: help install system specfem test test-fast test-mpi test-docker lint bench demo ra clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,20 +24,31 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install dare with its development tools
 
-SYSTEM_TOOLS := redis-server docker-compose shellcheck chromium
-system: ## Install the system tools the tests use (redis-server, docker-compose, shellcheck, chromium; apt-get as root or with sudo)
-	@for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+# command:Debian-package pairs of the system tools the tests use
+SYSTEM_TOOLS := redis-server:redis-server docker-compose:docker-compose shellcheck:shellcheck \
+                chromium:chromium gfortran:gfortran g++:g++ mpif90.openmpi:libopenmpi-dev \
+                mpirun.openmpi:openmpi-bin
+system: ## Install the system tools the tests use (redis-server, docker-compose, shellcheck, chromium, gfortran/g++/OpenMPI for SPECFEM3D; apt-get as root or with sudo)
+	@for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 	@redis-server --version
 
+# SPECFEM3D Cartesian's programs, built natively from the archive in specfem/vendor/ (about 1 to
+# 3 minutes on 2 cores); the tests run them for real (DARE_SPECFEM_BIN).
+SPECFEM_PREFIX := $(abspath .specfem)
+SPECFEM_BIN    := $(SPECFEM_PREFIX)/bin
+specfem: $(SPECFEM_BIN)/xspecfem3D ## Build SPECFEM3D natively into .specfem/bin (gfortran, OpenMPI)
+$(SPECFEM_BIN)/xspecfem3D: specfem/build-native.sh $(wildcard specfem/vendor/specfem3d-*-src.tar.*)
+	specfem/build-native.sh $(SPECFEM_PREFIX)
+
 # The climate suite runs in a pytest process of its own: after the CLI and engine tests (which
 # fork hundreds of worker processes) netCDF4/HDF5 crashed opening a file in one of its tests
 # (segmentation fault in xarray's file manager), in the full run only, never in the climate
 # suite alone or in subsets.
-test: $(STAMP) system ## Set up, then run the whole test suite (slow, MPI, Redis and Kafka tests included)
-	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not docker" --ignore=tests/climate
+test: $(STAMP) system specfem ## Set up, then run the whole test suite (slow, MPI, Redis, Kafka and SPECFEM3D tests included)
+	PATH=$(BIN):$$PATH DARE_SPECFEM_BIN=$(SPECFEM_BIN) $(PY) -m pytest -q -m "not docker" --ignore=tests/climate
 	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not docker" tests/climate
 	$(MAKE) --no-print-directory test-mpi
 

@@ -303,9 +303,11 @@ def _stage_command(stage: str, summary: str) -> None:
     app.command(stage)(command)
 
 
-def _specfem_overrides(backend: str | None, specfem_bin: Path | None, collect: Path | None
-                       ) -> dict[str, Any]:
+def _specfem_overrides(backend: str | None, specfem_bin: Path | None, collect: Path | None,
+                       data_dir: Path | None = None) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = str(data_dir.expanduser().resolve())
     if backend is not None:
         overrides["backend"] = backend
     if specfem_bin is not None:
@@ -413,6 +415,12 @@ def simulate(
                                   help="Only collect the seismograms of a SPECFEM3D run made "
                                        "elsewhere (its OUTPUT_FILES)."),
     ] = None,
+    specfem_data: Annotated[
+        Path | None, typer.Option("--specfem-data", metavar="DIR",
+                                  help="Run a hand-made SPECFEM3D DATA folder as it is (its "
+                                       "Par_file, CMTSOLUTION, STATIONS, meshfem3D_files/); "
+                                       "no download stage needed."),
+    ] = None,
     emit_batch: Annotated[
         str | None, typer.Option("--emit-batch", metavar="SCHEDULER",
                                  help="Write the inputs and a batch script (slurm) instead of "
@@ -449,7 +457,8 @@ def simulate(
 
         try:
             loaded = loaded.with_overrides(
-                solver=solver, specfem=_specfem_overrides(backend, specfem_bin, collect))
+                solver=solver, specfem=_specfem_overrides(backend, specfem_bin, collect,
+                                                          specfem_data))
         except ConfigError as error:
             raise DareUsageError(str(error)) from error
         if emit_batch is not None:

@@ -281,47 +281,73 @@ def simulate_specfem(
 ) -> dict[str, Any]:
     """One SPECFEM3D run for every station; per-station miniSEED like the embedded solver's.
 
-    The run's folder is ``out_dir/specfem`` (inside the stage's temporary folder, so a failed
-    run leaves nothing behind); after success it keeps ``DATA/`` and SPECFEM's logs and
-    seismograms, and drops ``OUTPUT_FILES/DATABASES_MPI`` unless ``keep_databases``.
+    Three ways: dare writes the inputs from the downloaded event and stations (the default);
+    ``[simulate.specfem] data_dir`` runs a hand-made ``DATA`` folder as it is (its source and
+    receivers; the download stage is not needed); ``collect_from`` only collects the
+    seismograms of a run made elsewhere. The run's folder is ``out_dir/specfem`` (inside the
+    stage's temporary folder, so a failed run leaves nothing behind); after success it keeps
+    ``DATA/`` and SPECFEM's logs and seismograms, and drops ``OUTPUT_FILES/DATABASES_MPI``
+    unless ``keep_databases``.
     """
-    from dare_cli.ra.simulate.specfem.backends import collect_seismograms, provenance
+    from dare_cli.ra.simulate.specfem.backends import (
+        collect_seismograms,
+        prepare_data_dir,
+        provenance,
+    )
     from dare_cli.ra.simulate.specfem.cmtsolution import read_cmtsolution, simulation_origin_time
 
     log = log or (lambda line: None)
     specfem = config.specfem
-    stations = stations_in(download_dir / "stations")
-    event = read_event(download_dir)
-    origin_time = (event.preferred_origin() or event.origins[0]).time
     work_dir = out_dir / "specfem"
+    rejected: list[dict[str, Any]] = []
+    run = None
     if specfem.collect_from:
+        stations = stations_in(download_dir / "stations")
+        event = read_event(download_dir)
+        origin_time = (event.preferred_origin() or event.origins[0]).time
         output_dir = Path(specfem.collect_from)
         if not output_dir.is_dir():
             raise RAError(f"[simulate.specfem] collect_from: no folder {output_dir}")
         notes = [f"dare {__version__}: SPECFEM3D Cartesian synthetics collected from "
                  f"{output_dir}, displacement in m"]
         backend_name = "collected"
+        if (output_dir.parent / "DATA" / "CMTSOLUTION").is_file():
+            origin_time = simulation_origin_time(
+                read_cmtsolution(output_dir.parent / "DATA" / "CMTSOLUTION"))
     else:
-        run = prepare_specfem(download_dir, work_dir, config)
+        if specfem.data_dir:
+            run = prepare_data_dir(work_dir, specfem.data_dir, specfem)
+            for line, where in run.outside:
+                rejected.append({"station": f"{line.network}.{line.station}",
+                                 "stage": "simulate", "category": "quality",
+                                 "reason": f"outside the SPECFEM3D mesh ({where})"})
+            outside = {(line.network, line.station) for line, _ in run.outside}
+            stations = [f"{line.network}.{line.station}" for line in run.stations
+                        if (line.network, line.station) not in outside]
+            for note in run.notes:
+                log(f"SPECFEM3D: {note}")
+        else:
+            stations = stations_in(download_dir / "stations")
+            run = prepare_specfem(download_dir, work_dir, config)
         backend = specfem_backend(config)
-        log(f"SPECFEM3D: {len(run.stations)} stations, NPROC {run.nproc}, NSTEP "
-            f"{run.par_values['NSTEP']}, DT {run.par_values['DT']} s, mesh NEX "
-            f"{run.mesh.nex_xi}x{run.mesh.nex_eta} ({backend.name} backend)")
+        mesh = (f"mesh NEX {run.mesh.nex_xi}x{run.mesh.nex_eta}" if run.mesh is not None
+                else "hand-made mesh")
+        log(f"SPECFEM3D: {len(stations)} stations, NPROC {run.nproc}, NSTEP "
+            f"{run.par_values['NSTEP']}, DT {run.par_values['DT']} s, {mesh} "
+            f"({backend.name} backend)")
         backend.run(run.work_dir, run.nproc, log)
         output_dir = run.output_dir
         notes = provenance(run, backend.name)
         backend_name = backend.name
-    # SPECFEM's time axis starts at the CMTSOLUTION's origin plus its (smallest) time shift.
-    if not specfem.collect_from:
+        # SPECFEM's time axis starts at the CMTSOLUTION's origin plus its (smallest) shift.
         origin_time = simulation_origin_time(run.cmt)
-    elif (output_dir.parent / "DATA" / "CMTSOLUTION").is_file():
-        origin_time = simulation_origin_time(
-            read_cmtsolution(output_dir.parent / "DATA" / "CMTSOLUTION"))
     streams, missing = collect_seismograms(output_dir, origin_time, stations, processing=notes)
     for station, stream in streams.items():
         write_stream(station_path(out_dir, station, ".mseed"), stream)
-    min_period = (run.resolution.min_period if not specfem.collect_from
-                  else _resolved_period(output_dir))
+    # the period SPECFEM itself printed for its mesh, else dare's estimate of it
+    min_period = _resolved_period(output_dir)
+    if min_period is None and run is not None and run.resolution is not None:
+        min_period = run.resolution.min_period
     band = [0.0, 1.0 / min_period if min_period else None]
     write_json(out_dir / SYNTHETICS_FILE, {"solver": "specfem", "band_hz": band,
                                            "quantity": "DISP"})
@@ -329,8 +355,9 @@ def simulate_specfem(
         shutil.rmtree(work_dir / "OUTPUT_FILES" / "DATABASES_MPI", ignore_errors=True)
     return {
         "processed": sorted(streams),
-        "rejected": [{"station": s, "stage": "simulate",
-                      "reason": f"SPECFEM3D wrote no seismogram for {s}"} for s in missing],
+        "rejected": rejected + [{"station": s, "stage": "simulate",
+                                 "reason": f"SPECFEM3D wrote no seismogram for {s}"}
+                                for s in missing],
         "flags": [],
         "solver": "specfem",
         "backend": backend_name,
@@ -836,11 +863,17 @@ def build_pipeline(config: RAConfig, *, log: Callable[[str], None] | None = None
         if p and "://" not in str(p)
     )
     common = _params(config.download)
+    # a hand-made SPECFEM3D DATA folder brings its own source and receivers
+    own_data = config.solver == "specfem" and config.specfem.data_dir is not None
+    simulate_depends: tuple[str, ...] = () if own_data else ("download",)
+    simulate_inputs = (Path(str(config.specfem.data_dir)),) if own_data else ()
     return Pipeline([
         Stage("download", build_download, params=common, inputs=download_inputs),
-        Stage("simulate", build_simulate, depends=("download",),
+        Stage("simulate", build_simulate, depends=simulate_depends,
               params=_params(config.solver, config.source, config.simulate,
-                             *((config.specfem,) if config.solver == "specfem" else ()))),
+                             *((config.specfem.fingerprinted(),)
+                               if config.solver == "specfem" else ())),
+              inputs=simulate_inputs),
         Stage("preprocess", build_preprocess, depends=("download", "simulate"),
               params=_params(config.preprocess)),
         Stage("norm", build_norm, depends=("preprocess",), params=_params()),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -134,9 +135,11 @@ def test_local_backend_runs_the_sequence_and_writes_station_mseed(
     assert stage.status == "ran", stage.error
     simulate = run_dir / "simulate"
 
-    # the programs ran in order under `mpiexec -np 2`, their SPECFEM logs streamed
+    # the programs ran in order under `mpiexec -np 2` (resolved to its absolute path), their
+    # SPECFEM logs streamed
     commands = [line for line in lines if line.startswith("$ ")]
-    assert [c.split()[1:4] for c in commands] == [["mpiexec", "-np", "2"]] * 3
+    assert [c.split()[2:4] for c in commands] == [["-np", "2"]] * 3
+    assert {c.split()[1] for c in commands} == {shutil.which("mpiexec")}
     assert [Path(c.split()[-1]).name for c in commands] == [
         "xmeshfem3D", "xgenerate_databases", "xspecfem3D"]
     assert "xspecfem3D: TEST DOUBLE of xspecfem3D (not SPECFEM3D)" in lines
@@ -347,3 +350,107 @@ def test_toml_specfem_table_errors_name_the_key(tmp_path: Path) -> None:
     assert loaded.solver == "specfem"
     assert loaded.specfem.bin_dir == str(tmp_path / "bin")
     assert [layer.vp for layer in loaded.specfem.layers] == [6000.0]
+
+
+# -- the launcher that matches the build ---------------------------------------------------------
+NATIVE_BIN = Path(os.environ.get("DARE_SPECFEM_BIN") or HERE.parents[1] / ".specfem" / "bin")
+
+
+def _fake_launcher(folder: Path, name: str, version: str) -> Path:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\necho '{version}'\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_launcher_of_the_builds_mpi_is_chosen_over_the_first_on_path(tmp_path: Path) -> None:
+    """An Open MPI build is not started by MPICH's mpiexec that comes first on PATH."""
+    from dare_cli.ra.simulate.specfem.launcher import OPEN_MPI, program_flavour, resolve_launcher
+
+    if program_flavour(NATIVE_BIN / "xspecfem3D") != OPEN_MPI:
+        pytest.fail("the native SPECFEM3D build (make specfem) is needed, linked to Open MPI")
+    first, second = tmp_path / "venv-bin", tmp_path / "usr-bin"
+    first.mkdir()
+    second.mkdir()
+    _fake_launcher(first, "mpiexec", "HYDRA build details:\n    Version: 5.0.2")
+    wanted = _fake_launcher(second, "mpirun.openmpi", "mpirun (Open MPI) 4.1.4")
+    search = f"{first}{os.pathsep}{second}"
+    programs = [NATIVE_BIN / "xmeshfem3D"]
+    resolved = resolve_launcher("mpiexec", programs, search_path=search)
+    assert (resolved.path, resolved.flavour) == (str(wanted), OPEN_MPI)
+    # none of the build's MPI on PATH: a clear error naming both
+    wanted.unlink()
+    with pytest.raises(ConfigError, match=r"built with Open MPI, but no Open MPI launcher.*"
+                                          r"mpiexec \(MPICH\)"):
+        resolve_launcher("mpiexec", programs, search_path=search)
+
+
+def test_launcher_given_as_a_path_and_open_mpi_run_as_root(tmp_path: Path) -> None:
+    from dare_cli.ra.simulate.specfem.launcher import (
+        OPEN_MPI,
+        launch_arguments,
+        launch_environment,
+        resolve_launcher,
+    )
+
+    path = _fake_launcher(tmp_path, "mpirun", "mpirun (Open MPI) 4.1.4")
+    resolved = resolve_launcher(str(path), [NATIVE_BIN / "xmeshfem3D"])
+    assert (resolved.path, resolved.flavour) == (str(path), OPEN_MPI)
+    config = SpecfemConfig(launcher=str(path))  # a path passes the configuration's check
+    assert launch_argv(config.launcher, 4, "x") == [str(path), "-np", "4", "x"]
+    assert launch_arguments(resolved, 4, (), cores=2) == ("--oversubscribe",)
+    assert launch_arguments(resolved, 2, (), cores=2) == ()
+    assert launch_arguments(resolved, 4, ("--map-by", "core"), cores=2) == ("--map-by", "core")
+    env = launch_environment(resolved, {"PATH": "/bin"})
+    assert env is not None
+    if os.geteuid() == 0:
+        assert env["OMPI_ALLOW_RUN_AS_ROOT"] == env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
+    else:
+        assert "OMPI_ALLOW_RUN_AS_ROOT" not in env
+
+
+def test_a_solver_that_exits_0_without_ending_the_simulation_fails(tmp_path: Path) -> None:
+    """SPECFEM3D can stop on a fatal error with status 0: its log decides."""
+    from dare_cli.ra.simulate.specfem.backends import check_completed
+
+    output = tmp_path / "OUTPUT_FILES"
+    output.mkdir()
+    (output / "output_solver.txt").write_text(" Time step #  400\n")
+    with pytest.raises(SpecfemRunError, match="did not end normally"):
+        check_completed(output)
+    (output / "output_solver.txt").write_text(" Time step #  840\n End of the simulation\n")
+    check_completed(output)
+    (output / "error_message000001.txt").write_text("Error: element not found\n")
+    with pytest.raises(SpecfemRunError, match=r"wrote error_message000001\.txt") as caught:
+        check_completed(output)
+    assert "[error_message000001.txt] Error: element not found" in str(caught.value)
+
+
+# -- where SPECFEM ran is not part of what it computed ------------------------------------------
+@needs_mpiexec
+def test_synthetics_simulated_with_one_backend_are_current_for_a_run_with_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dare ra simulate --specfem-bin DIR`, then `dare ra run` without it, skips simulate."""
+    run_dir = tmp_path / "run"
+    _download_stage(run_dir, PICKED)
+    lines: list[str] = []
+    first = _run_simulate(_config(run_dir), monkeypatch, lines)
+    assert first.stages[0].status == "ran"  # type: ignore[attr-defined]
+    # what a later `dare ra run` reads from a configuration that names no bin_dir, another
+    # backend, launcher or resource limits: the same synthetics
+    later = _config(run_dir, bin_dir=None, backend="docker", launcher="mpirun", workers=3,
+                    cpus="2", keep_databases=True)
+    second = build_pipeline(later).run(run_dir, only=["simulate"])
+    assert second.stages[0].status == "skipped"  # type: ignore[attr-defined]
+    # while what changes the synthetics makes it run again (and, here, ask for bin_dir)
+    changed = _config(run_dir, bin_dir=None, element_size_km=4.0)
+    third = build_pipeline(changed).run(run_dir, only=["simulate"])
+    assert third.stages[0].status == "failed"  # type: ignore[attr-defined]
+    assert "bin_dir" in str(third.stages[0].error)  # type: ignore[attr-defined]
+
+
+def test_execution_keys_are_fields_of_the_configuration() -> None:
+    fields = {f.name for f in dataclasses.fields(SpecfemConfig)}
+    known_later = {"build_args", "kubernetes"}  # set by the docker/kubernetes backends' keys
+    assert SpecfemConfig.EXECUTION_KEYS - fields <= known_later
+    assert "data_dir" not in SpecfemConfig.EXECUTION_KEYS  # its files are fingerprinted

@@ -133,6 +133,7 @@ def solver(rank: int, size: int, par: dict[str, str], log: list[str]) -> None:
                 Path("OUTPUT_FILES", name).write_bytes(source.read())
                 written += 1
     log.append(f"  {written} seismograms written")
+    log.append("End of the simulation")  # what SPECFEM3D's solver prints when it ends normally
 
 
 def main(program: str) -> int:

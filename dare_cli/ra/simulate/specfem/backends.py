@@ -10,8 +10,9 @@ sequence ``xmeshfem3D`` -> ``xgenerate_databases`` -> ``xspecfem3D``, each on NP
     The programs of ``bin_dir`` under the local ``mpirun``/``mpiexec``/``srun``
     (:class:`LocalBackend`), for a laptop or an HPC node with SPECFEM3D built.
 ``docker``
-    The image of ``specfem/Dockerfile`` on the cluster of ``specfem/docker-compose.yml``
-    (:class:`DockerBackend`): the ``docker`` SDK builds or reuses the image, copies the inputs
+    The image of ``containers/specfem/Dockerfile`` on the cluster of
+    ``containers/specfem/docker-compose.yml`` (:class:`DockerBackend`): the ``docker`` SDK
+    builds (:mod:`dare_cli.images`) or reuses the image, copies the inputs
     into the cluster's shared volume, runs the programs in the head container with
     ``mpirun --hostfile`` over the workers and copies the outputs back; ``docker compose``
     (the SDK has no compose API) brings the cluster up and, whatever happens, down.
@@ -29,6 +30,8 @@ A Slurm batch script for the same run comes from :mod:`.slurm`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import io
 import math
 import os
@@ -44,25 +47,44 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from obspy import Inventory, Stream, UTCDateTime
 from obspy.core.event import Event
 
 from dare_cli import __version__
 from dare_cli.ra.errors import ConfigError, RAError
-from dare_cli.ra.simulate.specfem.checks import check_simulation
+from dare_cli.ra.simulate.specfem.checks import check_simulation, stations_in_mesh
 from dare_cli.ra.simulate.specfem.cmtsolution import (
     CMTSolution,
     cmtsolution_from_double_couple,
     cmtsolution_from_event,
+    read_cmtsolutions,
 )
+from dare_cli.ra.simulate.specfem.errors import SpecfemFileError
 from dare_cli.ra.simulate.specfem.inputs import write_specfem_inputs
-from dare_cli.ra.simulate.specfem.mesh import Material, MeshLayer, MeshSpec, mesh_around
-from dare_cli.ra.simulate.specfem.parfile import read_parfile
+from dare_cli.ra.simulate.specfem.launcher import (
+    LAUNCHER_NAMES,
+    Launcher,
+    launch_arguments,
+    launch_environment,
+    resolve_launcher,
+)
+from dare_cli.ra.simulate.specfem.mesh import (
+    Material,
+    MeshLayer,
+    MeshSpec,
+    mesh_around,
+    read_mesh_spec,
+)
+from dare_cli.ra.simulate.specfem.parfile import fortran_value, read_parfile
 from dare_cli.ra.simulate.specfem.resolution import MeshResolution, mesh_resolution
 from dare_cli.ra.simulate.specfem.seismograms import read_seismograms
-from dare_cli.ra.simulate.specfem.stations import StationLine, stations_from_inventory
+from dare_cli.ra.simulate.specfem.stations import (
+    StationLine,
+    read_stations,
+    stations_from_inventory,
+)
 
 __all__ = [
     "BACKENDS",
@@ -83,6 +105,7 @@ __all__ = [
     "default_templates",
     "inputs_archive",
     "launch_argv",
+    "prepare_data_dir",
     "prepare_run",
     "specfem_steps",
 ]
@@ -90,12 +113,12 @@ __all__ = [
 #: Backends of ``[simulate.specfem] backend``.
 BACKENDS = ("local", "docker")
 #: Launchers of the local backend (``srun`` on a Slurm allocation).
-LAUNCHERS = ("mpirun", "mpiexec", "srun")
+LAUNCHERS = LAUNCHER_NAMES
 #: SPECFEM3D's programs of a run with the internal mesher and the log each writes.
 STEPS = (("xmeshfem3D", "output_meshfem3D.txt"),
          ("xgenerate_databases", "output_generate_databases.txt"),
          ("xspecfem3D", "output_solver.txt"))
-#: Where SPECFEM3D is in the image of specfem/Dockerfile, and the shared volume.
+#: Where SPECFEM3D is in the image of containers/specfem/Dockerfile, and the shared volume.
 IMAGE_BIN_DIR = "/opt/specfem3d/bin"
 IMAGE_WORK_DIR = "/work"
 #: Lines of log kept for the error message of a failed program.
@@ -188,7 +211,8 @@ class SpecfemConfig:
         Folder of ``xmeshfem3D``, ``xgenerate_databases``, ``xspecfem3D`` (local backend and
         Slurm scripts; the docker backend uses the image's).
     launcher, launcher_args
-        MPI launcher of the local backend (:data:`LAUNCHERS`) and extra arguments placed
+        MPI launcher of the local backend (a name of :data:`LAUNCHERS`, resolved to the
+        launcher of the MPI the programs are built with, or a path) and extra arguments placed
         before the program (e.g. ``["--oversubscribe"]``).
     nproc_xi, nproc_eta
         Mesh slices along x and y; NPROC = their product MPI ranks.
@@ -207,10 +231,13 @@ class SpecfemConfig:
         bottom up (default :data:`SOCAL_1D`), mesh doublings (element layers; none: regular).
     max_frequency
         If given (Hz), the mesh must resolve it (5 GLL points per shortest S wavelength).
-    image, compose_file, project, workers, slots_per_worker, build
-        Docker backend: image tag, compose file (default ``specfem/docker-compose.yml``),
-        compose project name (default: a new one per run), worker containers, MPI slots per
-        worker (default: NPROC spread over the workers), build the image when it is missing.
+    image, compose_file, project, workers, slots_per_worker, build, build_args
+        Docker backend: image tag, compose file (default ``containers/specfem/
+        docker-compose.yml`` as installed with dare), compose project name (default: a new
+        one per run), worker containers, MPI slots per worker (default: NPROC spread over the
+        workers), build the image when it is missing, and the build's arguments (the
+        Dockerfile's ``ARG``: ``BASE_IMAGE``, ``SPECFEM_SOURCE`` = ``vendor``/``git``,
+        ``SPECFEM_VERSION``, ``MAKE_JOBS``...).
     cpus, memory, shm_size
         Resource limits per container (compose variables ``SPECFEM_CPUS``...).
     keep_databases
@@ -218,7 +245,21 @@ class SpecfemConfig:
     collect_from
         Folder of an ``OUTPUT_FILES`` of a run made elsewhere (e.g. a Slurm job): run nothing,
         only collect its seismograms.
+    data_dir
+        A SPECFEM3D ``DATA`` folder prepared by hand (``Par_file``, ``CMTSOLUTION``,
+        ``STATIONS``, ``meshfem3D_files/``, e.g. one of SPECFEM's examples or a 3D set-up): run
+        as it is (dare checks it, runs the three programs, collects the seismograms of its
+        STATIONS); the mesh, source and time settings above are then not used.
     """
+
+    #: Where and how SPECFEM3D runs, not what it computes: left out of the simulate stage's
+    #: fingerprint (:meth:`fingerprinted`), so that synthetics made with one backend, or
+    #: collected from a batch job, are current for a later ``dare ra run`` configured with
+    #: another backend or none.
+    EXECUTION_KEYS: ClassVar[frozenset[str]] = frozenset({
+        "backend", "bin_dir", "launcher", "launcher_args", "image", "compose_file", "project",
+        "workers", "slots_per_worker", "build", "build_args", "cpus", "memory", "shm_size",
+        "keep_databases", "collect_from", "kubernetes"})
 
     backend: str = "local"
     bin_dir: str | None = None
@@ -243,15 +284,18 @@ class SpecfemConfig:
     workers: int = 1
     slots_per_worker: int | None = None
     build: bool = True
+    build_args: Mapping[str, str] = field(default_factory=dict)
     cpus: str | None = None
     memory: str | None = None
     shm_size: str | None = None
     keep_databases: bool = False
     collect_from: str | None = None
+    data_dir: str | None = None
 
     def __post_init__(self) -> None:
         _choice("backend", self.backend, BACKENDS)
-        _choice("launcher", self.launcher, LAUNCHERS)
+        if os.sep not in self.launcher:
+            _choice("launcher", self.launcher, LAUNCHERS)
         for name in ("nproc_xi", "nproc_eta"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
@@ -270,6 +314,9 @@ class SpecfemConfig:
                                   f" km, not {value}")
         if not self.layers:
             raise ConfigError("layers must hold at least one layer")
+        if self.data_dir and self.collect_from:
+            raise ConfigError("data_dir (run a DATA folder) and collect_from (collect a run "
+                              "made elsewhere) exclude each other: give one")
         reserved = {"NPROC", "NSTEP", "DT", "UTM_PROJECTION_ZONE", "SUPPRESS_UTM_PROJECTION"}
         clash = sorted(reserved & set(self.par))
         if clash:
@@ -280,6 +327,11 @@ class SpecfemConfig:
     def nproc(self) -> int:
         """MPI ranks of the run."""
         return self.nproc_xi * self.nproc_eta
+
+    def fingerprinted(self) -> dict[str, Any]:
+        """The settings that change the synthetics (all but :attr:`EXECUTION_KEYS`)."""
+        return {key: value for key, value in dataclasses.asdict(self).items()
+                if key not in self.EXECUTION_KEYS}
 
 
 def _source_tree() -> Path:
@@ -296,16 +348,23 @@ def default_templates() -> tuple[Path, Path]:
 # -- inputs ------------------------------------------------------------------------------------
 @dataclass
 class SpecfemRun:
-    """A prepared SPECFEM3D run: its folder, inputs and the mesh's estimates."""
+    """A prepared SPECFEM3D run: its folder, inputs and the mesh's estimates.
+
+    ``mesh`` and ``resolution`` are ``None`` for a hand-made ``DATA`` folder whose mesh
+    :func:`~.mesh.read_mesh_spec` cannot describe (topography, tomographic models); ``outside``
+    lists the stations of its ``STATIONS`` outside the mesh (SPECFEM3D drops them too).
+    """
 
     work_dir: Path
     nproc: int
     cmt: CMTSolution
     stations: list[StationLine]
-    mesh: MeshSpec
+    mesh: MeshSpec | None
     par_values: dict[str, Any]
-    resolution: MeshResolution
+    resolution: MeshResolution | None
     files: dict[str, Path]
+    outside: list[tuple[StationLine, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def output_dir(self) -> Path:
@@ -420,6 +479,76 @@ def prepare_run(
                       dict(files))
 
 
+def prepare_data_dir(work_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str],
+                     config: SpecfemConfig) -> SpecfemRun:
+    """Copy and check a hand-made SPECFEM3D ``DATA`` folder for a run in ``work_dir``.
+
+    The folder is used as it is: its ``Par_file`` (NPROC, NSTEP, DT...), ``CMTSOLUTION``,
+    ``STATIONS`` and the internal mesher's ``meshfem3D_files/``. When the mesh is one
+    :func:`~.mesh.read_mesh_spec` describes (flat layers), the set-up is checked as for
+    dare's own meshes (NPROC and the split, NEX rules, DT against the stability limit, the
+    source inside the mesh, ``max_frequency`` if configured); stations outside the mesh are
+    listed in ``outside`` (SPECFEM3D drops them into ``STATIONS_FILTERED``), not an error,
+    unless none is inside.
+
+    Raises
+    ------
+    ConfigError
+        A missing folder or file, a force source, or a failed check (the message says which).
+    """
+    data = Path(data_dir)
+    if not data.is_dir():
+        raise ConfigError(f"[simulate.specfem] data_dir: no folder {data}")
+    for name in ("Par_file", "CMTSOLUTION", "STATIONS", "meshfem3D_files/Mesh_Par_file"):
+        if not (data / name).is_file():
+            raise ConfigError(f"[simulate.specfem] data_dir: no {name} in {data} (dare runs "
+                              "SPECFEM3D's internal mesher, with a CMTSOLUTION source)")
+    par = read_parfile(data / "Par_file")
+    if fortran_value(par.get("USE_FORCE_POINT_SOURCE", ".false.")) is True:
+        raise ConfigError(f"{data / 'Par_file'}: USE_FORCE_POINT_SOURCE = .true.: dare runs "
+                          "CMTSOLUTION sources only")
+    try:
+        nproc = int(fortran_value(par["NPROC"]))
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{data / 'Par_file'}: no integer NPROC") from None
+    cmts = read_cmtsolutions(data / "CMTSOLUTION")
+    stations = read_stations(data / "STATIONS")
+    if not stations:
+        raise ConfigError(f"{data / 'STATIONS'}: no station")
+    notes: list[str] = []
+    mesh: MeshSpec | None
+    resolution: MeshResolution | None = None
+    outside: list[tuple[StationLine, str]] = []
+    try:
+        mesh = read_mesh_spec(data / "meshfem3D_files" / "Mesh_Par_file")
+    except SpecfemFileError as error:
+        mesh = None
+        notes.append(f"mesh not checked before the run: {error}")
+    if mesh is not None:
+        z_flag = fortran_value(par.get("USE_SOURCES_RECEIVERS_Z", ".false.")) is True
+        inside, outside = stations_in_mesh(mesh, stations, sources_receivers_z=z_flag)
+        if not inside:
+            raise ConfigError(f"{data / 'STATIONS'}: no station inside the mesh (e.g. "
+                              f"{outside[0][0].network}.{outside[0][0].station}: "
+                              f"{outside[0][1]})")
+        resolution = check_simulation(mesh, par, cmts, inside,
+                                      max_frequency=config.max_frequency)
+    work = Path(work_dir)
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(data, work / "DATA", symlinks=False)
+    local_path = str(fortran_value(par.get("LOCAL_PATH", "./OUTPUT_FILES/DATABASES_MPI")))
+    (work / "OUTPUT_FILES").mkdir(parents=True, exist_ok=True)
+    target = (work / local_path).resolve()
+    if not target.is_relative_to(work.resolve()):
+        raise ConfigError(f"{data / 'Par_file'}: LOCAL_PATH {local_path!r} leaves the run's "
+                          "folder; give a relative path such as ./OUTPUT_FILES/DATABASES_MPI")
+    target.mkdir(parents=True, exist_ok=True)
+    files = {path.name: path for path in sorted((work / "DATA").rglob("*")) if path.is_file()}
+    return SpecfemRun(work, nproc, cmts[0], stations, mesh, dict(par), resolution, files,
+                      outside, notes)
+
+
 # -- commands ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SpecfemStep:
@@ -431,9 +560,10 @@ class SpecfemStep:
 
 
 def launch_argv(launcher: str, nproc: int, program: str, args: Sequence[str] = ()) -> list[str]:
-    """``mpirun -np N [args] program`` (or ``mpiexec``/``srun -n N``)."""
-    _choice("launcher", launcher, LAUNCHERS)
-    flag = "-n" if launcher == "srun" else "-np"
+    """``mpirun -np N [args] program`` (``srun -n N``); ``launcher`` a name or a path."""
+    if os.sep not in launcher:
+        _choice("launcher", launcher, LAUNCHERS)
+    flag = "-n" if Path(launcher).name == "srun" else "-np"
     return [launcher, flag, str(nproc), *args, program]
 
 
@@ -482,6 +612,22 @@ class _LogFollower:
         return [p.decode(errors="replace").rstrip("\r") for p in parts if p or final]
 
 
+def check_completed(output_dir: Path) -> None:
+    """Raise :class:`SpecfemRunError` unless SPECFEM3D's solver says the run ended normally.
+
+    SPECFEM3D's programs can stop on a fatal error with exit status 0 (without an MPI launcher,
+    or when one rank calls ``exit_MPI``): the solver's log must end its time loop with "End of
+    the simulation", and no ``error_message*.txt`` may exist.
+    """
+    errors = sorted(output_dir.glob("error_message*.txt"))
+    log = output_dir / "output_solver.txt"
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    if errors or "End of the simulation" not in text:
+        reason = (f"wrote {errors[0].name}" if errors else
+                  "did not end normally (no 'End of the simulation' in output_solver.txt)")
+        raise SpecfemRunError("xspecfem3D", reason, _tail([], output_dir, "output_solver.txt"))
+
+
 # -- local backend -----------------------------------------------------------------------------
 class LocalBackend:
     """Run the programs on this machine with the local MPI launcher.
@@ -491,9 +637,13 @@ class LocalBackend:
     bin_dir
         Folder of SPECFEM3D's programs.
     launcher, launcher_args
-        ``mpirun``/``mpiexec``/``srun`` and extra arguments.
+        ``mpirun``/``mpiexec``/``srun`` or a launcher's path, and extra arguments. A name is
+        resolved to the launcher of the MPI implementation the programs are built with
+        (:func:`~.launcher.resolve_launcher`), so that MPICH's ``mpiexec`` from a Python
+        environment does not start an Open MPI build.
     env
-        Environment of the programs (default: this process's).
+        Environment of the programs (default: this process's; as root with Open MPI, plus
+        Open MPI's permission to run as root).
     poll
         Seconds between looks at SPECFEM's log files.
     """
@@ -506,13 +656,26 @@ class LocalBackend:
         self.bin_dir = Path(bin_dir)
         self.launcher = launcher
         self.launcher_args = tuple(launcher_args)
-        self.env = dict(env) if env is not None else None
+        self._env = dict(env) if env is not None else None
         self.poll = poll
+
+    @functools.cached_property
+    def resolved(self) -> Launcher:
+        """The launcher found for the programs (see :func:`~.launcher.resolve_launcher`)."""
+        path = self._env.get("PATH") if self._env else None
+        return resolve_launcher(self.launcher, [self.bin_dir / name for name, _ in STEPS],
+                                search_path=path)
+
+    @property
+    def env(self) -> dict[str, str] | None:
+        """The programs' environment."""
+        return launch_environment(self.resolved, self._env)
 
     def steps(self, nproc: int) -> list[SpecfemStep]:
         """The commands this backend runs."""
-        return specfem_steps(self.bin_dir, nproc, launcher=self.launcher,
-                             launcher_args=self.launcher_args)
+        return specfem_steps(self.bin_dir, nproc, launcher=self.resolved.path,
+                             launcher_args=launch_arguments(self.resolved, nproc,
+                                                            self.launcher_args))
 
     def check(self) -> None:
         """Fail early when a program or the launcher is missing."""
@@ -521,15 +684,19 @@ class LocalBackend:
             if not (program.is_file() and os.access(program, os.X_OK)):
                 raise ConfigError(f"[simulate.specfem] bin_dir: no executable {program} "
                                   "(build SPECFEM3D, or give --specfem-bin DIR)")
-        path = self.env.get("PATH") if self.env else None
-        if shutil.which(self.launcher, path=path) is None:
-            raise ConfigError(f"[simulate.specfem] launcher {self.launcher!r} is not on PATH")
+        launcher = self.resolved.path
+        if not (os.path.isfile(launcher) and os.access(launcher, os.X_OK)):
+            raise ConfigError(f"[simulate.specfem] launcher {self.launcher!r} is not on PATH"
+                              if os.sep not in self.launcher else
+                              f"[simulate.specfem] launcher: no executable {launcher}")
 
     def run(self, work_dir: Path, nproc: int, log: Log = _quiet) -> None:
         """Run the three programs in ``work_dir``; raise :class:`SpecfemRunError` on failure."""
         self.check()
+        log(f"MPI launcher: {self.resolved.path} ({self.resolved.flavour or 'unknown MPI'})")
         for step in self.steps(nproc):
             self._run_step(step, Path(work_dir), log)
+        check_completed(Path(work_dir) / "OUTPUT_FILES")
 
     def _run_step(self, step: SpecfemStep, work_dir: Path, log: Log) -> None:
         output_dir = work_dir / "OUTPUT_FILES"
@@ -593,8 +760,10 @@ def _stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 
 # -- docker backend ----------------------------------------------------------------------------
 def default_compose_file() -> Path:
-    """``specfem/docker-compose.yml`` of the source tree."""
-    return _source_tree() / "specfem" / "docker-compose.yml"
+    """``containers/specfem/docker-compose.yml`` as installed with dare."""
+    from dare_cli.images import containers_dir
+
+    return containers_dir() / "specfem" / "docker-compose.yml"
 
 
 def compose_environment(config: SpecfemConfig) -> dict[str, str]:
@@ -712,7 +881,7 @@ def extract_outputs(chunks: Iterator[bytes] | bytes, destination: str | os.PathL
 
 
 class DockerBackend:
-    """Run the programs on the docker-compose MPI cluster of ``specfem/``.
+    """Run the programs on the docker-compose MPI cluster of ``containers/specfem/``.
 
     Parameters
     ----------
@@ -762,8 +931,15 @@ class DockerBackend:
         return steps
 
     def ensure_image(self, log: Log = _quiet) -> None:
-        """Reuse the image, or build it from ``specfem/Dockerfile`` (if ``build``)."""
+        """Reuse the image, or build it (if ``build``) with ``build_args``.
+
+        The build (:func:`dare_cli.images.build`) sends a context assembled for the image
+        (its folder, dare, SPECFEM3D's source archive when there is one), leaves no container
+        behind, and a failure names the step with the last lines of its output.
+        """
         import docker
+
+        from dare_cli.images import ImageBuildError, build
 
         try:
             self.client.images.get(self.config.image)
@@ -773,15 +949,13 @@ class DockerBackend:
             if not self.config.build:
                 raise ConfigError(f"[simulate.specfem] image {self.config.image!r} is missing "
                                   "and build = false") from None
-        context = self.compose_file.resolve().parent.parent
-        log(f"building {self.config.image} from {context / 'specfem' / 'Dockerfile'}")
-        for chunk in self.client.api.build(path=str(context), dockerfile="specfem/Dockerfile",
-                                           tag=self.config.image, decode=True, rm=True):
-            if "error" in chunk:
-                raise SpecfemRunError("image build", "failed", [str(chunk["error"])])
-            text = str(chunk.get("stream", "")).rstrip()
-            if text:
-                log(f"build: {text}")
+        try:
+            build(self.client, "specfem", tag=self.config.image,
+                  build_args=self.config.build_args, log=lambda line: log(f"build: {line}"))
+        except ImageBuildError as error:
+            where = f" at {error.step}" if error.step else ""
+            raise SpecfemRunError("image build", f"of {self.config.image} failed{where}: "
+                                  f"{error.reason}", error.tail) from None
 
     def head(self) -> Any:
         """The head container of the running cluster."""
@@ -882,12 +1056,14 @@ def collect_seismograms(
 def provenance(run: SpecfemRun, backend: str) -> list[str]:
     """``stats.processing`` notes of a run's seismograms."""
     version = f"dare {__version__}"
+    notes = [f"{version}: SPECFEM3D Cartesian synthetics ({backend} backend, NPROC "
+             f"{run.nproc}), displacement in m"]
     mesh = run.mesh
-    return [
-        f"{version}: SPECFEM3D Cartesian synthetics ({backend} backend, NPROC {run.nproc}), "
-        "displacement in m",
-        f"{version}: mesh NEX {mesh.nex_xi}x{mesh.nex_eta}, depth {mesh.depth_km:g} km, "
-        f"{len(mesh.layers)} layers, UTM zone {mesh.utm_zone}; DT {run.par_values.get('DT')} s,"
-        f" NSTEP {run.par_values.get('NSTEP')}; shortest period resolved "
-        f"{run.resolution.min_period:.3g} s",
-    ]
+    timing = f"DT {run.par_values.get('DT')} s, NSTEP {run.par_values.get('NSTEP')}"
+    if mesh is None:
+        return [*notes, f"{version}: hand-made DATA folder, mesh not described; {timing}"]
+    resolved = (f"; shortest period resolved {run.resolution.min_period:.3g} s"
+                if run.resolution is not None else "")
+    return [*notes,
+            f"{version}: mesh NEX {mesh.nex_xi}x{mesh.nex_eta}, depth {mesh.depth_km:g} km, "
+            f"{len(mesh.layers)} layers, UTM zone {mesh.utm_zone}; {timing}{resolved}"]
