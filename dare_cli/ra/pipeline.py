@@ -42,7 +42,7 @@ from dare_cli.ra import gmpe, outputs, plots
 from dare_cli.ra import report as html_report
 from dare_cli.ra.config import RAConfig
 from dare_cli.ra.download import download, preflight_event
-from dare_cli.ra.errors import RAError, StationError
+from dare_cli.ra.errors import ConfigError, RAError, StationError
 from dare_cli.ra.files import atomic_path, write_atomic
 from dare_cli.ra.names import check_station_id, station_path
 from dare_cli.ra.norm import NORM_CODES, station_norms
@@ -249,6 +249,14 @@ def read_inventories(download_dir: Path) -> Inventory:
     return inventory
 
 
+#: Why the ``kubernetes`` backend cannot run from dare, and what to do instead.
+KUBERNETES_RUNS_NOTHING = (
+    "[simulate.specfem] backend 'kubernetes' runs nothing from dare (it reaches no cluster): "
+    "write the run's manifests with 'dare ra simulate --solver specfem --backend kubernetes "
+    "--emit-manifests DIR', apply them with kubectl (DIR/README.md), then collect the "
+    "seismograms with 'dare ra simulate --collect DIR/specfem/OUTPUT_FILES'")
+
+
 def specfem_backend(config: RAConfig) -> Any:
     """The SPECFEM3D backend configured in ``[simulate.specfem]``."""
     from dare_cli.ra.simulate.specfem.backends import DockerBackend, LocalBackend
@@ -256,6 +264,8 @@ def specfem_backend(config: RAConfig) -> Any:
     specfem = config.specfem
     if specfem.backend == "docker":
         return DockerBackend(specfem)
+    if specfem.backend == "kubernetes":
+        raise ConfigError(KUBERNETES_RUNS_NOTHING)
     if not specfem.bin_dir:
         raise RAError("[simulate.specfem] bin_dir (or --specfem-bin DIR) is needed by the local "
                       "backend: the folder of xmeshfem3D, xgenerate_databases and xspecfem3D")
@@ -565,6 +575,7 @@ def pgm_station(
             if metric in observed and metric in synthetic:
                 misfits.append({"station": station, "channel": observed["channel"],
                                 "component": component, "band": "common", "metric": metric,
+                                "band_hz": [observed.get("freqmin"), observed.get("freqmax")],
                                 "misfit": misfit(synthetic[metric], observed[metric])})
     return {"station": station, "rows": rows, "misfits": misfits}
 

@@ -665,7 +665,8 @@ def misfit_map_figure(
     label = metric_label(wanted)
     figure, ax, projection = _new_map(
         info, [s.longitude for s in stations], [s.latitude for s in stations],
-        _title(info, f"Misfit of the synthetics, {label}, {what}, common band"),
+        _title(info, f"Misfit of the synthetics, {label}, {what}, "
+                     f"{_misfit_band_words(selected)}"),
         min_radius_km,
     )
     xy = _projected(projection, info, [s.longitude for s in stations],
@@ -1000,6 +1001,19 @@ def _missing_spans(times: np.ndarray, data: np.ndarray) -> list[tuple[float, flo
     step = float(times[1] - times[0]) if times.size > 1 else 0.0
     return [(float(times[a]) - step / 2, float(times[b - 1]) + step / 2)
             for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _misfit_band_words(misfits: Sequence[Mapping[str, Any]]) -> str:
+    """The band the misfits compare, from their ``band_hz``: e.g. "common band 0.1-0.39 Hz"."""
+    bands = {(float(m["band_hz"][0]), float(m["band_hz"][1])) for m in misfits
+             if isinstance(m.get("band_hz"), (list, tuple)) and len(m["band_hz"]) == 2
+             and m["band_hz"][0] is not None and m["band_hz"][1] is not None}
+    if not bands:
+        return "common band"
+    low, high = min(b[0] for b in bands), max(b[1] for b in bands)
+    if len(bands) == 1:
+        return f"common band {low:.3g}{_DASH}{high:.3g} Hz"
+    return f"common bands within {low:.3g}{_DASH}{high:.3g} Hz"
 
 
 def _band_words(traces: Sequence[Trace]) -> str:

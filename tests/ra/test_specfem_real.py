@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -101,17 +103,34 @@ def test_socal1d_through_dare_matches_specfems_reference_seismograms(
     assert summary["band_hz"][1] == pytest.approx(1 / 2.5926, rel=2e-3)
 
 
+def _shortened(data: Path, destination: Path, *, nstep: int, nproc_xi: int, nproc_eta: int
+               ) -> Path:
+    """A copy of a DATA folder with fewer time steps and another split over the ranks."""
+    copy = destination / "DATA"
+    shutil.copytree(data, copy)
+    par, mesh = copy / "Par_file", copy / "meshfem3D_files" / "Mesh_Par_file"
+    par.write_text(re.sub(r"(?m)^(NSTEP\s*=\s*)\d+", rf"\g<1>{nstep}", par.read_text()))
+    par.write_text(re.sub(r"(?m)^(NPROC\s*=\s*)\d+", rf"\g<1>{nproc_xi * nproc_eta}",
+                          par.read_text()))
+    text = re.sub(r"(?m)^(NPROC_XI\s*=\s*)\d+", rf"\g<1>{nproc_xi}", mesh.read_text())
+    mesh.write_text(re.sub(r"(?m)^(NPROC_ETA\s*=\s*)\d+", rf"\g<1>{nproc_eta}", text))
+    return copy
+
+
 def test_analytic_half_space_matches_aki_richards(tmp_path: Path, specfem_bin: Path) -> None:
-    _simulate(tmp_path, ANALYTIC / "DATA", specfem_bin)
+    """SPECFEM's analytic benchmark, its first 10 s (of 14) on 2 ranks (not 4) for CI's time."""
+    data = _shortened(ANALYTIC / "DATA", tmp_path, nstep=10000, nproc_xi=2, nproc_eta=1)
+    _simulate(tmp_path, data, specfem_bin)
     analytic = _extract(ANALYTIC / "REF_ANALYTIC" / "semd.tar.xz", tmp_path / "analytic")
     upstream = _extract(ANALYTIC / "REF_SEIS" / "semd.tar.xz", tmp_path / "upstream")
     origin = simulation_origin_time(read_cmtsolution(ANALYTIC / "DATA" / "CMTSOLUTION"))
     for station in ("Z1", "Z2"):
         stream = read(tmp_path / "run" / "simulate" / f"DB.{station}.mseed")
         for component in "XYZ":
-            exact = np.loadtxt(analytic / f"DB.{station}.FX{component}.semd")
             trace = stream.select(channel=f"FX{component}")[0]
             times = (trace.stats.starttime - origin) + trace.times()
+            exact = np.loadtxt(analytic / f"DB.{station}.FX{component}.semd")
+            exact = exact[exact[:, 0] <= times[-1]]
             ours = np.interp(exact[:, 0], times, trace.data)
             theirs_columns = np.loadtxt(upstream / f"DB.{station}.FX{component}.semd")
             theirs = np.interp(exact[:, 0], theirs_columns[:, 0], theirs_columns[:, 1])
