@@ -1,10 +1,10 @@
-"""The container side of SPECFEM3D: specfem/Dockerfile, docker-compose.yml and the backend.
+"""The container side of SPECFEM3D: containers/specfem/ (compose file, scripts) and the backend.
 
-Without a Docker engine (as on the development machine), these tests check the files with
-real tools (Docker Compose's own validator ``docker-compose config``, hadolint, shellcheck,
-bash) and the backend's engine-free parts (compose command lines, teardown, the tar archives
-exchanged with the containers). The tests marked ``docker`` build the image and run a small
-simulation: they need a Docker engine and run with ``make test-docker`` (``pytest -m docker``).
+Without a Docker engine, these tests check the files with real tools (Docker Compose's own
+validator ``docker-compose config``, shellcheck, bash; the Dockerfiles are checked in
+tests/containers/) and the backend's engine-free parts (compose command lines, teardown, the
+tar archives exchanged with the containers). The tests marked ``docker`` run the cluster for
+real: they need a Docker engine and run with ``make test-docker`` (``pytest -m docker``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dare_cli.ra.simulate.specfem.backends import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECFEM = ROOT / "specfem"
+SPECFEM = ROOT / "containers" / "specfem"
 COMPOSE = SPECFEM / "docker-compose.yml"
 SCRIPTS = ("specfem-node", "specfem-hostfile", "specfem-step")
 
@@ -63,8 +63,8 @@ def test_compose_file_passes_docker_compose_config() -> None:
         assert service["environment"]["SPECFEM_SLOTS_PER_WORKER"] == "2"
     assert services["head"]["command"] == ["head"]
     assert services["worker"]["command"] == ["worker"]
-    assert services["head"]["build"]["dockerfile"] == "specfem/Dockerfile"
-    assert Path(services["head"]["build"]["context"]) == ROOT
+    # dare builds the image from a context it assembles (dare_cli/images.py), not compose
+    assert "build" not in services["head"] and "build" not in services["worker"]
     assert "specfem-work" in resolved["volumes"]
 
 
@@ -77,27 +77,6 @@ def test_compose_file_defaults_without_variables() -> None:
     worker = yaml.safe_load(done.stdout)["services"]["worker"]
     assert worker["image"] == SpecfemConfig().image
     assert (worker["cpus"], worker["mem_limit"], worker["shm_size"]) == (2.0, "4g", "1g")
-
-
-def test_dockerfile_passes_hadolint() -> None:
-    tool = _tool("hadolint")
-    done = subprocess.run([tool, str(SPECFEM / "Dockerfile")], capture_output=True, text=True,
-                          check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def test_dockerfile_pins_specfem_and_runs_as_a_user() -> None:
-    text = (SPECFEM / "Dockerfile").read_text()
-    assert "ARG SPECFEM_VERSION=v4.1.0" in text
-    assert "./configure FC=gfortran CC=gcc MPIFC=mpif90 --with-mpi" in text
-    assert "make -j\"${MAKE_JOBS}\" xmeshfem3D xgenerate_databases xspecfem3D" in text
-    assert "USER ${SPECFEM_UID}:${SPECFEM_GID}" in text
-    assert "pip install --no-cache-dir /opt/dare/src" in text
-    for script in SCRIPTS:
-        assert f"specfem/{script}" in text
-    ignored = (SPECFEM / "Dockerfile.dockerignore").read_text().split()
-    assert ignored[ignored.index("*") + 1:ignored.index("*") + 6] == [
-        "!pyproject.toml", "!README.md", "!engine/", "!dare_cli/", "!specfem/"]
 
 
 def test_container_scripts_pass_shellcheck() -> None:
