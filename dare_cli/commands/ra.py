@@ -392,6 +392,75 @@ def _emit_slurm(state: CLIState, config: Any, config_file: Path | None, example:
                            markup=False, highlight=False)
 
 
+def _kubernetes_route(state: CLIState, config: Any, config_file: Path | None,
+                      example: str | None, *, emit_manifests: Path | None,
+                      k8s_form: str | None, namespace: str | None, backend: str | None,
+                      emit_batch: str | None, force: bool) -> bool:
+    """``--emit-manifests``: write the manifests (True); refuse the kubernetes backend without."""
+    from dare_cli.ra.errors import ConfigError
+    from dare_cli.ra.pipeline import KUBERNETES_RUNS_NOTHING
+
+    if emit_manifests is None:
+        if k8s_form is not None or namespace is not None:
+            raise DareUsageError("--k8s-form and --namespace go with --emit-manifests DIR")
+        chosen = backend == "kubernetes" or (config.specfem.backend == "kubernetes"
+                                             and config.solver == "specfem")
+        if chosen and not config.specfem.collect_from and emit_batch is None:
+            raise DareUsageError(KUBERNETES_RUNS_NOTHING)
+        return False
+    if emit_batch is not None:
+        raise DareUsageError("give --emit-batch or --emit-manifests, not both")
+    if backend not in (None, "kubernetes"):
+        raise DareUsageError(f"--emit-manifests writes Kubernetes manifests: it goes with "
+                             f"--backend kubernetes, not {backend!r}")
+    if config.solver != "specfem":
+        raise DareUsageError("--emit-manifests needs --solver specfem")
+    if config.specfem.collect_from:
+        raise DareUsageError("--emit-manifests and --collect exclude each other")
+    chosen_k8s = {key: value for key, value in (("form", k8s_form), ("namespace", namespace))
+                  if value is not None}
+    try:
+        config = config.with_overrides(specfem={"backend": "kubernetes"}, kubernetes=chosen_k8s)
+    except ConfigError as error:
+        raise DareUsageError(str(error)) from error
+    _emit_manifests(state, config, config_file, example, emit_manifests, force)
+    return True
+
+
+def _emit_manifests(state: CLIState, config: Any, config_file: Path | None,
+                    example: str | None, folder: Path, force: bool) -> None:
+    """Write the SPECFEM3D inputs and the Kubernetes manifests that run them, then collect."""
+    from dare_cli.ra.errors import ConfigError, RAError
+    from dare_cli.ra.pipeline import prepare_specfem
+    from dare_cli.ra.simulate.specfem.kubernetes import prepare_emit_folder, write_manifests
+
+    run_dir = Path(config.out).resolve()
+    download = run_dir / "download"
+    if not (download / ".stage.json").exists():
+        raise DareUsageError(f"--emit-manifests needs the download stage in {run_dir}: run "
+                             "'dare ra download' first")
+    target = folder.expanduser().resolve()
+    source = ["--example", example] if example else [str(Path(str(config_file)).resolve())]
+    try:
+        work = prepare_emit_folder(target, force=force)
+        run = prepare_specfem(download, work, config)
+        collect = ["dare", "ra", "simulate", *source, "--out", str(run_dir), "--solver",
+                   "specfem", "--collect", str(work / "OUTPUT_FILES")]
+        written = write_manifests(target, run, config.specfem, config.kubernetes,
+                                  run_name=run_dir.name, collect=collect)
+    except ConfigError as error:
+        raise DareUsageError(str(error)) from error
+    except RAError as error:
+        report_error(state, str(error), error)
+        raise typer.Exit(EXIT_FAILED) from error
+    for path in written:
+        typer.echo(str(path))
+    if not state.quiet:
+        state.stderr.print(f"inputs in {work / 'DATA'}; on the cluster: kubectl apply -f "
+                           f"{target}; then see {target / 'README.md'} (wait, kubectl cp "
+                           "OUTPUT_FILES, collect)", markup=False, highlight=False)
+
+
 @app.command("simulate")
 def simulate(
     ctx: typer.Context,
@@ -404,7 +473,8 @@ def simulate(
         typer.Option("--solver", help="embedded or specfem (default: the configuration's)."),
     ] = None,
     backend: Annotated[
-        str | None, typer.Option("--backend", help="SPECFEM3D backend: local or docker."),
+        str | None, typer.Option("--backend", help="SPECFEM3D backend: local, docker or "
+                                                   "kubernetes (with --emit-manifests)."),
     ] = None,
     specfem_bin: Annotated[
         Path | None, typer.Option("--specfem-bin", metavar="DIR",
@@ -436,6 +506,18 @@ def simulate(
     module: Annotated[
         list[str] | None, typer.Option("--module", help="Slurm: module to load; repeatable."),
     ] = None,
+    emit_manifests: Annotated[
+        Path | None, typer.Option("--emit-manifests", metavar="DIR",
+                                  help="Kubernetes: write the run's manifests, inputs and a "
+                                       "README (kubectl commands) into DIR instead of running."),
+    ] = None,
+    k8s_form: Annotated[
+        str | None, typer.Option("--k8s-form", metavar="FORM",
+                                 help="Kubernetes: mpijob (Kubeflow MPI Operator) or "
+                                      "statefulset (no operator)."),
+    ] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", help="Kubernetes: namespace.")]
+    = None,
     force: ForceOption = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the commands; run nothing.")]
     = False,
@@ -446,7 +528,8 @@ def simulate(
     With --solver specfem, one SPECFEM3D run covers every station: --backend local runs
     the programs of --specfem-bin with the local mpirun/srun, --backend docker on the
     docker-compose cluster of specfem/; --emit-batch slurm writes the inputs and a Slurm
-    script instead. Runs only this stage; the download stage must have run (same --out).
+    script instead, --backend kubernetes --emit-manifests DIR Kubernetes manifests (dare
+    reaches no cluster). Runs only this stage; the download stage must have run (same --out).
     """
     state = get_state(ctx)
     with exit_on_error(state):
@@ -461,6 +544,10 @@ def simulate(
                                                           specfem_data))
         except ConfigError as error:
             raise DareUsageError(str(error)) from error
+        if _kubernetes_route(state, loaded, config, example, emit_manifests=emit_manifests,
+                             k8s_form=k8s_form, namespace=namespace, backend=backend,
+                             emit_batch=emit_batch, force=force):
+            return
         if emit_batch is not None:
             if emit_batch != "slurm":
                 raise DareUsageError(f"--emit-batch {emit_batch!r}: only 'slurm' is supported")

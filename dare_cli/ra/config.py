@@ -11,6 +11,7 @@ resolved against the folder of the configuration file. Layout::
     [simulate]              # solver = "embedded" | "specfem"; EmbeddedConfig (duration is shared)
     [simulate.medium]       # vp, vs, rho
     [simulate.specfem]      # dare_cli.ra.simulate.specfem.backends.SpecfemConfig
+    [simulate.specfem.kubernetes]  # ...specfem.kubernetes.KubernetesConfig (--emit-manifests)
     [preprocess]            # dare_cli.ra.preprocess.PreprocessConfig
     [pgm]                   # PGMConfig: periods, damping
     [gmpe]                  # dare_cli.ra.gmpe.GMPEConfig: the ground-motion model baseline
@@ -34,6 +35,7 @@ from dare_cli.ra.gmpe import GMPEConfig
 from dare_cli.ra.preprocess import PreprocessConfig
 from dare_cli.ra.simulate.embedded import EmbeddedConfig
 from dare_cli.ra.simulate.specfem.backends import SpecfemConfig
+from dare_cli.ra.simulate.specfem.kubernetes import KubernetesConfig
 from dare_cli.tomlfile import read_toml
 
 __all__ = [
@@ -118,6 +120,9 @@ class RAConfig:
     solver: str = "embedded"
     simulate: EmbeddedConfig = field(default_factory=EmbeddedConfig)
     specfem: SpecfemConfig = field(default_factory=SpecfemConfig)
+    #: ``[simulate.specfem.kubernetes]`` (kept here: the module that renders the manifests
+    #: imports the backends, so SpecfemConfig cannot hold it without an import cycle)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     pgm: PGMConfig = field(default_factory=PGMConfig)
     gmpe: GMPEConfig = field(default_factory=GMPEConfig)
@@ -126,11 +131,13 @@ class RAConfig:
     def with_overrides(
         self, *, out: Path | None = None, mappings: Mapping[str, tuple[str, int | None]] | None
         = None, solver: str | None = None, specfem: Mapping[str, Any] | None = None,
+        kubernetes: Mapping[str, Any] | None = None,
     ) -> RAConfig:
         """Return a copy with command-line flags applied over the file's values.
 
         ``solver`` replaces ``[simulate] solver``; ``specfem`` holds ``[simulate.specfem]``
-        keys to replace (e.g. ``{"backend": "docker"}``).
+        keys to replace (e.g. ``{"backend": "docker"}``), ``kubernetes`` those of
+        ``[simulate.specfem.kubernetes]``.
         """
         merged = dict(self.mappings)
         merged.update(mappings or {})
@@ -143,8 +150,11 @@ class RAConfig:
                 specfem_config = dataclasses.replace(self.specfem, **specfem)
             except ConfigError as error:
                 raise ConfigError(f"[simulate.specfem] {error}") from None
+        kubernetes_config = (dataclasses.replace(self.kubernetes, **kubernetes) if kubernetes
+                             else self.kubernetes)
         return dataclasses.replace(self, out=out or self.out, mappings=merged,
-                                   solver=solver or self.solver, specfem=specfem_config)
+                                   solver=solver or self.solver, specfem=specfem_config,
+                                   kubernetes=kubernetes_config)
 
 
 def parse_mapping(text: str, where: str = "--mapping") -> tuple[str, tuple[str, int | None]]:
@@ -296,6 +306,11 @@ def parse_config(data: Mapping[str, Any], path: Path) -> RAConfig:
     specfem_table = simulate_table.pop("specfem", {})
     if not isinstance(specfem_table, dict):
         raise ConfigError(f"{where} [simulate]: 'specfem' must be a table ([simulate.specfem])")
+    specfem_table = dict(specfem_table)
+    kubernetes_table = specfem_table.pop("kubernetes", {})
+    if not isinstance(kubernetes_table, dict):
+        raise ConfigError(f"{where} [simulate.specfem]: 'kubernetes' must be a table "
+                          "([simulate.specfem.kubernetes])")
     simulate_keys = [f.name for f in dataclasses.fields(EmbeddedConfig)] + ["solver", "specfem"]
     for key in simulate_table:
         if key not in simulate_keys:
@@ -315,6 +330,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> RAConfig:
         solver=solver,
         simulate=_build(EmbeddedConfig, simulate_table, f"{where} [simulate]"),
         specfem=_build(SpecfemConfig, specfem_table, f"{where} [simulate.specfem]"),
+        kubernetes=_build(KubernetesConfig, kubernetes_table,
+                          f"{where} [simulate.specfem.kubernetes]"),
         preprocess=_build(PreprocessConfig, data.get("preprocess", {}), f"{where} [preprocess]"),
         pgm=_build(PGMConfig, data.get("pgm", {}), f"{where} [pgm]"),
         gmpe=_build(GMPEConfig, data.get("gmpe", {}), f"{where} [gmpe]"),

@@ -24,7 +24,8 @@ the tail of its log and of SPECFEM's ``error_message*.txt``. :func:`collect_seis
 the displacement seismograms (``NET.STA.BX?.semd``) into one miniSEED file per station, as the
 embedded solver writes them.
 
-A Slurm batch script for the same run comes from :mod:`.slurm`.
+A Slurm batch script for the same run comes from :mod:`.slurm`; Kubernetes manifests (the
+``kubernetes`` backend, which runs nothing from dare) from :mod:`.kubernetes`.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ __all__ = [
 ]
 
 #: Backends of ``[simulate.specfem] backend``.
-BACKENDS = ("local", "docker")
+BACKENDS = ("local", "docker", "kubernetes")
 #: Launchers of the local backend (``srun`` on a Slurm allocation).
 LAUNCHERS = LAUNCHER_NAMES
 #: SPECFEM3D's programs of a run with the internal mesher and the log each writes.
@@ -206,7 +207,8 @@ class SpecfemConfig:
     Attributes
     ----------
     backend
-        ``"local"`` or ``"docker"`` (:data:`BACKENDS`).
+        ``"local"``, ``"docker"`` or ``"kubernetes"`` (:data:`BACKENDS`; ``kubernetes`` only
+        writes manifests, ``--emit-manifests``, see :mod:`.kubernetes`).
     bin_dir
         Folder of ``xmeshfem3D``, ``xgenerate_databases``, ``xspecfem3D`` (local backend and
         Slurm scripts; the docker backend uses the image's).
