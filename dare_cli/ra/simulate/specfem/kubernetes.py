@@ -744,8 +744,8 @@ def readme_text(folder: Path, name: str, manifests: Sequence[Manifest], run: Spe
     if kube.form == "mpijob":
         wait = (f"kubectl -n {ns} wait --for=condition=Succeeded mpijob/{name} "
                 "--timeout=24h")
-        form = ("a Kubeflow MPI Operator `MPIJob` (kubeflow.org/v2beta1; the operator must be "
-                "installed)")
+        form = ("a Kubeflow MPI Operator `MPIJob` (kubeflow.org/v2beta1; the operator, v0.5.0 "
+                "or later for `launcherCreationPolicy`, must be installed)")
         free = ""
     else:
         wait = (f"kubectl -n {ns} wait --for=condition=complete job/{name}-launcher "
@@ -754,27 +754,29 @@ def readme_text(folder: Path, name: str, manifests: Sequence[Manifest], run: Spe
         free = (f"\n# the workers wait on; free them once the job is complete:\n"
                 f"kubectl -n {ns} scale statefulset/{name}-worker --replicas=0")
     outputs = q(str(folder / "specfem" / "OUTPUT_FILES"))
+    create = "" if ns == "default" else f"kubectl create namespace {ns}    # unless it exists\n"
+    storage_class = kube.storage_class or "the cluster's default"
     return f"""# SPECFEM3D run `{name}` on Kubernetes
 
-Written by `dare ra simulate --emit-manifests`; dare itself reached no cluster. The run is
-{form}: NPROC = {run.nproc} MPI ranks on {specfem.workers} worker pod(s) x {slots} slot(s),
-image `{specfem.image}`, namespace `{ns}`.
+Written by `dare ra simulate --emit-manifests`; dare itself reached no cluster.
+
+- Form: {form}.
+- NPROC = {run.nproc} MPI ranks on {specfem.workers} worker pod(s) x {slots} slot(s).
+- Image: `{specfem.image}`; namespace: `{ns}`.
+- Shared volume: a `ReadWriteMany` PersistentVolumeClaim of {kube.storage_size}, storage class
+  {storage_class}, mounted at `/work` in every pod and writable by uid/gid {USER_ID} (the pods
+  set `fsGroup: {USER_ID}`; a volume type that ignores fsGroup must be made writable for it).
+- Inputs: `specfem/DATA/` here, and in the ConfigMap `{name}-inputs`, which the launcher's
+  init container copies to `/work/DATA`.
 
 | file | resources |
 | --- | --- |
 {listed}
 
-`specfem/DATA/` holds the run's SPECFEM3D inputs (also in the ConfigMap `{name}-inputs`, which
-the launcher copies into the shared volume at `/work/DATA`). The shared volume is a
-`ReadWriteMany` PersistentVolumeClaim ({kube.storage_size}, storage class
-`{kube.storage_class or "the cluster's default"}`), writable by uid/gid {USER_ID} (the pods set
-`fsGroup: {USER_ID}`; a volume type that ignores fsGroup must be made writable for that uid).
-
 ## Run
 
 ```bash
-kubectl create namespace {ns}    # unless it exists
-kubectl apply -f {where}
+{create}kubectl apply -f {where}
 kubectl -n {ns} logs -f job/{name}-launcher    # SPECFEM's progress, once the launcher runs
 {wait}{free}
 ```
