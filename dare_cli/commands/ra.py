@@ -417,6 +417,11 @@ def _kubernetes_route(state: CLIState, config: Any, config_file: Path | None,
         raise DareUsageError("--emit-manifests needs --solver specfem")
     if config.specfem.collect_from:
         raise DareUsageError("--emit-manifests and --collect exclude each other")
+    if config.specfem.data_dir:
+        # its collection needs no download stage, which --collect does not know yet
+        raise DareUsageError("--emit-manifests writes the inputs dare makes from the download "
+                             "stage; a hand-made DATA folder (--specfem-data, data_dir) is not "
+                             "supported there")
     chosen_k8s = {key: value for key, value in (("form", k8s_form), ("namespace", namespace))
                   if value is not None}
     try:

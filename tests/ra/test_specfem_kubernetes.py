@@ -660,6 +660,8 @@ def test_cli_kubernetes_backend_without_manifests_is_a_usage_error(tmp_path: Pat
         (["--emit-manifests", str(tmp_path / "k"), "--solver", "embedded"],
          "--emit-manifests needs --solver specfem"),
         (["--k8s-form", "statefulset"], "--k8s-form and --namespace go with --emit-manifests"),
+        (["--emit-manifests", str(tmp_path / "k"), "--specfem-data", str(SOCAL / "DATA")],
+         "a hand-made DATA folder (--specfem-data, data_dir) is not supported there"),
         (["--emit-manifests", str(tmp_path / "k"), "--k8s-form", "helm"],
          "form 'helm' is not known"),
     ):
