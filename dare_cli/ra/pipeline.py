@@ -273,6 +273,32 @@ def specfem_backend(config: RAConfig) -> Any:
                         launcher_args=specfem.launcher_args)
 
 
+def plan_specfem(config: RAConfig) -> Any | None:
+    """The SPECFEM3D run the simulate stage would make, prepared in a temporary folder.
+
+    For ``--dry-run``: the mesh, the set-up checks and the run-time estimate, from the
+    download stage's event and stations in ``config.out`` (None if it has not run), or from
+    ``[simulate.specfem] data_dir``. Nothing in the run folder is written.
+
+    Raises
+    ------
+    ConfigError
+        A check failed (the message lists each).
+    """
+    import tempfile
+
+    from dare_cli.ra.simulate.specfem.backends import prepare_data_dir
+
+    with tempfile.TemporaryDirectory(prefix="dare-plan-") as folder:
+        work = Path(folder) / "specfem"
+        if config.specfem.data_dir:
+            return prepare_data_dir(work, config.specfem.data_dir, config.specfem)
+        download_dir = Path(config.out) / "download"
+        if not (download_dir / "event.xml").is_file():
+            return None
+        return prepare_specfem(download_dir, work, config)
+
+
 def prepare_specfem(download_dir: Path, work_dir: Path, config: RAConfig) -> Any:
     """Write and check the inputs of the run's SPECFEM3D simulation in ``work_dir``."""
     from dare_cli.ra.simulate.specfem.backends import prepare_run, source_solution
@@ -339,12 +365,16 @@ def simulate_specfem(
         else:
             stations = stations_in(download_dir / "stations")
             run = prepare_specfem(download_dir, work_dir, config)
+            for note in run.notes:
+                log(f"SPECFEM3D mesh: {note}")
         backend = specfem_backend(config)
         mesh = (f"mesh NEX {run.mesh.nex_xi}x{run.mesh.nex_eta}" if run.mesh is not None
                 else "hand-made mesh")
         log(f"SPECFEM3D: {len(stations)} stations, NPROC {run.nproc}, NSTEP "
             f"{run.par_values['NSTEP']}, DT {run.par_values['DT']} s, {mesh} "
             f"({backend.name} backend)")
+        for text in specfem_check_lines(run):
+            log(text)
         backend.run(run.work_dir, run.nproc, log)
         output_dir = run.output_dir
         notes = provenance(run, backend.name)
@@ -372,7 +402,18 @@ def simulate_specfem(
         "solver": "specfem",
         "backend": backend_name,
         "band_hz": band,
+        "checks": [finding.as_dict() for finding in run.findings] if run is not None else [],
+        "estimate": run.estimate.as_dict() if run is not None and run.estimate else None,
     }
+
+
+def specfem_check_lines(run: Any) -> list[str]:
+    """Log lines of a prepared SPECFEM3D run's set-up checks and its cost estimate."""
+    lines = [f"SPECFEM3D check {finding.check}: {finding.level}: {finding.message}"
+             for finding in run.findings]
+    if run.estimate is not None:
+        lines.append(f"SPECFEM3D estimate: {run.estimate.describe()}")
+    return lines
 
 
 def _resolved_period(output_dir: Path) -> float | None:
@@ -475,6 +516,26 @@ def _synthetic(simulate_dir: Path, station: str) -> Stream:
 KINDS = ("record", "observed", "synthetic")
 
 
+def _psa_outside_band(periods: Sequence[float], freqmin: float | None,
+                      freqmax: float | None) -> set[str]:
+    """PSA keys whose oscillator frequency lies outside the band observed and synthetic share.
+
+    Above the band's high corner the oscillator rides on the filtered ground motion (its PSA
+    tends to the band-limited PGA, already compared); below 1.25 times the low corner (the
+    usable-period rule of gmprocess and the NGA-West2 processing) the filter removed what it
+    would respond to. Such PSA values stay in the rows; they are not compared as misfits. A
+    simulation resolving periods >= 2.6 s (a 4 km SPECFEM3D mesh) thus compares PSA(3 s) but not
+    PSA(0.3 s) or PSA(1 s).
+    """
+    outside = set()
+    for period in periods:
+        frequency = 1.0 / float(period)
+        if ((freqmax is not None and frequency > float(freqmax))
+                or (freqmin is not None and frequency < 1.25 * float(freqmin))):
+            outside.add(psa_key(period))
+    return outside
+
+
 def norm_station(station: str, *, preprocess_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Vector norms (two horizontals, three components) of each kind, per quantity.
 
@@ -571,7 +632,10 @@ def pgm_station(
         synthetic = by_kind.get("synthetic", {}).get(component)
         if synthetic is None:
             continue
+        outside = _psa_outside_band(periods, observed.get("freqmin"), observed.get("freqmax"))
         for metric in metrics:
+            if metric in outside:
+                continue  # an oscillator tuned outside the compared band: not a comparison
             if metric in observed and metric in synthetic:
                 misfits.append({"station": station, "channel": observed["channel"],
                                 "component": component, "band": "common", "metric": metric,
