@@ -241,6 +241,58 @@ def _dry_run(state: CLIState, config: Any, only: list[str] | None, force: bool =
     state.stderr.print(table)
 
 
+ResolvePeriodOption = Annotated[
+    float | None,
+    typer.Option("--resolve-period", metavar="SECONDS",
+                 help="SPECFEM3D: size the mesh's elements to resolve this period "
+                      "([simulate.specfem] resolve_period)."),
+]
+VelocityModelOption = Annotated[
+    Path | None,
+    typer.Option("--velocity-model", metavar="FILE",
+                 help="SPECFEM3D: a 1D layered model table (depth vp vs rho [qp qs]) instead "
+                      "of [simulate.specfem] layers (model_file)."),
+]
+
+
+def _mesh_overrides(resolve_period: float | None, velocity_model: Path | None
+                    ) -> dict[str, Any]:
+    """``[simulate.specfem]`` keys of --resolve-period and --velocity-model."""
+    overrides: dict[str, Any] = {}
+    if resolve_period is not None:
+        overrides["resolve_period"] = resolve_period
+        overrides["element_size_km"] = None  # the period sizes the elements
+    if velocity_model is not None:
+        overrides["model_file"] = str(velocity_model.expanduser().resolve())
+        overrides["layers"] = None  # the file replaces the configured layers
+    return overrides
+
+
+def _specfem_plan_lines(config: Any) -> list[str]:
+    """Mesh, set-up checks and the run-time estimate of a SPECFEM3D simulate stage."""
+    from dare_cli.ra.errors import ConfigError, RAError
+    from dare_cli.ra.pipeline import plan_specfem, specfem_check_lines
+
+    try:
+        run = plan_specfem(config)
+    except ConfigError as error:
+        raise DareUsageError(str(error)) from error
+    except RAError as error:
+        return [f"estimate: not available ({error})"]
+    if run is None:
+        return ["estimate: needs the event and stations of the download stage: run 'dare ra "
+                f"download' with --out {config.out} first"]
+    lines = []
+    if run.mesh is not None:
+        mesh = run.mesh
+        lines.append(f"mesh: NEX {mesh.nex_xi} x {mesh.nex_eta}, {mesh.nz} element layers, "
+                     f"{len(mesh.layers)} layers, depth {mesh.depth_km:g} km, NPROC "
+                     f"{mesh.nproc_xi} x {mesh.nproc_eta}; NSTEP {run.par_values['NSTEP']}, "
+                     f"DT {run.par_values['DT']} s")
+    lines += [f"mesh: {note}" for note in run.notes]
+    return lines + specfem_check_lines(run)
+
+
 @app.command("run")
 def run(
     ctx: typer.Context,
@@ -253,6 +305,8 @@ def run(
                      help="Mapping (and workers) of a stage; repeatable."),
     ] = None,
     force: ForceOption = False,
+    resolve_period: ResolvePeriodOption = None,
+    velocity_model: VelocityModelOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; run nothing.")]
     = False,
     json_output: JsonOption = False,
@@ -268,8 +322,19 @@ def run(
         _check_mappings(mappings)
         loaded = _load(config, example, out, mappings)
         _check_mappings(dict(loaded.mappings))
+        mesh_overrides = _mesh_overrides(resolve_period, velocity_model)
+        if mesh_overrides:
+            from dare_cli.ra.errors import ConfigError
+
+            try:
+                loaded = loaded.with_overrides(specfem=mesh_overrides)
+            except ConfigError as error:
+                raise DareUsageError(str(error)) from error
         if dry_run:
             _dry_run(state, loaded, None, force)
+            if loaded.solver == "specfem" and not loaded.specfem.collect_from:
+                for line in _specfem_plan_lines(loaded):
+                    typer.echo(line)
             return
         log = _SolverLog(state)
         try:
@@ -524,7 +589,11 @@ def simulate(
     namespace: Annotated[str | None, typer.Option("--namespace", help="Kubernetes: namespace.")]
     = None,
     force: ForceOption = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the commands; run nothing.")]
+    resolve_period: ResolvePeriodOption = None,
+    velocity_model: VelocityModelOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the commands, the mesh, "
+                                                            "the checks and the run-time "
+                                                            "estimate; run nothing.")]
     = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -545,8 +614,9 @@ def simulate(
 
         try:
             loaded = loaded.with_overrides(
-                solver=solver, specfem=_specfem_overrides(backend, specfem_bin, collect,
-                                                          specfem_data))
+                solver=solver, specfem={**_specfem_overrides(backend, specfem_bin, collect,
+                                                             specfem_data),
+                                        **_mesh_overrides(resolve_period, velocity_model)})
         except ConfigError as error:
             raise DareUsageError(str(error)) from error
         if _kubernetes_route(state, loaded, config, example, emit_manifests=emit_manifests,
@@ -570,6 +640,9 @@ def simulate(
             return
         if dry_run:
             _simulate_plan(state, loaded)
+            if loaded.solver == "specfem" and not loaded.specfem.collect_from:
+                for line in _specfem_plan_lines(loaded):
+                    typer.echo(line)
             return
         log = _SolverLog(state)
         try:

@@ -318,7 +318,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> RAConfig:
                               f"{_suggest(key, simulate_keys)}; known keys: "
                               f"{', '.join(simulate_keys)}")
     for key in ("bin_dir", "par_template", "mesh_par_template", "compose_file",
-                "collect_from", "data_dir"):
+                "collect_from", "data_dir", "model_file"):
         if isinstance(specfem_table.get(key), str):
             specfem_table[key] = _resolve(base, specfem_table[key])
     return RAConfig(

@@ -37,7 +37,8 @@ def package_imports(path: Path) -> set[str]:
 
 
 def test_the_split_modules_exist():
-    for name in ("errors", "utm", "parfile", "mesh", "resolution", "checks"):
+    for name in ("errors", "utm", "parfile", "mesh", "resolution", "checks", "velocity_model",
+                 "sizing", "estimate"):
         assert name in MODULES
 
 

@@ -55,7 +55,11 @@ from obspy.core.event import Event
 
 from dare_cli import __version__
 from dare_cli.ra.errors import ConfigError, RAError
-from dare_cli.ra.simulate.specfem.checks import check_simulation, stations_in_mesh
+from dare_cli.ra.simulate.specfem.checks import (
+    Finding,
+    review_simulation,
+    stations_in_mesh,
+)
 from dare_cli.ra.simulate.specfem.cmtsolution import (
     CMTSolution,
     cmtsolution_from_double_couple,
@@ -63,6 +67,7 @@ from dare_cli.ra.simulate.specfem.cmtsolution import (
     read_cmtsolutions,
 )
 from dare_cli.ra.simulate.specfem.errors import SpecfemFileError
+from dare_cli.ra.simulate.specfem.estimate import RunEstimate, estimate_from_par
 from dare_cli.ra.simulate.specfem.inputs import write_specfem_inputs
 from dare_cli.ra.simulate.specfem.launcher import (
     LAUNCHER_NAMES,
@@ -75,17 +80,18 @@ from dare_cli.ra.simulate.specfem.mesh import (
     Material,
     MeshLayer,
     MeshSpec,
-    mesh_around,
     read_mesh_spec,
 )
 from dare_cli.ra.simulate.specfem.parfile import fortran_value, read_parfile
 from dare_cli.ra.simulate.specfem.resolution import MeshResolution, mesh_resolution
 from dare_cli.ra.simulate.specfem.seismograms import read_seismograms
+from dare_cli.ra.simulate.specfem.sizing import check_mesh_settings, mesh_fingerprint, size_mesh
 from dare_cli.ra.simulate.specfem.stations import (
     StationLine,
     read_stations,
     stations_from_inventory,
 )
+from dare_cli.ra.simulate.specfem.velocity_model import read_velocity_model
 
 __all__ = [
     "BACKENDS",
@@ -229,10 +235,18 @@ class SpecfemConfig:
         example).
     margin_km, element_size_km, depth_km, layers, doublings
         The mesh: a box ``margin_km`` wider than the event and stations on every side, surface
-        elements of at most ``element_size_km``, ``depth_km`` deep, flat ``layers`` from the
-        bottom up (default :data:`SOCAL_1D`), mesh doublings (element layers; none: regular).
+        elements of at most ``element_size_km`` (default 2 km), ``depth_km`` deep, flat
+        ``layers`` from the bottom up (default :data:`SOCAL_1D`), mesh doublings (element
+        layers; none: regular).
     max_frequency
         If given (Hz), the mesh must resolve it (5 GLL points per shortest S wavelength).
+    resolve_period
+        If given (s), the elements are sized so that the mesh resolves this period (see
+        :mod:`.sizing`); excludes ``element_size_km``.
+    model_file
+        A 1D velocity model table (see :mod:`.velocity_model`) instead of ``layers``; its
+        layers get elements no taller than the element size (or than ``resolve_period``
+        allows).
     image, compose_file, project, workers, slots_per_worker, build, build_args
         Docker backend: image tag, compose file (default ``containers/specfem/
         docker-compose.yml`` as installed with dare), compose project name (default: a new
@@ -275,11 +289,13 @@ class SpecfemConfig:
     par_template: str | None = None
     mesh_par_template: str | None = None
     margin_km: float = 20.0
-    element_size_km: float = 2.0
+    element_size_km: float | None = None
     depth_km: float = 60.0
-    layers: tuple[LayerConfig, ...] = SOCAL_1D
+    layers: tuple[LayerConfig, ...] | None = None
     doublings: tuple[int, ...] = ()
     max_frequency: float | None = None
+    resolve_period: float | None = None
+    model_file: str | None = None
     image: str = "dare-specfem:v4.1.0"
     compose_file: str | None = None
     project: str | None = None
@@ -311,11 +327,16 @@ class SpecfemConfig:
             raise ConfigError(f"nstep must be >= 1, not {self.nstep}")
         for name in ("margin_km", "element_size_km", "depth_km"):
             value = getattr(self, name)
+            if value is None:
+                continue
             if not (math.isfinite(value) and value >= (0 if name == "margin_km" else 1e-9)):
                 raise ConfigError(f"{name} must be {'>= 0' if name == 'margin_km' else '> 0'}"
                                   f" km, not {value}")
-        if not self.layers:
+        if self.layers is not None and not self.layers:
             raise ConfigError("layers must hold at least one layer")
+        check_mesh_settings(layers_given=self.layers is not None, model_file=self.model_file,
+                            element_size_km=self.element_size_km,
+                            resolve_period=self.resolve_period, max_frequency=self.max_frequency)
         if self.data_dir and self.collect_from:
             raise ConfigError("data_dir (run a DATA folder) and collect_from (collect a run "
                               "made elsewhere) exclude each other: give one")
@@ -331,9 +352,21 @@ class SpecfemConfig:
         return self.nproc_xi * self.nproc_eta
 
     def fingerprinted(self) -> dict[str, Any]:
-        """The settings that change the synthetics (all but :attr:`EXECUTION_KEYS`)."""
-        return {key: value for key, value in dataclasses.asdict(self).items()
-                if key not in self.EXECUTION_KEYS}
+        """The settings that change the synthetics (all but :attr:`EXECUTION_KEYS`).
+
+        Unset mesh settings count as their defaults (so a configuration written before they
+        existed keeps its fingerprint); a model file counts by its content.
+        """
+        values = {key: value for key, value in dataclasses.asdict(self).items()
+                  if key not in self.EXECUTION_KEYS}
+        return mesh_fingerprint(values, default_layers=[dataclasses.asdict(layer)
+                                                        for layer in SOCAL_1D])
+
+    def mesh_layers(self) -> tuple[MeshLayer, ...] | None:
+        """The configured flat layers (default :data:`SOCAL_1D`), or None with a model file."""
+        if self.model_file is not None:
+            return None
+        return tuple(layer.layer() for layer in (self.layers or SOCAL_1D))
 
 
 def _source_tree() -> Path:
@@ -367,6 +400,8 @@ class SpecfemRun:
     files: dict[str, Path]
     outside: list[tuple[StationLine, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    estimate: RunEstimate | None = None
 
     @property
     def output_dir(self) -> Path:
@@ -449,10 +484,14 @@ def prepare_run(
     stations = stations_from_inventory(inventory)
     if not stations:
         raise RAError("no station to simulate")
-    mesh = mesh_around(cmt, stations, layers=[layer.layer() for layer in config.layers],
-                       depth_km=config.depth_km, element_size_km=config.element_size_km,
-                       margin_km=config.margin_km, nproc_xi=config.nproc_xi,
-                       nproc_eta=config.nproc_eta, doublings=config.doublings)
+    design = size_mesh(cmt, stations, depth_km=config.depth_km, layers=config.mesh_layers(),
+                       model=(read_velocity_model(config.model_file) if config.model_file
+                              else None),
+                       element_size_km=config.element_size_km,
+                       resolve_period=config.resolve_period, margin_km=config.margin_km,
+                       nproc_xi=config.nproc_xi, nproc_eta=config.nproc_eta,
+                       doublings=config.doublings)
+    mesh = design.mesh
     dt = config.dt or _round_down(0.9 * mesh_resolution(mesh).dt_max)
     nstep = config.nstep or math.ceil(duration / dt)
     template_values = read_parfile(par_template)
@@ -468,8 +507,9 @@ def prepare_run(
     }
     values = {k: v for k, v in values.items() if k in template_values}
     values.update(config.par)
-    resolution = check_simulation(mesh, values, cmt, stations,
-                                  max_frequency=config.max_frequency)
+    review = review_simulation(mesh, values, cmt, stations, max_frequency=config.max_frequency)
+    review.raise_for_errors()
+    resolution = review.resolution
     if work.exists():
         shutil.rmtree(work)
     (work / "OUTPUT_FILES" / "DATABASES_MPI").mkdir(parents=True)
@@ -478,7 +518,8 @@ def prepare_run(
                                  mesh=mesh, mesh_par_template=mesh_template.read_text(),
                                  max_frequency=config.max_frequency)
     return SpecfemRun(work, config.nproc, cmt, list(stations), mesh, values, resolution,
-                      dict(files))
+                      dict(files), notes=list(design.notes), findings=list(review.findings),
+                      estimate=estimate_from_par(mesh, values))
 
 
 def prepare_data_dir(work_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str],
@@ -520,6 +561,8 @@ def prepare_data_dir(work_dir: str | os.PathLike[str], data_dir: str | os.PathLi
     notes: list[str] = []
     mesh: MeshSpec | None
     resolution: MeshResolution | None = None
+    findings: list[Finding] = []
+    estimate: RunEstimate | None = None
     outside: list[tuple[StationLine, str]] = []
     try:
         mesh = read_mesh_spec(data / "meshfem3D_files" / "Mesh_Par_file")
@@ -533,8 +576,10 @@ def prepare_data_dir(work_dir: str | os.PathLike[str], data_dir: str | os.PathLi
             raise ConfigError(f"{data / 'STATIONS'}: no station inside the mesh (e.g. "
                               f"{outside[0][0].network}.{outside[0][0].station}: "
                               f"{outside[0][1]})")
-        resolution = check_simulation(mesh, par, cmts, inside,
-                                      max_frequency=config.max_frequency)
+        review = review_simulation(mesh, par, cmts, inside, max_frequency=config.max_frequency)
+        review.raise_for_errors()
+        resolution, findings = review.resolution, list(review.findings)
+        estimate = estimate_from_par(mesh, par)
     work = Path(work_dir)
     if work.exists():
         shutil.rmtree(work)
@@ -548,7 +593,7 @@ def prepare_data_dir(work_dir: str | os.PathLike[str], data_dir: str | os.PathLi
     target.mkdir(parents=True, exist_ok=True)
     files = {path.name: path for path in sorted((work / "DATA").rglob("*")) if path.is_file()}
     return SpecfemRun(work, nproc, cmts[0], stations, mesh, dict(par), resolution, files,
-                      outside, notes)
+                      outside, notes, findings, estimate)
 
 
 # -- commands ----------------------------------------------------------------------------------

@@ -435,8 +435,11 @@ def read_mesh_spec(path: str | os.PathLike[str], *,
 
 
 def _material_text(number: int, m: Material) -> str:
-    return (f"{number}  {m.rho:g}  {m.vp:g}  {m.vs:g}  {m.q_kappa:g}  {m.q_mu:g}  "
-            f"{m.anisotropy}  {m.domain}")
+    def real(x: float) -> str:  # short, and read back as the same double
+        return f"{x:g}" if float(f"{x:g}") == x else repr(float(x))
+
+    return (f"{number}  {real(m.rho)}  {real(m.vp)}  {real(m.vs)}  {real(m.q_kappa)}  "
+            f"{real(m.q_mu)}  {m.anisotropy}  {m.domain}")
 
 
 def _mesh_tables(mesh: MeshSpec) -> tuple[list[Material], list[tuple[int, ...]]]:
