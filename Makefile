@@ -11,7 +11,7 @@ WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 MPI_TESTS ?= tests/engine
-.PHONY: help install system specfem test test-fast test-mpi test-docker lint bench demo ra clean
+.PHONY: help install system specfem images test test-fast test-mpi test-docker lint bench demo ra clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,8 +27,8 @@ install: $(STAMP) ## Create .venv and install dare with its development tools
 # command:Debian-package pairs of the system tools the tests use
 SYSTEM_TOOLS := redis-server:redis-server docker-compose:docker-compose shellcheck:shellcheck \
                 chromium:chromium gfortran:gfortran g++:g++ mpif90.openmpi:libopenmpi-dev \
-                mpirun.openmpi:openmpi-bin
-system: ## Install the system tools the tests use (redis-server, docker-compose, shellcheck, chromium, gfortran/g++/OpenMPI for SPECFEM3D; apt-get as root or with sudo)
+                mpirun.openmpi:openmpi-bin dockerd:docker.io debootstrap:debootstrap
+system: ## Install the system tools the tests use (redis-server, docker-compose, shellcheck, chromium, gfortran/g++/OpenMPI for SPECFEM3D, docker.io, debootstrap; apt-get as root or with sudo)
 	@for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -52,9 +52,20 @@ test: $(STAMP) system specfem ## Set up, then run the whole test suite (slow, MP
 	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not docker" tests/climate
 	$(MAKE) --no-print-directory test-mpi
 
-test-docker: $(STAMP) ## Tests that need a Docker engine (build the SPECFEM3D image, run its cluster)
-	$(PY) -m pip install --quiet '.[specfem]'
-	$(PY) -m pytest -q -m docker
+# The images of containers/ and their tests. containers/with-dockerd.sh uses the running Docker
+# engine or starts dockerd (vfs) for the command and stops it after, by its PID, also on failure;
+# containers/base-image.sh pulls debian:bookworm-slim or, without Docker Hub, makes it with
+# debootstrap (skipped when the tag is there). The docker SDK comes with '.[dev]' (editable).
+IMAGES ?= dare specfem
+images: $(STAMP) ## Build the container images (containers/: dare, specfem) with a local Docker engine
+	containers/with-dockerd.sh sh -c 'containers/base-image.sh && for image in $(IMAGES); do \
+	  $(PY) -c "import sys; from dare_cli import images; import docker; \
+	  images.build(docker.from_env(), sys.argv[1], log=print)" $$image || exit 1; done'
+
+test-docker: $(STAMP) system specfem ## Tests that need a Docker engine: build the images, run them and the SPECFEM3D cluster (starts dockerd if none runs)
+	containers/with-dockerd.sh sh -c 'containers/base-image.sh && \
+	  PATH=$(BIN):$$PATH DARE_SPECFEM_BIN=$(SPECFEM_BIN) DARE_REQUIRE_DOCKER=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider -m docker -s'
 
 test-mpi: $(STAMP) ## The engine's semantic suite under real mpiexec with 2 and 4 ranks
 	PATH=$(BIN):$$PATH $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider -m mpi $(MPI_TESTS)

@@ -43,6 +43,7 @@ command -v debootstrap >/dev/null || {
 
 start=$(date +%s)
 root="$(mktemp -d "${TMPDIR:-/tmp}/base-image.XXXXXX")"
+chmod 0755 "$root"  # the image's / (mktemp makes it 0700: no one but root could run)
 trap 'rm -rf "$root"' EXIT
 echo "base image $tag: not pullable, making it with debootstrap ($suite from $mirror)"
 debootstrap --variant=minbase --include=ca-certificates "$suite" "$root" "$mirror" \

@@ -4,8 +4,10 @@
 #
 #   containers/with-dockerd.sh COMMAND [ARG...]
 #
-# DOCKERD_STORAGE_DRIVER (default vfs: works inside VMs and containers, where overlayfs may
-# not), DOCKERD_LOG (default ${TMPDIR:-/tmp}/dare-dockerd.log), DOCKERD_WAIT (seconds, 60).
+# DOCKERD_STORAGE_DRIVER: dockerd's --storage-driver (default: dockerd's own choice, overlay2
+# where the kernel mounts overlayfs, else vfs, or the driver of the data root's existing images;
+# vfs works everywhere but copies the whole file system per layer, several times slower),
+# DOCKERD_LOG (default ${TMPDIR:-/tmp}/dare-dockerd.log), DOCKERD_WAIT (seconds, 60).
 # Starting dockerd needs root. The exit status is the command's; 2 when no engine can be had.
 set -euo pipefail
 
@@ -27,7 +29,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 log="${DOCKERD_LOG:-${TMPDIR:-/tmp}/dare-dockerd.log}"
-dockerd --storage-driver="${DOCKERD_STORAGE_DRIVER:-vfs}" >"$log" 2>&1 &
+driver=()
+if [ -n "${DOCKERD_STORAGE_DRIVER:-}" ]; then
+    driver=(--storage-driver="$DOCKERD_STORAGE_DRIVER")
+fi
+dockerd "${driver[@]}" >"$log" 2>&1 &
 pid=$!
 # shellcheck disable=SC2317  # called by the EXIT trap
 stop() {
@@ -58,7 +64,7 @@ until docker info >/dev/null 2>&1; do
     waited=$((waited + 1))
 done
 echo "with-dockerd.sh: started dockerd (pid $pid, storage driver" \
-     "${DOCKERD_STORAGE_DRIVER:-vfs}, log $log) in ${waited} s"
+     "$(docker info --format '{{.Driver}}'), log $log) in ${waited} s"
 status=0
 "$@" || status=$?
 exit "$status"
