@@ -300,3 +300,66 @@ def test_a_non_editable_install_builds_contexts_from_its_package_data(tmp_path: 
     assert "dare = dare_cli.main:app" in entry_points and "[dare.mappings]" in entry_points
     assert (wheel_dir / "bin" / "dare").is_file()
 
+
+
+# -- containers/with-dockerd.sh, with TEST DOUBLES of docker and dockerd ------------------------
+def _engine_doubles(tmp_path: Path) -> dict[str, str]:
+    """`docker info` answers while the `dockerd` double runs; dockerd records its pid."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    state = tmp_path / "state"
+    state.mkdir()
+    (bin_dir / "docker").write_text(
+        "#!/usr/bin/env bash\n"
+        f'[ "$1" = info ] && [ -e {state}/running ] && {{ echo vfs; exit 0; }}\nexit 1\n')
+    (bin_dir / "dockerd").write_text(
+        "#!/usr/bin/env bash\n"
+        f"echo \"$@\" > {state}/args\necho $$ > {state}/pid\n"
+        f"trap 'rm -f {state}/running; exit 0' TERM\n"
+        f"sleep 0.5; touch {state}/running\nwhile :; do sleep 0.1; done\n")
+    for name in ("docker", "dockerd"):
+        (bin_dir / name).chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "DOCKERD_LOG": str(tmp_path / "dockerd.log")}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="with-dockerd.sh starts dockerd only as root")
+@pytest.mark.parametrize("status", [0, 3])
+def test_with_dockerd_stops_the_engine_it_started(tmp_path: Path, status: int) -> None:
+    env = _engine_doubles(tmp_path)
+    state = tmp_path / "state"
+    done = subprocess.run(["bash", str(CONTAINERS / "with-dockerd.sh"), "bash", "-c",
+                           f"docker info >/dev/null && exit {status}"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == status, done.stderr
+    pid = int((state / "pid").read_text())
+    assert not (state / "running").exists()
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status"
+                                                                 ).read_text()
+    assert f"started dockerd (pid {pid}" in done.stdout
+    assert f"stopped dockerd (pid {pid})" in done.stdout
+    assert (state / "args").read_text().strip() == ""  # dockerd chooses its storage driver
+
+
+def test_with_dockerd_uses_a_running_engine(tmp_path: Path) -> None:
+    env = _engine_doubles(tmp_path)
+    (tmp_path / "state" / "running").touch()
+    done = subprocess.run(["bash", str(CONTAINERS / "with-dockerd.sh"), "true"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout == ""
+    assert not (tmp_path / "state" / "pid").exists()
+
+
+def test_base_image_is_left_alone_when_the_tag_exists(tmp_path: Path) -> None:
+    """containers/base-image.sh is idempotent: an existing tag is neither pulled nor made."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(f'#!/usr/bin/env bash\necho "$@" >> {tmp_path}/calls\n'
+                                    '[ "$1 $2" = "image inspect" ]\n')
+    (bin_dir / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(CONTAINERS / "base-image.sh"), "debian:test"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "base image debian:test: present"
+    assert (tmp_path / "calls").read_text().splitlines() == ["image inspect debian:test"]
