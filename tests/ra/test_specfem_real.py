@@ -8,8 +8,9 @@ miniSEED synthetics are compared with:
 * socal1D: SPECFEM3D's reference seismograms (``REF_SEIS.default``, made upstream by
   SPECFEM's developers on another machine and compiler): relative L2 misfit below 1e-4 per
   trace (measured here: at most 8e-6, median 2.4e-6) and the same time axis;
-* the analytic half-space benchmark: the Aki & Richards solution (``REF_ANALYTIC``), within
-  the misfit SPECFEM's own reference run has against it (measured: ...).
+* the analytic half-space benchmark: SPECFEM's own reference run to 1e-4 (measured 1.2e-5) and
+  the Aki & Richards solution (``REF_ANALYTIC``) to 1 % relative L2 per component (measured
+  0.16-0.52 %, the same as SPECFEM's reference run has against it), over the first 10 s.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _misfit(ours: np.ndarray, reference: np.ndarray) -> float:
 def test_socal1d_through_dare_matches_specfems_reference_seismograms(
         tmp_path: Path, specfem_bin: Path) -> None:
     report = _simulate(tmp_path, SOCAL / "DATA", specfem_bin)
-    stations = {row["station"]: row for row in report["stations"]}
+    stations = report["stations"]
     # SPECFEM itself drops CI.CAB and NP.5404 (outside the mesh): dare says so, before running
     assert stations["CI.CAB"]["status"] == stations["NP.5404"]["status"] == "rejected"
     assert "outside the SPECFEM3D mesh" in stations["NP.5404"]["reason"]
@@ -136,5 +137,5 @@ def test_analytic_half_space_matches_aki_richards(tmp_path: Path, specfem_bin: P
             theirs = np.interp(exact[:, 0], theirs_columns[:, 0], theirs_columns[:, 1])
             # dare's run is SPECFEM's own reference run, to 1e-4 ...
             assert _misfit(ours, theirs) < 1e-4, (station, component, _misfit(ours, theirs))
-            # ... and both are within 5 % (relative L2) of the exact solution
-            assert _misfit(ours, exact[:, 1]) < 0.05, (station, component)
+            # ... and within 1 % (relative L2) of the exact solution
+            assert _misfit(ours, exact[:, 1]) < 0.01, (station, component)
