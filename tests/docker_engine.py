@@ -83,15 +83,26 @@ def native_bin() -> Path:
     return folder
 
 
-def socal_data(destination: Path, *, nstep: int, nproc_xi: int, nproc_eta: int) -> Path:
-    """A copy of socal1D's DATA with ``nstep`` steps split over nproc_xi x nproc_eta ranks."""
+def socal_data(destination: Path, *, nstep: int, nproc_xi: int, nproc_eta: int,
+               nex: int | None = None) -> Path:
+    """A copy of socal1D's DATA: ``nstep`` steps on nproc_xi x nproc_eta ranks.
+
+    ``nex``: another number of surface elements (NEX_XI = NEX_ETA, and the regions' extent).
+    SPECFEM's mesher needs NEX/NPROC to be a multiple of 8 with socal1D's two doublings, so
+    its own 24 elements split over 1 or 3 ranks per direction only; 32 split over 1, 2 or 4.
+    """
     data = destination / "DATA"
     shutil.copytree(SOCAL / "DATA", data)
     par, mesh = data / "Par_file", data / "meshfem3D_files" / "Mesh_Par_file"
     text = re.sub(r"(?m)^(NSTEP\s*=\s*)\d+", rf"\g<1>{nstep}", par.read_text())
     par.write_text(re.sub(r"(?m)^(NPROC\s*=\s*)\d+", rf"\g<1>{nproc_xi * nproc_eta}", text))
     text = re.sub(r"(?m)^(NPROC_XI\s*=\s*)\d+", rf"\g<1>{nproc_xi}", mesh.read_text())
-    mesh.write_text(re.sub(r"(?m)^(NPROC_ETA\s*=\s*)\d+", rf"\g<1>{nproc_eta}", text))
+    text = re.sub(r"(?m)^(NPROC_ETA\s*=\s*)\d+", rf"\g<1>{nproc_eta}", text)
+    if nex is not None:
+        text = re.sub(r"(?m)^(NEX_(?:XI|ETA)\s*=\s*)\d+", rf"\g<1>{nex}", text)
+        text = re.sub(r"(?m)^1(\s+)24(\s+)1(\s+)24(\s)", rf"1\g<1>{nex}\g<2>1\g<3>{nex}\g<4>",
+                      text)
+    mesh.write_text(text)
     return data
 
 
