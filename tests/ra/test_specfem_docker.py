@@ -125,6 +125,11 @@ def test_compose_command_lines_and_variables() -> None:
     backend = DockerBackend(config, client=object())
     assert backend.hostfile_argv() == ["specfem-hostfile", "--expect", "4", "--slots", "2",
                                        "/work/hostfile"]
+    # a DATA folder's own NPROC (data_dir), not the config's, spreads over the workers
+    data_run = DockerBackend(SpecfemConfig(backend="docker", workers=2), client=object())
+    assert data_run.hostfile_argv(4)[3:5] == ["--slots", "2"]
+    assert compose_environment(data_run.config, 4)["SPECFEM_SLOTS_PER_WORKER"] == "2"
+    assert compose_environment(data_run.config)["SPECFEM_SLOTS_PER_WORKER"] == "1"
     assert backend.steps(6)[0].argv == (
         "specfem-step", "OUTPUT_FILES/output_meshfem3D.txt", "--", "mpirun", "-np", "6",
         "--hostfile", "/work/hostfile", "/opt/specfem3d/bin/xmeshfem3D")

@@ -627,7 +627,7 @@ def _tail(lines: Sequence[str], output_dir: Path, log_file: str) -> list[str]:
     """Last lines of a program's output, its SPECFEM log and error messages."""
     tail = [line for line in lines if line.strip()][-TAIL_LINES:]
     log = output_dir / log_file
-    if log.exists():
+    if log_file and log.is_file():
         logged = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
         tail += [f"[{log_file}] {line}" for line in logged[-TAIL_LINES:]]
     for message in sorted(output_dir.glob("error_message*.txt")):
@@ -813,9 +813,14 @@ def default_compose_file() -> Path:
     return containers_dir() / "specfem" / "docker-compose.yml"
 
 
-def compose_environment(config: SpecfemConfig) -> dict[str, str]:
-    """The compose file's variables for ``config`` (image, resources, MPI slots)."""
-    slots = config.slots_per_worker or max(1, math.ceil(config.nproc / max(config.workers, 1)))
+def compose_environment(config: SpecfemConfig, nproc: int | None = None) -> dict[str, str]:
+    """The compose file's variables for ``config`` (image, resources, MPI slots).
+
+    ``nproc``: the run's MPI ranks when they are not ``config``'s (a ``data_dir`` run takes
+    NPROC from its Par_file); the slots per worker spread them over the workers.
+    """
+    ranks = config.nproc if nproc is None else nproc
+    slots = config.slots_per_worker or max(1, math.ceil(ranks / max(config.workers, 1)))
     env = {"SPECFEM_IMAGE": config.image, "SPECFEM_SLOTS_PER_WORKER": str(slots)}
     for key, value in (("SPECFEM_CPUS", config.cpus), ("SPECFEM_MEMORY", config.memory),
                        ("SPECFEM_SHM", config.shm_size)):
@@ -962,9 +967,9 @@ class DockerBackend:
                                       ) from error
         return self._client
 
-    def hostfile_argv(self) -> list[str]:
-        """Command writing the MPI hostfile of the workers (run in the head)."""
-        slots = compose_environment(self.config)["SPECFEM_SLOTS_PER_WORKER"]
+    def hostfile_argv(self, nproc: int | None = None) -> list[str]:
+        """Command writing the MPI hostfile of the workers for ``nproc`` ranks (in the head)."""
+        slots = compose_environment(self.config, nproc)["SPECFEM_SLOTS_PER_WORKER"]
         return ["specfem-hostfile", "--expect", str(self.config.workers), "--slots", slots,
                 f"{IMAGE_WORK_DIR}/hostfile"]
 
@@ -1039,10 +1044,10 @@ class DockerBackend:
         cli = compose_cli()
         self.ensure_image(log)
         with cluster(cli, self.compose_file, self.project, workers=self.config.workers,
-                     env=compose_environment(self.config), log=log):
+                     env=compose_environment(self.config, nproc), log=log):
             head = self.head()
             head.put_archive(IMAGE_WORK_DIR, inputs_archive(work))
-            status, lines = self.exec(head, self.hostfile_argv(), "hostfile", log)
+            status, lines = self.exec(head, self.hostfile_argv(nproc), "hostfile", log)
             if status != 0:
                 raise SpecfemRunError("cluster", f"workers not reachable (exit {status})",
                                       lines)
