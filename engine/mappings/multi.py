@@ -125,7 +125,8 @@ class _Parent(Collector):
         processes = [
             context.Process(
                 target=_worker_main,
-                args=(index, plan, location, inboxes, results, self.batch_size),
+                args=(index, plan, location, inboxes, results, self.batch_size,
+                      os.getpid() if context.get_start_method() == "fork" else None),
                 name=f"dare-multi-{index}",
                 daemon=True,
             )
@@ -192,6 +193,26 @@ class _Parent(Collector):
                 raise WorkerDied(index, process.exitcode, hosted)
 
 
+def _die_with_parent(parent_pid: int | None) -> None:
+    """Have the kernel end this worker when its parent ends (Linux ``PR_SET_PDEATHSIG``).
+
+    The parent stops its workers itself on success, failure and Ctrl-C; this covers what it
+    cannot: a parent killed outright, or interrupted between a fork and the bookkeeping of the
+    new process (seen under load: workers left running after ``dare run`` exited on Ctrl-C).
+    """
+    if parent_pid is None or not sys.platform.startswith("linux"):
+        return  # started by a fork server or spawned: their parent is not the run's
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:
+        os._exit(1)  # the parent ended before the request took effect
+
+
 def _worker_main(
     index: int,
     plan: Plan,
@@ -199,8 +220,10 @@ def _worker_main(
     inboxes: list[Any],
     results: Any,
     batch_size: int,
+    parent_pid: int | None = None,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    _die_with_parent(parent_pid)
     try:
         transport = _QueueTransport(index, inboxes, results)
         Worker(index, plan, location, transport, batch_size).run()

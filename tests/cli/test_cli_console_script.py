@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -62,6 +63,21 @@ def test_python_dash_m():
     assert completed.stdout == "dare 0.1.0\n"
 
 
+def _group_survivors(group: int) -> list[str]:
+    """Live processes of a process group (from /proc), waiting up to 5 s for them to end."""
+    deadline = time.monotonic() + 5
+    while True:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == group and fields[0] != "Z":
+                    alive.append(stat.parent.name)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("mapping_name", ["simple", "multi"])
 def test_ctrl_c_stops_cleanly(tmp_path, mapping_name):
     marker = tmp_path / "started"
@@ -71,6 +87,9 @@ def test_ctrl_c_stops_cleanly(tmp_path, mapping_name):
         env={**os.environ, "DARE_TEST_MARKER": str(marker)},
         # A shell without job control starts background jobs with SIGINT ignored.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # its own process group: whatever it leaves behind is killed below, so that a worker
+        # holding the pipes open cannot hang the test suite
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -78,10 +97,15 @@ def test_ctrl_c_stops_cleanly(tmp_path, mapping_name):
             time.sleep(0.05)
         assert marker.exists(), "the workflow did not start"
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=20)
+        process.wait(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
+        # workers still alive after dare exited are a failure, not a hang
+        survivors = _group_survivors(process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=20)
+    assert survivors == [], f"dare left processes behind: {survivors}"
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == "error: interrupted"
