@@ -6,8 +6,10 @@ e.g. with ``dare ra simulate --emit-batch slurm``), optionally with another mesh
 NSTEP, DT or attenuation, each MPI rank under ``/usr/bin/time``, and appends one row per run to
 a CSV table: the mesh (NEX, NPROC, element count from SPECFEM's own log), NSTEP, the wall time
 and the CPU time (user + system, summed over the ranks) of each program, the largest resident
-memory of a rank, SPECFEM's own memory estimate, and the load average before and after (the
-machine may be shared: CPU time per element and step is the figure that travels).
+memory of a rank, SPECFEM's own memory estimate, and the load average before and after and the
+mean load of the other processes while the solver ran (``load_during``: the 1-minute load
+average sampled every 2 s after its first minute, minus the run's own ranks). The machine may
+be shared: CPU time per element and step is the figure that travels.
 
 Usage::
 
@@ -31,6 +33,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,8 +44,8 @@ PROGRAMS = ("xmeshfem3D", "xgenerate_databases", "xspecfem3D")
 COLUMNS = ("name", "nex_xi", "nex_eta", "nz", "ndoublings", "nproc", "nspec", "nstep", "dt",
            "attenuation", "anisotropy", "stations", "mesher_wall_s", "mesher_cpu_s",
            "databases_wall_s", "databases_cpu_s", "solver_wall_s", "solver_cpu_s",
-           "solver_max_rss_mb", "specfem_memory_mb", "load_before", "load_after", "cores",
-           "date")
+           "solver_max_rss_mb", "specfem_memory_mb", "load_before", "load_after",
+           "load_during", "cores", "date")
 
 #: One MPI rank under /usr/bin/time: elapsed, user, system (s), max RSS (KiB) to a file.
 WRAPPER = """#!/bin/sh
@@ -89,6 +92,36 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
+class LoadSampler:
+    """The 1-minute load average every 2 s while a program runs, minus its own ranks."""
+
+    def __init__(self, nproc: int) -> None:
+        self.nproc = nproc
+        self.samples: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.stop.wait(2.0):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def others(self) -> float:
+        """Mean load of the other processes (the samples after the first minute, when the
+        1-minute average has taken in the run's own ranks)."""
+        settled = self.samples[30:] or self.samples
+        if not settled:
+            return 0.0
+        return max(0.0, sum(settled) / len(settled) - self.nproc)
+
+
 def run(work: Path, bin_dir: Path, mpirun: str, nproc: int) -> dict[str, float]:
     """Run the three programs; wall and CPU time of each, max RSS of the solver's ranks."""
     timing = work / "timing"
@@ -102,14 +135,22 @@ def run(work: Path, bin_dir: Path, mpirun: str, nproc: int) -> dict[str, float]:
     export = ["-x", "TIMING_DIR"] if "openmpi" in mpirun else []
     out: dict[str, float] = {}
     for program, key in zip(PROGRAMS, ("mesher", "databases", "solver"), strict=True):
-        start = time.perf_counter()
-        with (work / f"{program}.stdout").open("w") as log:
-            code = subprocess.run([mpirun, "-np", str(nproc), *extra, *export, str(wrapper),
-                                   str(bin_dir / program)], cwd=work, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, check=False).returncode
-        out[f"{key}_wall_s"] = time.perf_counter() - start
-        if code != 0:
-            sys.exit(f"{program} failed ({code}): see {work / (program + '.stdout')}")
+        for attempt in (1, 2):  # a shared machine: another job's clean-up may kill a run
+            start = time.perf_counter()
+            with (work / f"{program}.stdout").open("w") as log, LoadSampler(nproc) as load:
+                code = subprocess.run([mpirun, "-np", str(nproc), *extra, *export,
+                                       str(wrapper), str(bin_dir / program)], cwd=work,
+                                      env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      check=False).returncode
+            out[f"{key}_wall_s"] = time.perf_counter() - start
+            if code == 0:
+                break
+            print(f"{program} failed ({code}), attempt {attempt}: see "
+                  f"{work / (program + '.stdout')}", file=sys.stderr)
+        else:
+            sys.exit(f"{program} failed twice")
+        if key == "solver":
+            out["load_during"] = load.others()
         cpu, rss = 0.0, 0.0
         for path in timing.glob(f"{program}.*"):
             _, user, system, max_rss = path.read_text().split()[-4:]
@@ -168,6 +209,7 @@ def main() -> None:
         "specfem_memory_mb": round(log_value(databases, "minimum total memory requested :"),
                                    1),
         "load_before": round(before, 2), "load_after": round(after, 2),
+        "load_during": round(measured.pop("load_during"), 2),
         "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
     }
     print(", ".join(f"{key}={row[key]}" for key in COLUMNS))

@@ -103,6 +103,11 @@ def _observers(state: CLIState) -> Any:
     return make
 
 
+#: Log lines of the simulate stage always shown (unless -q): the SPECFEM3D set-up's warnings
+#: and its run-time estimate.
+KEPT_LOG_LINES = ("SPECFEM3D warning", "SPECFEM3D estimate")
+
+
 class _SolverLog:
     """Lines of external programs (SPECFEM3D): all of them with -v, else a live last line."""
 
@@ -112,6 +117,9 @@ class _SolverLog:
 
     def __call__(self, line: str) -> None:
         if self.state.quiet:
+            return
+        if line.startswith(KEPT_LOG_LINES) and not self.state.verbose:
+            self.state.stderr.print(line, markup=False, highlight=False)
             return
         if self.state.verbose:
             self.state.stderr.print(line, style="dim", markup=False, highlight=False)
@@ -270,6 +278,8 @@ def _mesh_overrides(resolve_period: float | None, velocity_model: Path | None
 
 def _specfem_plan_lines(config: Any) -> list[str]:
     """Mesh, set-up checks and the run-time estimate of a SPECFEM3D simulate stage."""
+    import os
+
     from dare_cli.ra.errors import ConfigError, RAError
     from dare_cli.ra.pipeline import plan_specfem, specfem_check_lines
 
@@ -290,7 +300,15 @@ def _specfem_plan_lines(config: Any) -> list[str]:
                      f"{mesh.nproc_xi} x {mesh.nproc_eta}; NSTEP {run.par_values['NSTEP']}, "
                      f"DT {run.par_values['DT']} s")
     lines += [f"mesh: {note}" for note in run.notes]
-    return lines + specfem_check_lines(run)
+    lines += specfem_check_lines(run)
+    if run.mesh is not None and config.specfem.backend == "local" and hasattr(os, "getloadavg"):
+        from dare_cli.ra.simulate.specfem.estimate import estimate_from_par
+
+        load = os.getloadavg()[0]
+        if load >= 0.5:  # the machine is busy: the run will share it
+            now = estimate_from_par(run.mesh, run.par_values, load=load)
+            lines.append(f"SPECFEM3D estimate on this machine now: {now.describe()}")
+    return lines
 
 
 @app.command("run")

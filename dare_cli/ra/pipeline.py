@@ -409,7 +409,9 @@ def simulate_specfem(
 
 def specfem_check_lines(run: Any) -> list[str]:
     """Log lines of a prepared SPECFEM3D run's set-up checks and its cost estimate."""
-    lines = [f"SPECFEM3D check {finding.check}: {finding.level}: {finding.message}"
+    lines = [f"SPECFEM3D warning ({finding.check}): {finding.message}"
+             if finding.level == "warning" else
+             f"SPECFEM3D check {finding.check}: {finding.level}: {finding.message}"
              for finding in run.findings]
     if run.estimate is not None:
         lines.append(f"SPECFEM3D estimate: {run.estimate.describe()}")

@@ -499,6 +499,10 @@ def prepare_run(
         "NPROC": config.nproc, "NSTEP": nstep, "DT": dt,
         "UTM_PROJECTION_ZONE": mesh.utm_zone, "SUPPRESS_UTM_PROJECTION": False,
         "MODEL": "default",
+        # flat layers, no topography: with these on, xgenerate_databases reads its compiled-in
+        # topography file DATA/meshfem3D_files/interface4.dat, which is some other interface
+        # (or missing) unless the mesh has exactly 4 layers
+        "APPROXIMATE_OCEAN_LOAD": False, "TOPOGRAPHY": False,
         "SAVE_SEISMOGRAMS_DISPLACEMENT": True, "SAVE_SEISMOGRAMS_VELOCITY": False,
         "SAVE_SEISMOGRAMS_ACCELERATION": False, "SAVE_SEISMOGRAMS_PRESSURE": False,
         "USE_BINARY_FOR_SEISMOGRAMS": False, "SU_FORMAT": False, "ASDF_FORMAT": False,
