@@ -1,7 +1,8 @@
 """Benchmark: SPECFEM3D's solver natively against the docker backend's compose cluster.
 
 The same mesh and run (SPECFEM's socal1D example, the DATA folder in
-tests/ra/data/specfem/socal1D, with ``--nstep`` steps on NPROC 2 = 2 x 1 slices) through
+tests/ra/data/specfem/socal1D, on 32 x 32 surface elements so that it splits over NPROC 2 =
+2 x 1 slices, with ``--nstep`` steps) through
 ``dare ra simulate --solver specfem --specfem-data DATA``:
 
 * ``native``: the local backend with the native build (``make specfem``: ``.specfem/bin``);
@@ -42,14 +43,20 @@ SOCAL = ROOT / "tests" / "ra" / "data" / "specfem" / "socal1D"
 PER_STEP = re.compile(r"Mean elapsed time per time step in seconds\s*=\s*(\S+)")
 
 
-def socal_data(destination: Path, nstep: int, nproc_xi: int = 2, nproc_eta: int = 1) -> Path:
+def socal_data(destination: Path, nstep: int, nproc_xi: int = 2, nproc_eta: int = 1,
+               nex: int = 32) -> Path:
+    """socal1D's DATA on ``nex`` surface elements (its 24, with two doublings, split over 1 or
+    3 ranks per direction only), ``nstep`` steps, nproc_xi x nproc_eta ranks."""
     data = destination / "DATA"
     shutil.copytree(SOCAL / "DATA", data)
     par, mesh = data / "Par_file", data / "meshfem3D_files" / "Mesh_Par_file"
     text = re.sub(r"(?m)^(NSTEP\s*=\s*)\d+", rf"\g<1>{nstep}", par.read_text())
     par.write_text(re.sub(r"(?m)^(NPROC\s*=\s*)\d+", rf"\g<1>{nproc_xi * nproc_eta}", text))
     text = re.sub(r"(?m)^(NPROC_XI\s*=\s*)\d+", rf"\g<1>{nproc_xi}", mesh.read_text())
-    mesh.write_text(re.sub(r"(?m)^(NPROC_ETA\s*=\s*)\d+", rf"\g<1>{nproc_eta}", text))
+    text = re.sub(r"(?m)^(NPROC_ETA\s*=\s*)\d+", rf"\g<1>{nproc_eta}", text)
+    text = re.sub(r"(?m)^(NEX_(?:XI|ETA)\s*=\s*)\d+", rf"\g<1>{nex}", text)
+    mesh.write_text(re.sub(r"(?m)^1(\s+)24(\s+)1(\s+)24(\s)",
+                           rf"1\g<1>{nex}\g<2>1\g<3>{nex}\g<4>", text))
     return data
 
 
@@ -90,6 +97,7 @@ def ensure_image() -> None:
 
 
 def main() -> None:
+    assert __doc__ is not None
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nstep", type=int, default=840)
     parser.add_argument("--repeat", type=int, default=1)
@@ -114,7 +122,8 @@ def main() -> None:
     if args.json:
         print(json.dumps({"nstep": args.nstep, "nproc": 2, "results": results}, indent=2))
         return
-    print(f"SPECFEM3D socal1D, NPROC 2, {args.nstep} steps (median of {args.repeat})")
+    print(f"SPECFEM3D socal1D (32 x 32 elements), NPROC 2, {args.nstep} steps "
+          f"(median of {args.repeat})")
     print(f"{'case':<20}{'s/step':>10}{'x native':>10}{'stage wall s':>14}{'x native':>10}")
     for name, result in results.items():
         print(f"{name:<20}{result['per_step_s']:>10.4f}{result['per_step_ratio']:>10.2f}"

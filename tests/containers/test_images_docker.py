@@ -62,7 +62,7 @@ def test_the_dare_image_has_mpi_and_the_queue_workers() -> None:
 
 # -- the specfem image ------------------------------------------------------------------------
 def test_the_specfem_image_runs_socal1d_like_the_native_build(tmp_path: Path) -> None:
-    """Inside one container (local backend, the image's OpenMPI): 2 ranks, 200 steps.
+    """Inside one container (local backend, the image's OpenMPI): 2 ranks, 100 steps.
 
     (On 32 surface elements: socal1D's 24, with two doublings, split over 1 or 3 ranks only.)
     """
@@ -75,11 +75,11 @@ def test_the_specfem_image_runs_socal1d_like_the_native_build(tmp_path: Path) ->
     assert {"xmeshfem3D", "xgenerate_databases", "xspecfem3D"} <= set(output.split())
 
     native = tmp_path / "native"
-    data = socal_data(native, nstep=200, nproc_xi=2, nproc_eta=1, nex=32)
+    data = socal_data(native, nstep=100, nproc_xi=2, nproc_eta=1, nex=32)
     expected = simulate_native(native, data) / "simulate"
 
     shared = tmp_path / "in-docker"
-    socal_data(shared, nstep=200, nproc_xi=2, nproc_eta=1, nex=32)
+    socal_data(shared, nstep=100, nproc_xi=2, nproc_eta=1, nex=32)
     (shared / "specfem.toml").write_text('[simulate]\nsolver = "specfem"\n')
     shared.chmod(0o777)
     status, output = run(client, tag, [

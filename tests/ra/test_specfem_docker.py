@@ -220,11 +220,11 @@ def test_socal1d_on_the_compose_cluster_matches_native_and_reference(
     """SPECFEM's socal1D example on 1 head + 2 workers (MPI over ssh between containers).
 
     ``dare ra simulate --solver specfem --backend docker --specfem-data DATA``, for real:
-    the seismograms equal, sample for sample, those of the native build on the same ranks.
     socal1D's own mesh (24 elements, two doublings) splits over 1 or 3 ranks per direction
-    only: NPROC 2 and 4 run it on 32 elements (300 steps); the unchanged example runs on
+    only: NPROC 2 and 4 run it on 32 elements (300 steps), with seismograms equal, sample for
+    sample, to those of the native build on the same ranks; the unchanged example runs on
     NPROC 3 and matches SPECFEM's reference seismograms (made upstream) to a relative L2
-    misfit below 1e-4.
+    misfit below 1e-4 (measured: equal to the native build's too).
     """
     from docker_engine import (
         assert_same_seismograms,
@@ -238,7 +238,10 @@ def test_socal1d_on_the_compose_cluster_matches_native_and_reference(
     client = docker_client()
     image = built_image(client, "specfem")
     shape = dict(nstep=nstep, nproc_xi=nproc_xi, nproc_eta=nproc_eta, nex=nex)
-    native = simulate_native(tmp_path / "native", socal_data(tmp_path / "native", **shape))
+    # the native run on the same ranks (left out for the reference case, for CI's time: the
+    # 32-element cases already compare the two builds)
+    native = (simulate_native(tmp_path / "native", socal_data(tmp_path / "native", **shape))
+              if nex is not None else None)
 
     folder = tmp_path / "docker"
     data = socal_data(folder, **shape)
@@ -255,8 +258,8 @@ def test_socal1d_on_the_compose_cluster_matches_native_and_reference(
     simulate = folder / "run" / "simulate"
     log = (simulate / "specfem" / "OUTPUT_FILES" / "output_solver.txt").read_text()
     assert re.search(rf"There are\s+{nproc_xi * nproc_eta}\s+MPI processes", log)
-    assert assert_same_seismograms(simulate, native / "simulate") >= 20
-    if nex is not None:
+    if native is not None:
+        assert assert_same_seismograms(simulate, native / "simulate") >= 20
         return
     origin = UTCDateTime("2001-09-09T23:59:17.78")
     with tarfile.open(REFERENCE / "semd.tar.xz") as archive:
