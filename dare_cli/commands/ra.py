@@ -404,8 +404,10 @@ def _simulate_plan(state: CLIState, config: Any) -> None:
     """Print the commands a SPECFEM3D simulate stage would run (``--dry-run``)."""
     import shlex
 
+    from dare_cli.ra.errors import ConfigError
     from dare_cli.ra.simulate.specfem.backends import (
         DockerBackend,
+        LocalBackend,
         compose_argv,
         compose_environment,
         specfem_steps,
@@ -421,12 +423,36 @@ def _simulate_plan(state: CLIState, config: Any) -> None:
     if specfem.collect_from:
         typer.echo(f"collect seismograms from {specfem.collect_from} (nothing runs)")
         return
-    typer.echo(f"backend: {specfem.backend}; NPROC {specfem.nproc} "
-               f"({specfem.nproc_xi} x {specfem.nproc_eta})")
-    typer.echo(f"inputs: {work / 'DATA'} (Par_file, CMTSOLUTION, STATIONS, meshfem3D_files/)")
+    nproc = specfem.nproc
+    if specfem.data_dir:
+        from dare_cli.ra.simulate.specfem.parfile import fortran_value, read_parfile
+
+        par_file = Path(specfem.data_dir) / "Par_file"
+        try:
+            nproc = int(fortran_value(read_parfile(par_file)["NPROC"]))
+        except (OSError, KeyError, TypeError, ValueError) as error:
+            raise DareUsageError(f"{par_file}: no readable NPROC ({error})") from error
+        typer.echo(f"backend: {specfem.backend}; NPROC {nproc} (the DATA folder's Par_file)")
+        typer.echo(f"inputs: {specfem.data_dir} copied to {work / 'DATA'}")
+    else:
+        typer.echo(f"backend: {specfem.backend}; NPROC {nproc} "
+                   f"({specfem.nproc_xi} x {specfem.nproc_eta})")
+        typer.echo(f"inputs: {work / 'DATA'} (Par_file, CMTSOLUTION, STATIONS, "
+                   "meshfem3D_files/)")
     if specfem.backend == "local":
-        steps = specfem_steps(specfem.bin_dir or "<--specfem-bin DIR>", specfem.nproc,
-                              launcher=specfem.launcher, launcher_args=specfem.launcher_args)
+        if specfem.bin_dir:  # the launcher that matches the build, as the run resolves it
+            local = LocalBackend(specfem.bin_dir, launcher=specfem.launcher,
+                                 launcher_args=specfem.launcher_args)
+            try:
+                steps = local.steps(nproc)
+                typer.echo(f"MPI launcher: {local.resolved.path} "
+                           f"({local.resolved.flavour or 'unknown MPI'})")
+            except ConfigError as error:
+                raise DareUsageError(str(error)) from error
+        else:
+            steps = specfem_steps("<--specfem-bin DIR>", nproc,
+                                  launcher=specfem.launcher,
+                                  launcher_args=specfem.launcher_args)
         for step in steps:
             typer.echo(f"(cd {shlex.quote(str(work))} && {shlex.join(step.argv)})")
         return
@@ -440,7 +466,7 @@ def _simulate_plan(state: CLIState, config: Any) -> None:
     typer.echo(f"{env} {shlex.join(up)}")
     typer.echo(f"copy {work / 'DATA'} -> head:/work/DATA")
     typer.echo(f"head: {shlex.join(backend.hostfile_argv())}")
-    for step in backend.steps(specfem.nproc):
+    for step in backend.steps(nproc):
         typer.echo(f"head: {shlex.join(step.argv)}")
     typer.echo("copy head:/work/OUTPUT_FILES -> " + str(work / "OUTPUT_FILES"))
     typer.echo(shlex.join(compose_argv(cli, backend.compose_file, backend.project, "down")))
