@@ -425,13 +425,16 @@ def _simulate_plan(state: CLIState, config: Any) -> None:
         return
     nproc = specfem.nproc
     if specfem.data_dir:
-        from dare_cli.ra.simulate.specfem.parfile import fortran_value, read_parfile
+        from dare_cli.ra.simulate.specfem.backends import parfile_nproc
+        from dare_cli.ra.simulate.specfem.parfile import read_parfile
 
         par_file = Path(specfem.data_dir) / "Par_file"
         try:
-            nproc = int(fortran_value(read_parfile(par_file)["NPROC"]))
-        except (OSError, KeyError, TypeError, ValueError) as error:
-            raise DareUsageError(f"{par_file}: no readable NPROC ({error})") from error
+            nproc = parfile_nproc(read_parfile(par_file), par_file)
+        except OSError as error:
+            raise DareUsageError(f"{par_file}: cannot be read ({error.strerror})") from error
+        except (ConfigError, ValueError) as error:
+            raise DareUsageError(str(error)) from error
         typer.echo(f"backend: {specfem.backend}; NPROC {nproc} (the DATA folder's Par_file)")
         typer.echo(f"inputs: {specfem.data_dir} copied to {work / 'DATA'}")
     else:

@@ -112,6 +112,7 @@ __all__ = [
     "default_templates",
     "inputs_archive",
     "launch_argv",
+    "parfile_nproc",
     "prepare_data_dir",
     "prepare_run",
     "specfem_steps",
@@ -369,11 +370,6 @@ class SpecfemConfig:
         return tuple(layer.layer() for layer in (self.layers or SOCAL_1D))
 
 
-def _source_tree() -> Path:
-    """The project's root in a source checkout (holds ``specfem/``)."""
-    return Path(__file__).resolve().parents[4]
-
-
 def default_templates() -> tuple[Path, Path]:
     """``Par_file`` and ``Mesh_Par_file`` templates: ``$DARE_SPECFEM_TEMPLATES``, else shipped."""
     folder = Path(os.environ.get("DARE_SPECFEM_TEMPLATES") or Path(__file__).parent / "templates")
@@ -526,6 +522,20 @@ def prepare_run(
                       estimate=estimate_from_par(mesh, values))
 
 
+def parfile_nproc(par: Mapping[str, str], source: str | os.PathLike[str]) -> int:
+    """The MPI ranks a ``Par_file`` asks for (``par`` as :func:`~.parfile.read_parfile` reads it).
+
+    Raises
+    ------
+    ConfigError
+        No ``NPROC``, or not an integer (the message names ``source``).
+    """
+    try:
+        return int(fortran_value(par["NPROC"]))
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{os.fspath(source)}: no integer NPROC") from None
+
+
 def prepare_data_dir(work_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str],
                      config: SpecfemConfig) -> SpecfemRun:
     """Copy and check a hand-made SPECFEM3D ``DATA`` folder for a run in ``work_dir``.
@@ -554,10 +564,7 @@ def prepare_data_dir(work_dir: str | os.PathLike[str], data_dir: str | os.PathLi
     if fortran_value(par.get("USE_FORCE_POINT_SOURCE", ".false.")) is True:
         raise ConfigError(f"{data / 'Par_file'}: USE_FORCE_POINT_SOURCE = .true.: dare runs "
                           "CMTSOLUTION sources only")
-    try:
-        nproc = int(fortran_value(par["NPROC"]))
-    except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"{data / 'Par_file'}: no integer NPROC") from None
+    nproc = parfile_nproc(par, data / "Par_file")
     cmts = read_cmtsolutions(data / "CMTSOLUTION")
     stations = read_stations(data / "STATIONS")
     if not stations:
