@@ -11,7 +11,6 @@ per-station miniSEED it makes from SPECFEM3D's output files.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tarfile
@@ -19,18 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from obspy import Inventory, UTCDateTime, read
-from obspy.core.event import (
-    Catalog,
-    Event,
-    FocalMechanism,
-    Magnitude,
-    MomentTensor,
-    Origin,
-    ResourceIdentifier,
-    Tensor,
-)
-from obspy.core.inventory import Channel, Network, Site, Station
+from obspy import read
+from socal1d_fixtures import ORIGIN_TIME, socal_stations, write_download_stage
 
 from dare_cli.ra.config import RAConfig
 from dare_cli.ra.errors import ConfigError
@@ -48,52 +37,15 @@ HERE = Path(__file__).resolve().parent
 DOUBLES = HERE / "specfem_doubles"
 SOCAL = HERE / "data" / "specfem" / "socal1D"
 ARCHIVE = SOCAL / "REF_SEIS.default" / "semd.tar.xz"
-ORIGIN_TIME = UTCDateTime("2001-09-09T23:59:17.78")
 #: Stations of the socal1D example with reference seismograms, and one without (XX.NONE).
 PICKED = ("CE.24851", "CI.BVH", "CI.DJJ", "CI.LAF", "CI.WTT")
 MPIEXEC = shutil.which("mpiexec")
 
 
-def _stations_file() -> dict[str, tuple[float, float]]:
-    coordinates = {}
-    for line in (SOCAL / "DATA" / "STATIONS").read_text().splitlines():
-        station, network, lat, lon, *_ = line.split()
-        coordinates[f"{network}.{station}"] = (float(lat), float(lon))
-    return coordinates
-
-
-def _event() -> Event:
-    """The socal1D example's source (2001 Hollywood M4.2) as QuakeML: its CMTSOLUTION."""
-    origin = Origin(time=ORIGIN_TIME, latitude=34.0745, longitude=-118.3792, depth=5400.0)
-    scale = 1e23 * 1e-7  # dyne·cm -> N·m
-    tensor = Tensor(m_rr=-0.002 * scale, m_tt=-0.064 * scale, m_pp=0.066 * scale,
-                    m_rt=-0.090 * scale, m_rp=-0.002 * scale, m_tp=0.188 * scale)
-    mechanism = FocalMechanism(moment_tensor=MomentTensor(tensor=tensor))
-    event = Event(resource_id=ResourceIdentifier("smi:local/9703873"), origins=[origin],
-                  magnitudes=[Magnitude(mag=4.2, magnitude_type="Mw")],
-                  focal_mechanisms=[mechanism])
-    event.preferred_origin_id = origin.resource_id
-    event.preferred_focal_mechanism_id = mechanism.resource_id
-    return event
-
-
 def _download_stage(run_dir: Path, stations: tuple[str, ...]) -> Path:
-    """A finished download stage: event.xml, stations/NET.STA.xml and its marker."""
-    download = run_dir / "download"
-    (download / "stations").mkdir(parents=True)
-    Catalog([_event()]).write(str(download / "event.xml"), format="QUAKEML")
-    coordinates = {**_stations_file(), "XX.NONE": (34.0, -118.4)}
-    for station_id in stations:
-        network, code = station_id.split(".")
-        lat, lon = coordinates[station_id]
-        channels = [Channel(f"HH{c}", "", lat, lon, 0.0, 0.0,
-                            start_date=UTCDateTime(2000, 1, 1)) for c in "ENZ"]
-        station = Station(code, lat, lon, 0.0, channels=channels, site=Site(name=code),
-                          start_date=UTCDateTime(2000, 1, 1))
-        Inventory([Network(network, stations=[station])], source="test").write(
-            str(download / "stations" / f"{station_id}.xml"), format="STATIONXML")
-    (download / ".stage.json").write_text(json.dumps({"fingerprint": "test", "summary": {}}))
-    return download
+    """The download stage with these socal1D stations, or XX.NONE (no reference seismograms)."""
+    coordinates = {**socal_stations(), "XX.NONE": (34.0, -118.4)}
+    return write_download_stage(run_dir, {s: coordinates[s] for s in stations})
 
 
 def _config(run_dir: Path, **specfem: object) -> RAConfig:

@@ -20,7 +20,6 @@ What is checked without a cluster:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import shlex
@@ -34,18 +33,8 @@ import kubernetes_validate
 import numpy as np
 import pytest
 import yaml
-from obspy import Inventory, UTCDateTime, read
-from obspy.core.event import (
-    Catalog,
-    Event,
-    FocalMechanism,
-    Magnitude,
-    MomentTensor,
-    Origin,
-    ResourceIdentifier,
-    Tensor,
-)
-from obspy.core.inventory import Channel, Network, Site, Station
+from obspy import read
+from socal1d_fixtures import socal_inventory, socal_stations, write_download_stage
 
 from dare_cli.ra.config import RAConfig, load_config
 from dare_cli.ra.errors import ConfigError
@@ -89,35 +78,14 @@ needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec (pip install
 
 
 # -- a prepared run ----------------------------------------------------------------------------
-def _stations() -> dict[str, tuple[float, float]]:
-    coordinates = {}
-    for line in (SOCAL / "DATA" / "STATIONS").read_text().splitlines():
-        station, network, lat, lon, *_ = line.split()
-        coordinates[f"{network}.{station}"] = (float(lat), float(lon))
-    return coordinates
-
-
-def _inventory(stations: tuple[str, ...]) -> Inventory:
-    coordinates = _stations()
-    networks: dict[str, list[Station]] = {}
-    for station_id in stations:
-        network, code = station_id.split(".")
-        lat, lon = coordinates[station_id]
-        channels = [Channel(f"HH{c}", "", lat, lon, 0.0, 0.0,
-                            start_date=UTCDateTime(2000, 1, 1)) for c in "ENZ"]
-        networks.setdefault(network, []).append(
-            Station(code, lat, lon, 0.0, channels=channels, site=Site(name=code),
-                    start_date=UTCDateTime(2000, 1, 1)))
-    return Inventory([Network(n, stations=s) for n, s in networks.items()], source="test")
-
-
 def _prepared(work: Path, **specfem: Any) -> tuple[SpecfemRun, SpecfemConfig]:
     values: dict[str, Any] = dict(nproc_xi=2, nproc_eta=2, element_size_km=5.0, margin_km=10.0,
                                   workers=2)
     values.update(specfem)
     config = SpecfemConfig(**values)
     run = prepare_run(work, cmt=read_cmtsolution(SOCAL / "DATA" / "CMTSOLUTION"),
-                      inventory=_inventory(PICKED), config=config, duration=9.0)
+                      inventory=socal_inventory(socal_stations(PICKED)), config=config,
+                      duration=9.0)
     return run, config
 
 
@@ -600,28 +568,6 @@ def test_emit_folder_is_new_empty_or_dares(tmp_path: Path) -> None:
 
 
 # -- the command line, and the workflow end to end ---------------------------------------------
-def _download_stage(run_dir: Path, stations: tuple[str, ...]) -> None:
-    """A finished download stage: the socal1D example's source as QuakeML, its stations."""
-    download = run_dir / "download"
-    (download / "stations").mkdir(parents=True)
-    origin = Origin(time=UTCDateTime("2001-09-09T23:59:17.78"), latitude=34.0745,
-                    longitude=-118.3792, depth=5400.0)
-    scale = 1e23 * 1e-7  # dyne·cm -> N·m
-    tensor = Tensor(m_rr=-0.002 * scale, m_tt=-0.064 * scale, m_pp=0.066 * scale,
-                    m_rt=-0.090 * scale, m_rp=-0.002 * scale, m_tp=0.188 * scale)
-    mechanism = FocalMechanism(moment_tensor=MomentTensor(tensor=tensor))
-    event = Event(resource_id=ResourceIdentifier("smi:local/9703873"), origins=[origin],
-                  magnitudes=[Magnitude(mag=4.2, magnitude_type="Mw")],
-                  focal_mechanisms=[mechanism])
-    event.preferred_origin_id = origin.resource_id
-    event.preferred_focal_mechanism_id = mechanism.resource_id
-    Catalog([event]).write(str(download / "event.xml"), format="QUAKEML")
-    for station_id in stations:
-        _inventory((station_id,)).write(str(download / "stations" / f"{station_id}.xml"),
-                                        format="STATIONXML")
-    (download / ".stage.json").write_text(json.dumps({"fingerprint": "test", "summary": {}}))
-
-
 def _toml(folder: Path, run_dir: Path, extra: str = "") -> Path:
     config = folder / "ra.toml"
     config.write_text(f"""[run]
@@ -643,7 +589,7 @@ def test_cli_kubernetes_backend_without_manifests_is_a_usage_error(tmp_path: Pat
     from dare_cli.main import app
 
     run_dir = tmp_path / "run"
-    _download_stage(run_dir, PICKED[:1])
+    write_download_stage(run_dir, socal_stations(PICKED[:1]))
     config = _toml(tmp_path, run_dir)
     runner = CliRunner()
     for extra in ([], ["--dry-run"]):
@@ -712,7 +658,7 @@ def test_cli_emit_apply_copy_collect(form: str, tmp_path: Path,
     from dare_cli.main import app
 
     run_dir = tmp_path / "run"
-    _download_stage(run_dir, PICKED)
+    write_download_stage(run_dir, socal_stations(PICKED))
     config = _toml(tmp_path, run_dir)
     folder = tmp_path / "k8s"
     runner = CliRunner()

@@ -14,18 +14,7 @@ import math
 from pathlib import Path
 
 import pytest
-from obspy import Inventory, UTCDateTime
-from obspy.core.event import (
-    Catalog,
-    Event,
-    FocalMechanism,
-    Magnitude,
-    MomentTensor,
-    Origin,
-    ResourceIdentifier,
-    Tensor,
-)
-from obspy.core.inventory import Channel, Network, Site, Station
+from socal1d_fixtures import write_download_stage
 from typer.testing import CliRunner
 
 from dare_cli.main import app
@@ -202,34 +191,12 @@ def test_review_levels(socal):
 
 # --- through the simulate stage's preparation and the command line ---
 
-def _download_stage(run_dir: Path) -> None:
-    """A download stage with the socal1D event and three of its stations."""
-    download = run_dir / "download"
-    (download / "stations").mkdir(parents=True)
-    origin = Origin(time=UTCDateTime("2001-09-09T23:59:17.78"), latitude=34.0745,
-                    longitude=-118.3792, depth=5400.0)
-    scale = 1e16
-    tensor = Tensor(m_rr=-0.002 * scale, m_tt=-0.064 * scale, m_pp=0.066 * scale,
-                    m_rt=-0.090 * scale, m_rp=-0.002 * scale, m_tp=0.188 * scale)
-    mechanism = FocalMechanism(moment_tensor=MomentTensor(tensor=tensor))
-    event = Event(resource_id=ResourceIdentifier("smi:local/9703873"), origins=[origin],
-                  magnitudes=[Magnitude(mag=4.2, magnitude_type="Mw")],
-                  focal_mechanisms=[mechanism])
-    event.preferred_origin_id = origin.resource_id
-    event.preferred_focal_mechanism_id = mechanism.resource_id
-    Catalog([event]).write(str(download / "event.xml"), format="QUAKEML")
-    for code, lat, lon in (("BVH", 34.0, -118.3), ("DJJ", 34.1, -118.45), ("LAF", 33.9, -118.4)):
-        channels = [Channel(f"HH{c}", "", lat, lon, 0.0, 0.0,
-                            start_date=UTCDateTime(2000, 1, 1)) for c in "ENZ"]
-        station = Station(code, lat, lon, 0.0, channels=channels, site=Site(name=code),
-                          start_date=UTCDateTime(2000, 1, 1))
-        Inventory([Network("CI", stations=[station])], source="test").write(
-            str(download / "stations" / f"CI.{code}.xml"), format="STATIONXML")
-    (download / ".stage.json").write_text(json.dumps({"fingerprint": "test", "summary": {}}))
+#: Three socal1D stations at rounded coordinates (not those of its DATA/STATIONS).
+STATIONS = {"CI.BVH": (34.0, -118.3), "CI.DJJ": (34.1, -118.45), "CI.LAF": (33.9, -118.4)}
 
 
 def test_prepare_with_a_model_file_and_a_period(tmp_path):
-    _download_stage(tmp_path / "run")
+    write_download_stage(tmp_path / "run", STATIONS)
     model = tmp_path / "model.txt"
     model.write_text(SOCAL_TABLE)
     config = RAConfig(out=tmp_path / "run", solver="specfem",
@@ -259,7 +226,7 @@ def _toml(tmp_path: Path, extra: str = "") -> Path:
 
 
 def test_cli_dry_run_shows_the_mesh_checks_and_estimate(tmp_path):
-    _download_stage(tmp_path / "run")
+    write_download_stage(tmp_path / "run", STATIONS)
     model = tmp_path / "model.txt"
     model.write_text(SOCAL_TABLE)
     result = CliRunner().invoke(app, ["ra", "simulate", str(_toml(tmp_path)), "--dry-run",
@@ -278,7 +245,7 @@ def test_cli_dry_run_shows_the_mesh_checks_and_estimate(tmp_path):
 
 
 def test_cli_conflicts_and_bad_model_files_are_usage_errors(tmp_path):
-    _download_stage(tmp_path / "run")
+    write_download_stage(tmp_path / "run", STATIONS)
     bad = tmp_path / "bad.txt"
     bad.write_text("0 5.5 3.18 2.4\n10 6.3 3.64 2.67\n8 6.7 3.87 2.8\n")
     result = CliRunner().invoke(app, ["ra", "simulate", str(_toml(tmp_path)), "--dry-run",
@@ -314,7 +281,7 @@ def test_specfem_confirms_a_mesh_sized_for_two_seconds(tmp_path):
                    or Path(__file__).resolve().parents[2] / ".specfem" / "bin")
     if not (bin_dir / "xspecfem3D").is_file():
         pytest.fail(f"SPECFEM3D's programs are not in {bin_dir}: build them with `make specfem`")
-    _download_stage(tmp_path / "run")
+    write_download_stage(tmp_path / "run", STATIONS)
     model = tmp_path / "model.txt"
     model.write_text(SOCAL_TABLE)
     toml = _toml(tmp_path, f'model_file = "model.txt"\nresolve_period = 2.0\nnstep = 60\n'
