@@ -59,8 +59,10 @@ test: $(STAMP) system specfem ## Set up, then run the whole test suite (slow, MP
 IMAGES ?= dare specfem
 images: $(STAMP) ## Build the container images (containers/: dare, specfem) with a local Docker engine
 	containers/with-dockerd.sh sh -c 'containers/base-image.sh && for image in $(IMAGES); do \
+	  start=$$(date +%s); \
 	  $(PY) -c "import sys; from dare_cli import images; import docker; \
-	  images.build(docker.from_env(), sys.argv[1], log=print)" $$image || exit 1; done'
+	  images.build(docker.from_env(), sys.argv[1], log=print)" $$image || exit 1; \
+	  echo "image $$image built in $$(( $$(date +%s) - start )) s"; done'
 
 test-docker: $(STAMP) system specfem ## Tests that need a Docker engine: build the images, run them and the SPECFEM3D cluster (starts dockerd if none runs)
 	containers/with-dockerd.sh sh -c 'containers/base-image.sh && \
