@@ -34,6 +34,7 @@ from typing import Any
 from dare_cli.errors import DareUsageError
 from engine.errors import EngineError, GraphError
 from engine.graph import Graph, Node, WorkflowGraph
+from engine.loading import load_file, user_code
 from engine.optimise import Optimisation
 from engine.partition import InputSpec, normalise_inputs
 
@@ -99,24 +100,6 @@ class Target:
         return self.module if self.attribute is None else f"{self.module}:{self.attribute}"
 
 
-def _dispel4py_aliases() -> contextlib.AbstractContextManager[Any]:
-    """Return ``engine.compat.dispel4py.aliases()``, or a no-op if it is not installed.
-
-    While it is active, ``import dispel4py.core`` (and ``.base``, ``.workflow_graph``) in a
-    user's module resolves to the engine's compatibility classes.
-    """
-    try:
-        compat = importlib.import_module("engine.compat.dispel4py")
-    except ImportError as exc:
-        if getattr(exc, "name", None) not in ("engine.compat", "engine.compat.dispel4py"):
-            logger.warning("dispel4py compatibility is unavailable: %s", exc)
-        return contextlib.nullcontext()
-    aliases = getattr(compat, "aliases", None)
-    if not callable(aliases):
-        return contextlib.nullcontext()
-    return aliases()
-
-
 def _module_name_for(path: Path) -> str:
     """A ``sys.modules`` name for a file: its stem unless that names another module."""
     stem = path.stem
@@ -177,34 +160,13 @@ def import_user_module(ref: str, *, is_file: bool | None = None) -> ModuleType:
         cwd = os.getcwd()
         if cwd not in sys.path and "" not in sys.path:
             sys.path.insert(0, cwd)
-        with _importing(ref), _dispel4py_aliases():
+        with _importing(ref), user_code():
             return importlib.import_module(ref)
     path = Path(ref).expanduser().resolve()
     if not path.is_file():
         raise DareUsageError(f"cannot import {ref!r}: no such file")
-    name = _module_name_for(path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise DareUsageError(f"cannot import {ref!r}: not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    directory = str(path.parent)
-    if directory not in sys.path:
-        # Appended, not prepended: its siblings stay importable, but a sibling named like a
-        # standard or installed module (json.py) never shadows it, here or in the worker
-        # processes that inherit sys.path.
-        sys.path.append(directory)
-    previous = sys.modules.get(name)
-    sys.modules[name] = module  # so that its classes pickle by reference in worker processes
-    try:
-        with _importing(ref), _dispel4py_aliases():
-            spec.loader.exec_module(module)
-    except BaseException:
-        if previous is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = previous
-        raise
-    return module
+    with _importing(ref):
+        return load_file(_module_name_for(path), path)
 
 
 def _graphs_in(module: ModuleType) -> dict[str, WorkflowGraph | Graph]:

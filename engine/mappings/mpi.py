@@ -43,9 +43,6 @@ import atexit
 import contextlib
 import faulthandler
 import functools
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import io
 import logging
 import os
@@ -62,6 +59,7 @@ from typing import Any, ClassVar, NoReturn
 
 from engine.errors import EngineError
 from engine.graph import Graph, WorkflowGraph
+from engine.loading import remember_files, user_code
 from engine.mappings.base import Mapping
 from engine.mappings.worker import (
     Collector,
@@ -443,22 +441,6 @@ def _unpicklable(plan: Plan) -> str:
     return ""
 
 
-class _KnownFiles(importlib.abc.MetaPathFinder):
-    """Imports, by file, modules rank 0 loaded from files under names found nowhere else."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, str] = {}
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        file = self.files.get(fullname)
-        return None if file is None else importlib.util.spec_from_file_location(fullname, file)
-
-
-_KNOWN_FILES = _KnownFiles()
-
-
 def _load_plan(command: Message, rank: int) -> tuple[Plan, int]:
     """A servant: rebuild the plan rank 0 sent, importing what it refers to."""
     _, shared, own, path, files, batch_size, levels = command
@@ -466,12 +448,8 @@ def _load_plan(command: Message, rank: int) -> tuple[Plan, int]:
     for entry in path:
         if entry not in sys.path:
             sys.path.append(entry)
-    _KNOWN_FILES.files.update(files)
-    if _KNOWN_FILES not in sys.meta_path:
-        sys.meta_path.append(_KNOWN_FILES)  # last: only for names nothing else finds
-    from engine.compat.dispel4py import aliases
-
-    with aliases():  # user modules import dispel4py: give them the engine's, as on rank 0
+    remember_files(files)  # modules rank 0 loaded from files, for names found nowhere else
+    with user_code():  # user modules import dispel4py: give them the engine's, as on rank 0
         plan: Plan = pickle.loads(shared)
         iterations = pickle.loads(own)
     return replace(plan, iterations=iterations), batch_size

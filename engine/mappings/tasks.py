@@ -35,8 +35,6 @@ exact number of tasks sent to it, and flushes once it has processed that many.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import multiprocessing
 import os
@@ -52,6 +50,7 @@ from typing import Any, ClassVar, Protocol
 
 from engine.errors import EngineError, PEError, WorkerDied
 from engine.graph import Edge, Graph, Node, WorkflowGraph
+from engine.loading import load_modules, user_code
 from engine.mappings import worker as _shared
 from engine.observe import InstanceStats, LinkStats, Observer, RunResult, RunSummary
 from engine.partition import InputSpec, Plan, build_plan
@@ -70,7 +69,6 @@ __all__ = [
     "dump_task",
     "enact",
     "failure_message",
-    "load_modules",
     "load_spec",
     "modules_of",
     "plan_run",
@@ -854,46 +852,6 @@ def modules_of(spec: RunSpec) -> list[tuple[str, str]]:
     return found
 
 
-def load_modules(modules: Sequence[tuple[str, str]]) -> None:
-    """Import the graph's modules on a worker: by name, else from the coordinator's path.
-
-    Raises
-    ------
-    EngineError
-        Naming the module and path when neither works.
-    """
-    from engine.compat.dispel4py import aliases
-
-    for name, path in modules:
-        if name in sys.modules:
-            continue
-        with aliases():
-            try:
-                importlib.import_module(name)
-                continue
-            except ImportError:
-                pass
-            if not Path(path).is_file():
-                raise EngineError(
-                    f"module {name!r} of the workflow (from {path} on the coordinator's host) "
-                    "cannot be imported here: make the workflow code importable on every "
-                    "worker host (install it, or use the same path)"
-                )
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise EngineError(f"cannot load module {name!r} from {path}")
-            module = importlib.util.module_from_spec(spec)
-            directory = str(Path(path).parent)
-            if directory not in sys.path:
-                sys.path.append(directory)
-            sys.modules[name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(name, None)
-                raise
-
-
 def shareable(spec: RunSpec, run_id: str) -> bytes:
     """``spec`` by cloudpickle for remote workers; empty (with a warning) if it cannot be."""
     try:
@@ -916,9 +874,7 @@ def load_spec(run: str, modules: Sequence[tuple[str, str]], shared: bytes | None
         raise EngineError(f"{run} has no graph for remote workers "
                           "(it could not be pickled; see the coordinator's log)")
     load_modules(modules)
-    from engine.compat.dispel4py import aliases
-
-    with aliases():
+    with user_code():
         spec = pickle.loads(shared)
     if not isinstance(spec, RunSpec):
         raise EngineError(f"{run}: unexpected graph record")
