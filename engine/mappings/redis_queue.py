@@ -44,10 +44,29 @@ seconds (default 30), so a Redis server restarted with persistence (``appendonly
 ``appendfsync always``) loses no acknowledged task and the run completes with exact outputs.
 A server that comes back empty (no persistence) is detected and ends the run with an error.
 
+Signed messages
+---------------
+Tasks, graphs and reports travel as pickles, and unpickling runs code: every message is
+signed (HMAC-SHA256, :mod:`engine.signing`) and checked before it is unpickled, so whoever can
+write to the server but lacks the secret cannot run code on the workers or the coordinator; a
+message that fails the check ends the run with an error naming its stream or key. The secret
+is ``$DARE_QUEUE_SECRET`` or the file named by ``$DARE_QUEUE_SECRET_FILE``, the same on every
+host. Without one, the coordinator makes a key for the run, shared with the local workers it
+starts (through the process's memory, never argv), so a run on one machine needs no set-up;
+``dare worker`` on another host then cannot join (it refuses to start without a secret).
+``$DARE_QUEUE_INSECURE=1`` turns signing off on every host, for trusted networks.
+
+Retries
+-------
+A pool task is delivered at most ``max_deliveries`` times (default 3): when its last delivery
+has also been pending for ``visibility_timeout`` seconds (its worker hung or died each time),
+the run fails, naming the PE, the units and the attempts, rather than repeat its side effects
+on every worker of the pool.
+
 Limits
 ------
-Tasks, graphs and results travel as pickles: whoever can write to the Redis server can run
-code on the workers, so use a trusted server (a password, TLS with ``rediss://``).
+Signatures prove who wrote a message, not that it is fresh: use a server that only the
+deployment's hosts can write to (a password, TLS with ``rediss://``).
 
 Dedicated instances and sources live in processes on the coordinator's machine: if that
 machine dies the run is lost. The coordinator keeps the run's ``state`` key alive with a time
@@ -101,6 +120,7 @@ from engine.mappings.tasks import (
 )
 from engine.observe import Observer, RunResult
 from engine.partition import InputSpec
+from engine.signing import SignatureError, Signer
 
 __all__ = ["RedisMapping", "RunKeys", "connect", "serve"]
 
@@ -115,6 +135,10 @@ DEFAULT_BATCH = 32
 BLOCK_MS = 1000
 #: How long a finished run's ``state`` key is kept, so late workers learn that it ended.
 STATE_TTL = 3600
+#: Deliveries of a pool task before the run fails (a mapping option).
+DEFAULT_MAX_DELIVERIES = 3
+#: Seconds within which a first connection must succeed.
+CONNECT_TIMEOUT = 3.0
 RUNS_KEY = "dare:runs"
 
 # KEYS: state, done, reports, ack stream, destination streams...
@@ -152,6 +176,40 @@ def connect(url: str, reconnect_timeout: float = 30.0) -> Any:
         url, retry=retry, socket_connect_timeout=2, socket_timeout=BLOCK_MS / 1000 + 10,
         socket_keepalive=True,
     )
+
+
+def check_reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail fast if the Redis server at ``url`` does not answer a PING within ``timeout``.
+
+    Raises
+    ------
+    EngineError
+        Naming the URL (without its password) and how to give another.
+    """
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout,
+                                      socket_timeout=timeout)
+    except ValueError as exc:
+        raise EngineError(f"bad Redis URL {_describe_url(url)}: {exc}") from exc
+    try:
+        client.ping()
+    except redis.AuthenticationError as exc:
+        raise EngineError(
+            f"Redis at {_describe_url(url)} refused the login ({exc}): give the password "
+            f"in the URL, redis://:PASSWORD@HOST:PORT/DB, preferably through ${URL_VARIABLE}"
+        ) from exc
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise EngineError(
+            f"cannot reach Redis at {_describe_url(url)} ({exc}): start a server there, or "
+            f"give its URL with ${URL_VARIABLE} (or the redis_url option, 'dare run -m redis "
+            "--option redis_url=redis://HOST:PORT/DB'; 'dare worker --redis URL')"
+        ) from exc
+    except redis.ResponseError as exc:  # e.g. NOAUTH from a server that wants a password
+        raise EngineError(f"Redis at {_describe_url(url)} refused a PING: {exc}") from exc
+    finally:
+        client.close()
 
 
 def _describe_url(url: str) -> str:
@@ -192,12 +250,35 @@ class RunKeys:
 class _Store:
     """One process's access to a run: commits, reads, errors, with reconnection."""
 
-    def __init__(self, url: str, keys: RunKeys, reconnect_timeout: float) -> None:
+    def __init__(self, url: str, keys: RunKeys, reconnect_timeout: float,
+                 signer: Signer) -> None:
         self.url = url
         self.keys = keys
         self.reconnect_timeout = reconnect_timeout
+        self.signer = signer
         self.client = connect(url, reconnect_timeout)
         self._commit = self.client.register_script(_COMMIT)
+
+    def seal(self, payload: bytes, kind: str) -> bytes:
+        """``payload`` signed for this run and ``kind`` (``task``, ``report``, ``meta``...)."""
+        return self.signer.sign(payload, f"redis:{self.keys.run_id}:{kind}")
+
+    def open(self, data: bytes, kind: str, where: str) -> bytes:
+        """The payload of ``data`` read from ``where``, its signature checked.
+
+        Raises
+        ------
+        SignatureError
+            Naming ``where``, the run and what to do.
+        """
+        try:
+            return self.signer.open(data, f"redis:{self.keys.run_id}:{kind}", where)
+        except SignatureError as exc:
+            raise SignatureError(f"redis run {self.keys.run_id!r}: {exc}") from None
+
+    def load(self, data: bytes, kind: str, where: str) -> Any:
+        """Unpickle ``data`` read from ``where`` once its signature is checked."""
+        return pickle.loads(self.open(data, kind, where))
 
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call a client method; a connection lost for good becomes an EngineError."""
@@ -227,7 +308,7 @@ class _Store:
         arguments: list[Any] = [task_id, ack[1] if ack else "", ack[2] if ack else "", b""]
 
         def add(index: int, message: Any) -> int:
-            data = dump_task(message)
+            data = self.seal(dump_task(message), "task")
             instance = message[2]
             stream_keys.append(keys.pool if instance is None
                                else keys.instance(message[1], instance))
@@ -235,12 +316,12 @@ class _Store:
             return len(data)
 
         send_tasks(tasks, add)
-        arguments[3] = dump_report(report(), "R")
+        arguments[3] = self.seal(dump_report(report(), "R"), "report")
         return int(self.call(self._commit, keys=stream_keys, args=arguments))
 
     def report_error(self, who: str, exc: BaseException) -> None:
         """Send a worker's failure to the coordinator."""
-        data = pickle.dumps(("E", who, *failure_message(exc)))
+        data = self.seal(pickle.dumps(("E", who, *failure_message(exc))), "report")
         with contextlib.suppress(EngineError):
             self.call(self.client.xadd, self.keys.reports, {"r": data})
 
@@ -253,7 +334,7 @@ class RedisMapping(Mapping):
     description = ("workers on any host share the run through Redis streams "
                    "(dare worker --redis URL --run RUN_ID)")
     options = ("redis_url", "local_workers", "batch_size", "visibility_timeout", "run_id",
-               "reconnect_timeout", "start_method")
+               "reconnect_timeout", "start_method", "max_deliveries")
 
     def run(
         self,
@@ -269,21 +350,34 @@ class RedisMapping(Mapping):
         run_id: str | None = None,
         reconnect_timeout: float = 30.0,
         start_method: str | None = None,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         **options: Any,
     ) -> RunResult:
         """Run ``graph`` through the Redis server at ``redis_url`` (default ``$DARE_REDIS_URL``).
 
         ``workers`` (default: the number of CPUs) plans the dedicated instances as in
         ``multi`` and is the default of ``local_workers``, the pool workers this process
-        starts (0: only workers started with ``dare worker`` serve the pool).
+        starts (0: only workers started with ``dare worker`` serve the pool, which needs
+        ``$DARE_QUEUE_SECRET``). A pool task whose worker hangs or dies is taken over after
+        ``visibility_timeout`` seconds, and the run fails after ``max_deliveries`` attempts.
         """
         self.check_options(options)
         if visibility_timeout <= 0:
             raise EngineError(f"visibility_timeout must be > 0, not {visibility_timeout}")
+        if int(max_deliveries) < 1:
+            raise EngineError(f"max_deliveries must be >= 1, not {max_deliveries}")
         workers, plan, spec = plan_run(graph, inputs, workers, batch_size)
         local = local_count(workers, local_workers)
+        signer = Signer.for_coordinator()
+        if not signer.shared and not signer.insecure and local == 0 and spec.pooled:
+            raise EngineError(
+                "local_workers=0 leaves the pool to 'dare worker' on other hosts, which need "
+                "the deployment's secret: set $DARE_QUEUE_SECRET (or $DARE_QUEUE_SECRET_FILE) "
+                "to the same value here and on every worker host"
+            )
         settings = _Settings(redis_url or default_url(), local, visibility_timeout,
-                             reconnect_timeout, run_id or uuid.uuid4().hex[:12])
+                             reconnect_timeout, run_id or uuid.uuid4().hex[:12], signer,
+                             int(max_deliveries))
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
         coordinator = _Coordinator(plan, spec, process_context(start_method), settings,
                                    list(observers))
@@ -297,6 +391,8 @@ class _Settings:
     visibility_timeout: float
     reconnect_timeout: float
     run_id: str
+    signer: Signer
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES
 
 
 @dataclass
@@ -306,15 +402,29 @@ class _Coordinator(BrokerCoordinator):
     def _open(self) -> None:
         settings = self.settings
         self.keys = RunKeys(settings.run_id)
-        self.store = _Store(settings.url, self.keys, settings.reconnect_timeout)
         self.created = False
+        check_reachable(settings.url)
+        self.store = _Store(settings.url, self.keys, settings.reconnect_timeout, settings.signer)
         self._create()
         self.created = True
-        logger.info("redis run %s on %s: join with 'dare worker --redis %s --run %s'",
-                    settings.run_id, _describe_url(settings.url),
-                    _describe_url(settings.url), settings.run_id)
+        signer = settings.signer
+        if signer.insecure:
+            logger.warning("redis run %s: messages are not signed ($DARE_QUEUE_INSECURE=1): "
+                           "whoever can write to %s can run code in this run's processes",
+                           settings.run_id, _describe_url(settings.url))
+        elif not signer.shared:
+            logger.info("redis run %s on %s is signed with a key made for it: only its local "
+                        "workers serve it (for 'dare worker' on other hosts, set the same "
+                        "$DARE_QUEUE_SECRET on every host)", settings.run_id,
+                        _describe_url(settings.url))
+        else:
+            logger.info("redis run %s on %s (secret from %s, key id %s): join with "
+                        "'dare worker --redis %s --run %s'", settings.run_id,
+                        _describe_url(settings.url), signer.origin, signer.key_id,
+                        _describe_url(settings.url), settings.run_id)
         self._start()
         self.last = b"0-0"
+        self.next_claim_check = time.monotonic()
 
     def _targets(self) -> tuple[Callable[..., None], Callable[..., None]]:
         return _dedicated_main, _pool_main
@@ -333,9 +443,10 @@ class _Coordinator(BrokerCoordinator):
         shared = shareable(spec, self.settings.run_id)
         pipe = client.pipeline(transaction=True)
         meta = {"modules": modules_of(spec),
-                "visibility_timeout": self.settings.visibility_timeout}
-        pipe.set(keys.meta, pickle.dumps(meta))
-        pipe.set(keys.spec, shared)
+                "visibility_timeout": self.settings.visibility_timeout,
+                "max_deliveries": self.settings.max_deliveries}
+        pipe.set(keys.meta, store.seal(pickle.dumps(meta), "meta"))
+        pipe.set(keys.spec, store.seal(shared, "spec"))
         pipe.set(keys.workers, len(spec.dedicated()))
         pipe.xgroup_create(keys.pool, "pool", id="0", mkstream=True)
         for pe, i in spec.dedicated():
@@ -353,7 +464,8 @@ class _Coordinator(BrokerCoordinator):
         for _, entries in response or ():
             for entry_id, fields in entries:
                 self.last = entry_id
-                self._handle(pickle.loads(fields[b"r"]))
+                self._handle(store.load(fields[b"r"], "report",
+                                        f"stream {self.keys.reports}"))
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         if message[0] == "R":
@@ -383,7 +495,26 @@ class _Coordinator(BrokerCoordinator):
                 f"{_describe_url(self.settings.url)} (was the server restarted without "
                 "persistence?)"
             )
+        now = time.monotonic()
+        if self.spec.pooled and now >= self.next_claim_check:
+            self.next_claim_check = now + min(1.0, self.settings.visibility_timeout / 2)
+            self._check_deliveries()
         super()._check()
+
+    def _check_deliveries(self) -> None:
+        """Fail the run if a pool task's last allowed delivery is stuck too.
+
+        Workers refuse a task claimed once too often (:func:`serve_run`), but when every pool
+        worker hangs on it, none is left to claim it: the coordinator looks itself.
+        """
+        store, settings = self.store, self.settings
+        stuck = store.call(store.client.xpending_range, self.keys.pool, "pool", min="-",
+                           max="+", count=100, idle=int(settings.visibility_timeout * 1000))
+        for entry in stuck or ():
+            if entry["times_delivered"] >= settings.max_deliveries:
+                raise EngineError(_exhausted(store, entry["message_id"],
+                                             entry["times_delivered"], settings.max_deliveries,
+                                             settings.visibility_timeout))
 
     def _close_run(self, status: str) -> None:
         with contextlib.suppress(Exception):
@@ -408,7 +539,8 @@ class _Coordinator(BrokerCoordinator):
 # -- worker processes -----------------------------------------------------------------------
 def _dedicated_main(number: int, key: tuple[str, int], spec: RunSpec,
                     iterations: Sequence[Any] | None, settings: _Settings) -> None:
-    store = _Store(settings.url, RunKeys(settings.run_id), settings.reconnect_timeout)
+    store = _Store(settings.url, RunKeys(settings.run_id), settings.reconnect_timeout,
+                   settings.signer)
     in_worker_process(f"{key[0]}[{key[1]}]",
                       lambda: _run_dedicated(store, number, key, spec, iterations),
                       store.report_error)
@@ -444,7 +576,7 @@ def _run_dedicated(store: _Store, number: int, key: tuple[str, int], spec: RunSp
                 expected = int(fields[b"eos"])
                 store.call(client.xack, stream, "inst", entry_id)
                 continue
-            tasks, report = worker.process(pickle.loads(fields[b"t"]))
+            tasks, report = worker.process(store.load(fields[b"t"], "task", f"stream {stream}"))
             if store.commit(f"i:{tag}:{entry_id.decode()}", (stream, "inst", entry_id),
                             tasks, report) < 0:
                 return
@@ -455,12 +587,56 @@ def _run_dedicated(store: _Store, number: int, key: tuple[str, int], spec: RunSp
 
 def _pool_main(spec: RunSpec, settings: _Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    store = _Store(settings.url, RunKeys(settings.run_id), settings.reconnect_timeout)
-    if not serve_run(store, spec, settings.visibility_timeout):
+    store = _Store(settings.url, RunKeys(settings.run_id), settings.reconnect_timeout,
+                   settings.signer)
+    if not serve_run(store, spec, settings.visibility_timeout, settings.max_deliveries):
         sys.exit(1)
 
 
+def _exhausted(store: _Store, entry_id: bytes | str, deliveries: int, limit: int,
+               visibility_timeout: float) -> str:
+    """The error for a pool task delivered ``deliveries`` times without a commit."""
+    entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    what = f"pool task {entry}"
+    with contextlib.suppress(Exception):
+        found = store.call(store.client.xrange, store.keys.pool, entry, entry, count=1)
+        message = store.load(found[0][1][b"t"], "task", f"stream {store.keys.pool}")
+        _, pe, instance, _, sender, seqs, _ = message
+        where = f"{pe}[{instance}]" if instance is not None else f"{pe} (pool)"
+        units = (f"{sender}#{seqs[0]}" if len(seqs) == 1
+                 else f"{sender}#{seqs[0]}..{sender}#{seqs[-1]}")
+        what = f"PE {where}, units {units} (pool task {entry})"
+    return (f"{what} was delivered {deliveries} times and no attempt finished within "
+            f"visibility_timeout={visibility_timeout:g} s (each worker hung or died on it); "
+            f"the run stops rather than run it again (max_deliveries={limit}): fix the PE, "
+            "or raise visibility_timeout if it is only slow")
+
+
+def _claim(store: _Store, consumer: str, min_idle: int, limit: int,
+           visibility_timeout: float) -> list[Any]:
+    """Claim at most one pool task pending for ``min_idle`` ms on another worker.
+
+    Raises
+    ------
+    EngineError
+        If the task was delivered more than ``limit`` times (it is not run again).
+    """
+    keys, client = store.keys, store.client
+    claimed = store.call(client.xautoclaim, keys.pool, "pool", consumer, min_idle, "0-0",
+                         count=1)
+    entries = [entry for entry in claimed[1] if entry and entry[1]]
+    for entry_id, _ in entries:
+        found = store.call(client.xpending_range, keys.pool, "pool", min=entry_id,
+                           max=entry_id, count=1)
+        deliveries = found[0]["times_delivered"] if found else 1
+        if deliveries > limit:
+            raise EngineError(_exhausted(store, entry_id, deliveries - 1, limit,
+                                         visibility_timeout))
+    return entries
+
+
 def serve_run(store: _Store, spec: RunSpec, visibility_timeout: float,
+              max_deliveries: int = DEFAULT_MAX_DELIVERIES,
               stop: Callable[[], bool] = lambda: False) -> bool:
     """Serve the pool of one run until it ends; ``False`` if a task failed here."""
     keys, client = store.keys, store.client
@@ -476,9 +652,7 @@ def serve_run(store: _Store, spec: RunSpec, visibility_timeout: float,
             entries: list[Any] = []
             if time.monotonic() >= next_claim:
                 next_claim = time.monotonic() + claim_every
-                claimed = store.call(client.xautoclaim, keys.pool, "pool", consumer, min_idle,
-                                     "0-0", count=1)
-                entries = [entry for entry in claimed[1] if entry and entry[1]]
+                entries = _claim(store, consumer, min_idle, max_deliveries, visibility_timeout)
             if not entries:
                 response = store.call(client.xreadgroup, "pool", consumer, {keys.pool: ">"},
                                       count=1, block=block)
@@ -488,7 +662,8 @@ def serve_run(store: _Store, spec: RunSpec, visibility_timeout: float,
                     return True
                 continue
             for entry_id, fields in entries:
-                tasks, report = worker.process(pickle.loads(fields[b"t"]))
+                task = store.load(fields[b"t"], "task", f"stream {keys.pool}")
+                tasks, report = worker.process(task)
                 result = store.commit(f"p:{entry_id.decode()}", (keys.pool, "pool", entry_id),
                                       tasks, report)
                 if result < 0:
@@ -508,37 +683,45 @@ def serve_run(store: _Store, spec: RunSpec, visibility_timeout: float,
 
 def serve(url: str | None = None, run_id: str | None = None, *, once: bool = False,
           wait: float | None = None, visibility_timeout: float | None = None,
-          reconnect_timeout: float = 30.0, poll: float = 0.5) -> int:
+          reconnect_timeout: float = 30.0, poll: float = 0.5,
+          signer: Signer | None = None) -> int:
     """Serve the pool of run ``run_id`` (or of every run that appears); return runs served.
 
     This is what ``dare worker`` runs. With ``run_id`` it waits for that run to start (at
     most ``wait`` seconds, if given), serves it and returns. Without, it serves runs as they
-    are announced, one at a time, until interrupted (or after one with ``once``).
-    ``visibility_timeout`` defaults to the run's own (an option of the mapping).
+    are announced, one at a time, until interrupted (or after one with ``once``), skipping
+    runs signed with another secret. ``visibility_timeout`` defaults to the run's own (an
+    option of the mapping); ``signer`` to :meth:`Signer.for_worker` (``$DARE_QUEUE_SECRET``).
 
     Raises
     ------
     EngineError
-        If the run does not appear in time, its graph cannot be loaded here, or Redis stays
-        unreachable for more than ``reconnect_timeout`` seconds.
+        If there is no secret, Redis does not answer within a few seconds, the run does not
+        appear in time, its graph cannot be loaded here (or is not signed with this host's
+        secret), or Redis stays unreachable for more than ``reconnect_timeout`` seconds.
     """
     import redis
 
     url = url or default_url()
+    signer = signer or Signer.for_worker()
+    check_reachable(url)
     try:
-        return _serve(url, run_id, once, wait, visibility_timeout, reconnect_timeout, poll)
+        return _serve(url, run_id, once, wait, visibility_timeout, reconnect_timeout, poll,
+                      signer)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise EngineError(f"cannot reach Redis at {_describe_url(url)}: {exc}") from exc
+        raise EngineError(f"lost the connection to Redis at {_describe_url(url)}: {exc}") from exc
 
 
 def _serve(url: str, run_id: str | None, once: bool, wait: float | None,
-           visibility_timeout: float | None, reconnect_timeout: float, poll: float) -> int:
+           visibility_timeout: float | None, reconnect_timeout: float, poll: float,
+           signer: Signer) -> int:
     client = connect(url, reconnect_timeout)
     deadline = None if wait is None else time.monotonic() + wait
     served = 0
     failed = False
+    skipped: set[str] = set()
     while True:
-        current = run_id or _next_run(client)
+        current = run_id or _next_run(client, skipped)
         state = client.get(RunKeys(current).state) if current else None
         if current is None or state is None:
             if deadline is not None and time.monotonic() > deadline:
@@ -547,15 +730,23 @@ def _serve(url: str, run_id: str | None, once: bool, wait: float | None,
             time.sleep(poll)  # nothing to serve yet: look again
             continue
         if state == b"running":
-            store = _Store(url, RunKeys(current), reconnect_timeout)
+            store = _Store(url, RunKeys(current), reconnect_timeout, signer)
             try:
                 spec, options = _load_spec(store)
+            except SignatureError as exc:
+                if run_id is None:  # another deployment's run (or one for local workers)
+                    logger.warning("skipping %s", exc)
+                    skipped.add(current)
+                    continue
+                store.report_error(f"worker on {socket.gethostname()} (pid {os.getpid()})", exc)
+                raise
             except Exception as exc:  # the run cannot be served as configured: say so there
                 store.report_error(f"worker on {socket.gethostname()} (pid {os.getpid()})", exc)
                 raise
             logger.info("serving redis run %s", current)
             timeout = visibility_timeout or options["visibility_timeout"]
-            failed = not serve_run(store, spec, timeout) or failed
+            failed = not serve_run(store, spec, timeout, options.get(
+                "max_deliveries", DEFAULT_MAX_DELIVERIES)) or failed
             served += 1
         if run_id is not None or once:
             break
@@ -566,11 +757,11 @@ def _serve(url: str, run_id: str | None, once: bool, wait: float | None,
     return served
 
 
-def _next_run(client: Any) -> str | None:
+def _next_run(client: Any, skipped: set[str]) -> str | None:
     members = sorted(client.smembers(RUNS_KEY))
     for member in members:
         run = member.decode()
-        if client.get(RunKeys(run).state) == b"running":
+        if run not in skipped and client.get(RunKeys(run).state) == b"running":
             return run
     return None
 
@@ -583,6 +774,8 @@ def _wait_until_gone(client: Any, run: str, poll: float) -> None:
 def _load_spec(store: _Store) -> tuple[RunSpec, dict[str, Any]]:
     keys = store.keys
     meta, shared = store.call(store.client.mget, keys.meta, keys.spec)
-    options = pickle.loads(meta) if meta else {"modules": []}
-    return load_spec(f"redis run {keys.run_id!r}", options["modules"],
-                     shared if meta else None), options
+    if not meta:
+        return load_spec(f"redis run {keys.run_id!r}", [], None), {}
+    options = store.load(meta, "meta", f"key {keys.meta}")
+    graph = store.open(shared or b"", "spec", f"key {keys.spec}")
+    return load_spec(f"redis run {keys.run_id!r}", options["modules"], graph), options

@@ -27,11 +27,15 @@ from engine.mappings.redis_queue import RedisMapping, RunKeys, _Store
 from engine.mappings.tasks import RunSpec
 from engine.observe import Observer
 from engine.partition import build_plan
+from engine.signing import Signer
 from engine.testing import Collect, ListSource
 
 pytestmark = pytest.mark.redis
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The deployment's secret of the tests that start ``dare worker`` (never in argv).
+SECRET = "test-secret-" + "0123456789abcdef" * 2
+WITH_SECRET = {**os.environ, "DARE_QUEUE_SECRET": SECRET}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def test_outputs_fan_out_and_stateful_once(server):
 def test_run_keys_are_removed_and_state_kept(server):
     run_id = f"t-{uuid.uuid4().hex[:8]}"
     RedisMapping().run(squares_graph([1, 2]), workers=1, redis_url=server.url, run_id=run_id)
-    store = _Store(server.url, RunKeys(run_id), 5)
+    store = _Store(server.url, RunKeys(run_id), 5, Signer.generated())
     assert store.state() == b"done"
     assert store.client.keys(f"dare:{{{run_id}}}:*") == [RunKeys(run_id).state.encode()]
     with pytest.raises(EngineError, match="exists already"):
@@ -65,7 +69,7 @@ def test_a_commit_applies_once(server):
     plan = build_plan(squares_graph([1]), None, workers=1)
     spec = RunSpec.from_plan(plan, 8)
     keys = RunKeys(f"t-{uuid.uuid4().hex[:8]}")
-    store = _Store(server.url, keys, 5)
+    store = _Store(server.url, keys, 5, Signer.generated())
     client = store.client
     client.set(keys.state, "running")
     client.xgroup_create(keys.pool, "pool", id="0", mkstream=True)
@@ -228,9 +232,9 @@ def dare_worker(url: str, run_id: str) -> list[str]:
     return [*prefix, "-q", "worker", "--redis", url, "--run", run_id]
 
 
-def start(command: list[str]) -> subprocess.Popen[str]:
+def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, env=WITH_SECRET if env is None else env)
 
 
 def stop(process: subprocess.Popen[str]) -> None:
@@ -306,7 +310,8 @@ def test_killing_a_worker_mid_task_loses_nothing(server, flow_file, tmp_path):
 
 def test_dare_worker_gives_up_when_no_run_appears(server):
     completed = subprocess.run([*dare_worker(server.url, "never-started"), "--wait", "0.3"],
-                               cwd=ROOT, capture_output=True, text=True, timeout=30)
+                               cwd=ROOT, capture_output=True, text=True, timeout=30,
+                               env=WITH_SECRET)
     assert completed.returncode == 1
     assert "no run 'never-started' appeared on redis://127.0.0.1:" in completed.stderr
 
