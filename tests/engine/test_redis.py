@@ -3,6 +3,7 @@ remote workers started with ``dare worker``, and a Redis restart in the middle o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -332,3 +333,239 @@ def test_a_pe_error_names_the_unit(server):
     assert error.unit_id == "ListSource[0]#8"  # type: ignore[attr-defined]
     assert "ValueError: bad seven" in str(error)
     assert pickle.loads(pickle.dumps(error)).unit_id == "ListSource[0]#8"
+
+
+# -- signed messages ---------------------------------------------------------------------------
+class Evil:
+    """A pickle whose loading runs a shell command: what an intruder would push."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_a_worker_refuses_an_unsigned_graph_before_unpickling_it(server, tmp_path):
+    """The old injection: no secret, a crafted pickle as a run's meta; no code runs."""
+    import redis
+
+    run_id = f"evil-{uuid.uuid4().hex[:8]}"
+    worker = start(dare_worker(server.url, run_id))
+    keys = RunKeys(run_id)
+    client = redis.Redis.from_url(server.url)
+    marker = tmp_path / "pwned"
+    client.set(keys.meta, pickle.dumps(Evil(marker)))
+    client.set(keys.spec, pickle.dumps(Evil(marker)))
+    client.set(keys.state, "running", ex=60)
+    try:
+        _, err = worker.communicate(timeout=30)
+    finally:
+        stop(worker)
+        client.delete(keys.meta, keys.spec, keys.state, keys.reports)
+    assert worker.returncode == 1
+    assert not marker.exists()
+    assert f"refused an unsigned message on key dare:{{{run_id}}}:meta" in err
+    assert "DARE_QUEUE_SECRET" in err and "Traceback" not in err
+
+
+class Tick(ProducerPE):
+    """Emit the iteration number, one every ``period`` seconds."""
+
+    def __init__(self, period: float) -> None:
+        super().__init__()
+        self.period = period
+
+    def produce(self, iteration: int) -> int:
+        time.sleep(self.period)
+        return iteration
+
+
+def test_a_run_refuses_an_unsigned_task_and_fails_clearly(server, tmp_path):
+    """A crafted pickle pushed onto a running run's pool stream ends the run; no code runs."""
+    import redis
+
+    run_id = f"evil-{uuid.uuid4().hex[:8]}"
+    keys = RunKeys(run_id)
+    marker = tmp_path / "pwned"
+    client = redis.Redis.from_url(server.url)
+
+    def inject() -> None:
+        deadline = time.monotonic() + 20
+        while client.get(keys.state) != b"running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client.xadd(keys.pool, {"t": pickle.dumps(Evil(marker))})
+
+    graph = WorkflowGraph()
+    graph.connect(Tick(0.1), "output", Work(), "input")
+    thread = threading.Thread(target=inject)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(EngineError) as caught:
+            RedisMapping().run(graph, {"Tick": 100}, workers=2, redis_url=server.url,
+                               run_id=run_id, batch_size=1)
+    finally:
+        thread.join(timeout=30)
+    assert time.monotonic() - started < 8, "the run went on after the injection"
+    assert not marker.exists()
+    assert f"refused an unsigned message on stream dare:{{{run_id}}}:pool" in str(caught.value)
+
+
+def test_a_worker_with_another_secret_is_refused_both_ways(server, tmp_path, monkeypatch):
+    run_id = f"other-{uuid.uuid4().hex[:8]}"
+    worker = start(dare_worker(server.url, run_id),
+                   env={**os.environ, "DARE_QUEUE_SECRET": "another-" + "9" * 32})
+    monkeypatch.setenv("DARE_QUEUE_SECRET", SECRET)
+    try:
+        with pytest.raises(EngineError, match=r"reports signed with another secret \(key id"):
+            RedisMapping().run(squares_graph(list(range(20))), workers=1, local_workers=0,
+                               redis_url=server.url, run_id=run_id)
+        _, err = worker.communicate(timeout=30)
+    finally:
+        stop(worker)
+    assert worker.returncode == 1
+    assert f"on key dare:{{{run_id}}}:meta signed with another secret" in err
+
+
+def test_a_secret_gives_the_outputs_of_the_simple_mapping(server, monkeypatch):
+    from engine.mappings.simple import SimpleMapping
+
+    monkeypatch.setenv("DARE_QUEUE_SECRET", SECRET)
+    items = list(range(100))
+    expected = SimpleMapping().run(squares_graph(items))
+    result = RedisMapping().run(squares_graph(items), workers=2, redis_url=server.url,
+                                batch_size=8)
+    assert sorted(result.output("Collect")) == sorted(expected.output("Collect"))
+    assert result.output("Total") == expected.output("Total")
+
+
+class Spy(Observer):
+    """Reads the command lines of this process's children once the run has started."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def progress(self, pe_id: str, instance: int, units_in: int, units_out: int) -> None:
+        if self.lines:
+            return
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == os.getpid():
+                    self.lines.append((stat.parent / "cmdline").read_bytes())
+
+
+@pytest.mark.parametrize("secret", [True, False], ids=["secret", "per-run-key"])
+def test_the_secret_is_not_in_the_argv_of_spawned_workers(server, monkeypatch, secret):
+    from engine.mappings import redis_queue
+
+    made: list[Signer] = []
+    if secret:
+        monkeypatch.setenv("DARE_QUEUE_SECRET", SECRET)
+    else:
+        monkeypatch.delenv("DARE_QUEUE_SECRET", raising=False)
+        original = Signer.generated
+
+        def generated() -> Signer:
+            made.append(original())
+            return made[-1]
+
+        monkeypatch.setattr(redis_queue.Signer, "generated", staticmethod(generated))
+    spy = Spy()
+    graph = WorkflowGraph()
+    graph.connect(Tick(0.05), "output", Work(), "input")
+    RedisMapping().run(graph, {"Tick": 20}, workers=2, redis_url=server.url,
+                       start_method="spawn", observers=[spy])
+    assert spy.lines, "no child process seen"
+    key = SECRET.encode() if secret else made[0].key
+    assert key is not None
+    for line in spy.lines:
+        assert key not in line and key.hex().encode() not in line
+
+
+# -- failing fast, and tasks that never finish --------------------------------------------------
+def test_no_server_is_a_clear_error_within_seconds():
+    from redis_server import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    started = time.monotonic()
+    with pytest.raises(EngineError, match=rf"cannot reach Redis at {url} .*DARE_REDIS_URL"):
+        RedisMapping().run(squares_graph([1]), workers=1, redis_url=url)
+    assert time.monotonic() - started < 5
+    completed = subprocess.run([*dare_worker(url, "r"), "--wait", "0"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=30, env=WITH_SECRET)
+    assert completed.returncode == 1 and f"cannot reach Redis at {url}" in completed.stderr
+
+
+def test_dare_worker_needs_a_secret(server):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DARE_QUEUE_")}
+    completed = subprocess.run([*dare_worker(server.url, "r"), "--wait", "0"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=30, env=env)
+    assert completed.returncode == 1
+    assert "needs the deployment's queue secret" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_a_password_protected_server(tmp_path):
+    from redis_server import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--requirepass", "pass word", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"redis://:pass%20word@127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                result = RedisMapping().run(squares_graph([1, 2, 3]), workers=1, redis_url=url)
+                break
+            except EngineError as exc:
+                if "cannot reach" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # still starting
+        assert sorted(result.output("Collect")) == [1, 4, 9]
+        with pytest.raises(EngineError, match=f"127.0.0.1:{port}/0 refused") as caught:
+            RedisMapping().run(squares_graph([1]), workers=1,
+                               redis_url=f"redis://:wrong@127.0.0.1:{port}/0")
+        assert "wrong" not in str(caught.value)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class Hang(IterativePE):
+    """Squares; every attempt at unit 0 is logged in ``folder/attempts``, then hangs."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def apply(self, data: int) -> int:
+        if data == 0:
+            with open(Path(self.folder) / "attempts", "a") as log:
+                log.write(f"{os.getpid()}\n")
+            time.sleep(120)
+        return data * data
+
+
+def test_a_task_that_hangs_fails_the_run_after_max_deliveries(server, tmp_path):
+    graph = WorkflowGraph()
+    graph.connect(ListSource(range(6)), "output", Hang(str(tmp_path)), "input")
+    started = time.monotonic()
+    with pytest.raises(EngineError) as caught:
+        RedisMapping().run(graph, workers=3, redis_url=server.url, batch_size=1,
+                           visibility_timeout=0.5, max_deliveries=2)
+    assert time.monotonic() - started < 15
+    message = str(caught.value)
+    assert "PE Hang (pool), units ListSource[0]#1" in message
+    assert "delivered 2 times" in message and "max_deliveries=2" in message
+    attempts = (tmp_path / "attempts").read_text().split()
+    assert len(attempts) == 2 and len(set(attempts)) == 2  # two workers, then no more
+
+
+def test_max_deliveries_must_be_positive(server):
+    with pytest.raises(EngineError, match="max_deliveries must be >= 1"):
+        RedisMapping().run(squares_graph([1]), redis_url=server.url, max_deliveries=0)
