@@ -7,6 +7,7 @@ An error is one line ``error: <message>`` on stderr; ``-v`` adds the traceback.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -78,12 +79,20 @@ def report_error(state: CLIState, message: str, error: BaseException | None = No
     state.stderr.print(line, soft_wrap=True, highlight=False)
 
 
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 @contextmanager
 def exit_on_error(state: CLIState) -> Iterator[None]:
     """Turn the errors of a command into its message and exit code."""
     try:
         yield
-    except (DareUsageError, MappingNotFound) as exc:
+    except MappingNotFound as exc:
+        report_error(state, str(exc) + _did_you_mean(exc.name, exc.available), exc)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except DareUsageError as exc:
         report_error(state, str(exc), exc)
         raise typer.Exit(EXIT_USAGE) from exc
     except (KeyboardInterrupt, RunInterrupted) as exc:

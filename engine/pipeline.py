@@ -18,6 +18,7 @@ links inside them.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -35,16 +36,172 @@ from engine.observe import Observer, RunResult
 from engine.partition import InputSpec
 
 __all__ = [
+    "MappingSpecError",
     "Pipeline",
     "PipelineReport",
     "Stage",
     "StageContext",
+    "StageMappings",
     "StageReport",
     "StageWork",
     "digest_paths",
+    "parse_mapping",
+    "parse_stage_mappings",
+    "resolve_stage_mappings",
+    "with_workers",
 ]
 
 MARKER = ".stage.json"
+
+#: ``(mapping name, workers)``; ``None`` workers: the mapping's default.
+MappingChoice = tuple[str, int | None]
+
+
+class MappingSpecError(ValueError):
+    """A ``NAME[:N]`` or ``STAGE=NAME[:N]`` text that does not follow the grammar.
+
+    The caller turns it into its own usage or configuration error (the message names ``where``
+    the text came from: a flag or a configuration key).
+    """
+
+
+def parse_mapping(text: str, where: str = "--mapping") -> MappingChoice:
+    """Parse ``NAME[:N]`` (a mapping and, optionally, its number of workers).
+
+    The grammar of every ``--mapping`` flag and configuration key. The name is not checked
+    against the installed mappings (:func:`engine.mappings.get_mapping` does that).
+
+    Raises
+    ------
+    MappingSpecError
+        An empty name, or ``N`` that is not an integer >= 1.
+
+    Examples
+    --------
+    >>> parse_mapping("multi:4")
+    ('multi', 4)
+    >>> parse_mapping("simple")
+    ('simple', None)
+    """
+    name, sep, count = text.strip().partition(":")
+    name = name.strip()
+    if not name or "=" in name:
+        raise MappingSpecError(f"{where}: expected NAME[:N], not {text!r}")
+    if not sep:
+        return name, None
+    try:
+        workers = int(count)
+    except ValueError:
+        raise MappingSpecError(f"{where}: the worker count of {text!r} must be an integer, "
+                               f"not {count!r}") from None
+    if workers < 1:
+        raise MappingSpecError(f"{where}: the worker count of {text!r} must be >= 1")
+    return name, workers
+
+
+def with_workers(choice: MappingChoice, workers: int | None, where: str = "--mapping"
+                 ) -> MappingChoice:
+    """``choice`` with the worker count ``workers`` (``-n``) given beside it.
+
+    Raises
+    ------
+    MappingSpecError
+        ``NAME:N`` and ``workers`` give different counts.
+    """
+    name, count = choice
+    if workers is None:
+        return choice
+    if count is not None and count != workers:
+        raise MappingSpecError(f"{where} {name}:{count} and --workers {workers} disagree: "
+                               "give the number of workers once")
+    return name, workers
+
+
+@dataclass(frozen=True)
+class StageMappings:
+    """``--mapping`` values of a pipeline: one for every stage, and per-stage overrides.
+
+    Attributes
+    ----------
+    every
+        ``NAME[:N]`` given for every stage (``None``: not given).
+    workers
+        ``-n/--workers``: the worker count of every stage without its own override.
+    stages
+        ``{stage: (mapping, workers)}`` of the ``STAGE=NAME[:N]`` values.
+    """
+
+    every: MappingChoice | None = None
+    workers: int | None = None
+    stages: Mapping[str, MappingChoice] = field(default_factory=dict)
+
+    def apply(self, base: Mapping[str, MappingChoice], names: Sequence[str]
+              ) -> dict[str, MappingChoice]:
+        """Layer these choices over ``base`` (the configuration's) for the stages ``names``.
+
+        Per-stage values win over the value for every stage, which wins over ``base``.
+        """
+        resolved = dict(base)
+        for stage in names:
+            if self.every is not None:
+                resolved[stage] = self.every
+            elif self.workers is not None:
+                resolved[stage] = (resolved.get(stage, ("simple", None))[0], self.workers)
+        resolved.update(self.stages)
+        return resolved
+
+
+def parse_stage_mappings(values: Iterable[str], stages: Sequence[str], *,
+                         workers: int | None = None, where: str = "--mapping"
+                         ) -> StageMappings:
+    """Parse repeated ``NAME[:N]`` (every stage) and ``STAGE=NAME[:N]`` (one stage) values.
+
+    ``workers`` is ``-n/--workers``, a synonym of the ``:N`` of the value for every stage.
+
+    Raises
+    ------
+    MappingSpecError
+        A value off the grammar, an unknown stage (listing the stages), two values for every
+        stage or for the same stage, or ``:N`` disagreeing with ``workers``.
+
+    Examples
+    --------
+    >>> spec = parse_stage_mappings(["pgm=simple", "multi:2"], ["download", "pgm"])
+    >>> spec.apply({}, ["download", "pgm"])
+    {'download': ('multi', 2), 'pgm': ('simple', None)}
+    """
+    every: MappingChoice | None = None
+    chosen: dict[str, MappingChoice] = {}
+    for text in values:
+        stage, sep, value = text.partition("=")
+        if not sep:
+            if every is not None:
+                raise MappingSpecError(f"{where}: {text!r} and {every[0]}"
+                                       f"{'' if every[1] is None else f':{every[1]}'} both set "
+                                       "every stage; give STAGE=NAME[:N] for one stage")
+            every = parse_mapping(text, where)
+            continue
+        stage = stage.strip()
+        if stage not in stages:
+            close = difflib.get_close_matches(stage, list(stages), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise MappingSpecError(f"{where}: unknown stage {stage!r}{hint}; stages: "
+                                   f"{', '.join(stages)}")
+        if stage in chosen:
+            raise MappingSpecError(f"{where}: stage {stage!r} is given twice")
+        chosen[stage] = parse_mapping(value, f"{where} {stage}=")
+    if every is not None:
+        every = with_workers(every, workers, where)
+    return StageMappings(every, workers, chosen)
+
+
+def resolve_stage_mappings(values: Iterable[str], stages: Sequence[str],
+                           base: Mapping[str, MappingChoice] | None = None, *,
+                           workers: int | None = None, where: str = "--mapping"
+                           ) -> dict[str, MappingChoice]:
+    """:func:`parse_stage_mappings` applied over ``base``: ``{stage: (mapping, workers)}``."""
+    spec = parse_stage_mappings(values, stages, workers=workers, where=where)
+    return spec.apply(base or {}, stages)
 
 
 @dataclass(frozen=True)

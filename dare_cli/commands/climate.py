@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from dare_cli.commands.run import choose_mapping
 from dare_cli.context import EXIT_FAILED, CLIState, exit_on_error, get_state, report_error
 from dare_cli.errors import DareUsageError
 from dare_cli.progress import RunReporter
@@ -22,9 +23,15 @@ app = typer.Typer(help="Climate indices (icclim) over netCDF, streamed in tiles.
 # xclim redefines pint units on import and pint logs each as a warning: noise for our users.
 logging.getLogger("pint.util").setLevel(logging.ERROR)
 
-MappingOption = Annotated[str, typer.Option("--mapping", "-m", help="Mapping of the computation.")]
+MappingOption = Annotated[
+    str | None,
+    typer.Option("--mapping", "-m", metavar="NAME[:N]",
+                 help="Mapping of the computation, and N worker processes (default: simple, or "
+                      "the file's \\[run] mapping)."),
+]
 WorkersOption = Annotated[int | None, typer.Option("--workers", "-n", min=1,
-                                                   help="Worker processes.")]
+                                                   help="Worker processes (the N of --mapping "
+                                                        "NAME:N).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the plan; compute nothing.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -151,7 +158,7 @@ def index(
                          typer.Option("--threshold", help="e.g. '> 25 degC' (repeatable).")]
     = None,
     out_unit: Annotated[str | None, typer.Option("--out-unit")] = None,
-    mapping: MappingOption = "simple",
+    mapping: MappingOption = None,
     workers: WorkersOption = None,
     tile: Annotated[str | None, typer.Option("--tile", metavar="DIM=N[,DIM=N]",
                                              help="Tile size, e.g. lat=10,lon=10.")] = None,
@@ -166,12 +173,13 @@ def index(
 
     state = get_state(ctx)
     with exit_on_error(state):
+        mapping_name, workers = choose_mapping(mapping, workers, None, None)
         request = IndexRequest(index=name, var_name=tuple(var or ()), slice_mode=slice_mode,
                                time_range=time_range, base_period=base_period,
                                threshold=tuple(threshold) if threshold else None,
                                out_unit=out_unit)
         job = IndexJob(inputs=tuple(inputs), requests=(request,), outputs=(output,),
-                       tile=parse_tile(tile), mapping=mapping, workers=workers,
+                       tile=parse_tile(tile), mapping=mapping_name, workers=workers,
                        command=f"dare climate index {name}",
                        stage_out=(stage_out,) if stage_out else ())
         _execute(state, job, dry_run, json_output)
@@ -181,7 +189,7 @@ def index(
 def run_config(
     ctx: typer.Context,
     config: Annotated[Path, typer.Argument(help="TOML file with [run] and [[index]] tables.")],
-    mapping: Annotated[str | None, typer.Option("--mapping", "-m")] = None,
+    mapping: MappingOption = None,
     workers: WorkersOption = None,
     dry_run: DryRunOption = False,
     json_output: JsonOption = False,
@@ -193,8 +201,8 @@ def run_config(
         if mapping or workers:
             import dataclasses
 
-            job = dataclasses.replace(job, mapping=mapping or job.mapping,
-                                      workers=workers or job.workers)
+            name, count = choose_mapping(mapping, workers, job.mapping, job.workers)
+            job = dataclasses.replace(job, mapping=name, workers=count)
         _execute(state, job, dry_run, json_output)
 
 
@@ -245,9 +253,11 @@ def load_job(path: Path) -> Any:
         stage.append(table.get("stage_out"))
     if not requests:
         raise DareUsageError(f"{path}: no [[index]] table")
+    mapping, workers = choose_mapping(None, None, run.get("mapping"), run.get("workers"),
+                                      path)
     return IndexJob(inputs=inputs, requests=tuple(requests), outputs=tuple(outputs),
-                    tile=run.get("tile"), mapping=run.get("mapping", "simple"),
-                    workers=run.get("workers"), command=f"dare climate run {path.name}",
+                    tile=run.get("tile"), mapping=mapping,
+                    workers=workers, command=f"dare climate run {path.name}",
                     stage_out=tuple(stage) if any(stage) else ())
 
 

@@ -44,8 +44,14 @@ ForceOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 StageMappingOption = Annotated[
     str | None,
-    typer.Option("--mapping", "-m", metavar="MAPPING[:N]",
+    typer.Option("--mapping", "-m", metavar="NAME[:N]",
                  help="Mapping (and workers) of this stage (simulate: embedded solver only)."),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", "-n", min=1,
+                 help="Worker processes (the N of --mapping NAME:N; alone: on the configured "
+                      "mapping)."),
 ]
 
 
@@ -56,8 +62,13 @@ def examples() -> dict[str, Path]:
 
 
 def _load(config: Path | None, example: str | None, out: Path | None,
-          mappings: dict[str, tuple[str, int | None]]) -> Any:
-    from dare_cli.ra.config import load_config
+          mappings: Any = None, stages: list[str] | None = None) -> Any:
+    """The configuration, with ``--out`` and the parsed ``--mapping`` values over the file's.
+
+    ``mappings`` is an :class:`engine.pipeline.StageMappings`, applied to ``stages`` (default
+    every stage).
+    """
+    from dare_cli.ra.config import STAGES, load_config
     from dare_cli.ra.errors import ConfigError
 
     if (config is None) == (example is None):
@@ -71,27 +82,34 @@ def _load(config: Path | None, example: str | None, out: Path | None,
         loaded = load_config(config)
     except ConfigError as error:
         raise DareUsageError(str(error)) from error
-    return loaded.with_overrides(out=out, mappings=mappings)
+    chosen = (mappings.apply(loaded.mappings, stages or list(STAGES)) if mappings is not None
+              else None)
+    loaded = loaded.with_overrides(out=out, mappings=chosen)
+    _check_mappings(dict(loaded.mappings))
+    return loaded
 
 
-def _parse_mappings(values: list[str] | None) -> dict[str, tuple[str, int | None]]:
-    from dare_cli.ra.config import parse_mapping
-    from dare_cli.ra.errors import ConfigError
+def _parse_mappings(values: list[str] | None, workers: int | None = None,
+                    stages: list[str] | None = None) -> Any:
+    """``--mapping NAME[:N]`` / ``STAGE=NAME[:N]`` values and ``-n``: a ``StageMappings``.
 
-    parsed = {}
-    for value in values or []:
-        try:
-            stage, choice = parse_mapping(value)
-        except ConfigError as error:
-            raise DareUsageError(str(error)) from error
-        parsed[stage] = choice
+    ``stages`` limits the stages that may be named (a stage command: its own).
+    """
+    from dare_cli.ra.config import STAGES
+    from engine.pipeline import MappingSpecError, parse_stage_mappings
+
+    try:
+        parsed = parse_stage_mappings(values or [], stages or list(STAGES), workers=workers)
+    except MappingSpecError as error:
+        raise DareUsageError(str(error)) from error
+    _check_mappings({**parsed.stages, **({"*": parsed.every} if parsed.every else {})})
     return parsed
 
 
 def _check_mappings(mappings: dict[str, tuple[str, int | None]]) -> None:
     from engine.mappings import get_mapping
 
-    for name, _ in mappings.values():
+    for name in {name for name, _ in mappings.values()}:
         get_mapping(name)  # MappingNotFound lists the installed ones
 
 
@@ -319,9 +337,11 @@ def run(
     out: OutOption = None,
     mapping: Annotated[
         list[str] | None,
-        typer.Option("--mapping", "-m", metavar="STAGE=MAPPING[:N]",
-                     help="Mapping (and workers) of a stage; repeatable."),
+        typer.Option("--mapping", "-m", metavar="[STAGE=]NAME[:N]",
+                     help="NAME[:N]: mapping (and workers) of every stage; STAGE=NAME[:N]: of "
+                          "one stage (repeatable, wins over the value for every stage)."),
     ] = None,
+    workers: WorkersOption = None,
     force: ForceOption = False,
     resolve_period: ResolvePeriodOption = None,
     velocity_model: VelocityModelOption = None,
@@ -336,10 +356,7 @@ def run(
     """
     state = get_state(ctx)
     with exit_on_error(state):
-        mappings = _parse_mappings(mapping)
-        _check_mappings(mappings)
-        loaded = _load(config, example, out, mappings)
-        _check_mappings(dict(loaded.mappings))
+        loaded = _load(config, example, out, _parse_mappings(mapping, workers))
         mesh_overrides = _mesh_overrides(resolve_period, velocity_model)
         if mesh_overrides:
             from dare_cli.ra.errors import ConfigError
@@ -369,14 +386,14 @@ def _stage_command(stage: str, summary: str) -> None:
         example: ExampleOption = None,
         out: OutOption = None,
         mapping: StageMappingOption = None,
+        workers: WorkersOption = None,
         force: ForceOption = False,
         json_output: JsonOption = False,
     ) -> None:
         state = get_state(ctx)
         with exit_on_error(state):
-            mappings = _parse_mappings([f"{stage}={mapping}"] if mapping else None)
-            _check_mappings(mappings)
-            loaded = _load(config, example, out, mappings)
+            mappings = _parse_mappings([mapping] if mapping else None, workers, [stage])
+            loaded = _load(config, example, out, mappings, [stage])
             report = _run_assessment(loaded, only=[stage], force=force,
                                      observers=_observers(state))
             _finish(state, report, Path(loaded.out), json_output)
@@ -585,6 +602,7 @@ def simulate(
     example: ExampleOption = None,
     out: OutOption = None,
     mapping: StageMappingOption = None,
+    workers: WorkersOption = None,
     solver: Annotated[
         str | None,
         typer.Option("--solver", help="embedded or specfem (default: the configuration's)."),
@@ -654,9 +672,8 @@ def simulate(
     """
     state = get_state(ctx)
     with exit_on_error(state):
-        mappings = _parse_mappings([f"simulate={mapping}"] if mapping else None)
-        _check_mappings(mappings)
-        loaded = _load(config, example, out, mappings)
+        mappings = _parse_mappings([mapping] if mapping else None, workers, ["simulate"])
+        loaded = _load(config, example, out, mappings, ["simulate"])
         from dare_cli.ra.errors import ConfigError
 
         try:

@@ -43,11 +43,13 @@ def run(
     ],
     mapping: Annotated[
         str | None,
-        typer.Option("--mapping", "-m", help="Mapping that enacts the graph (see 'dare mappings'; "
-                     f"default: \\[run] mapping, else {DEFAULT_MAPPING})."),
+        typer.Option("--mapping", "-m", metavar="NAME[:N]",
+                     help="Mapping that enacts the graph, and N worker processes (see 'dare "
+                     f"mappings'; default: \\[run] mapping, else {DEFAULT_MAPPING})."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", "-n", min=1, help="Number of worker processes.")
+        int | None, typer.Option("--workers", "-n", min=1,
+                                 help="Number of worker processes (the N of --mapping NAME:N).")
     ] = None,
     iterations: Annotated[
         int | None,
@@ -98,7 +100,8 @@ def run(
     state = get_state(ctx)
     defaults = state.config.run
     with exit_on_error(state):
-        mapping_name = mapping or defaults.mapping or DEFAULT_MAPPING
+        mapping_name, workers = choose_mapping(mapping, workers, defaults.mapping,
+                                               defaults.workers, state.config.path)
         enactor = get_mapping(mapping_name)  # unknown: MappingNotFound, listing the others
         options = merged_options(defaults.options, option or [])
         try:
@@ -121,7 +124,7 @@ def run(
                 graph,
                 inputs,
                 mapping=mapping_name,
-                workers=workers if workers is not None else defaults.workers,
+                workers=workers,
                 observers=[reporter, *observers],
                 **options,
             )
@@ -140,6 +143,36 @@ def run(
             typer.echo(outputs_to_text(result.outputs))
         if not state.quiet:
             state.stderr.print(summary_table(result.summary))
+
+
+def choose_mapping(mapping: str | None, workers: int | None, default_mapping: str | None,
+                   default_workers: int | None, config_file: Path | None = None
+                   ) -> tuple[str, int | None]:
+    """The mapping and workers of ``--mapping NAME[:N]`` and ``-n``, over the ``[run]`` table's.
+
+    Flags win over the file; within each, ``NAME:N`` and a worker count must agree.
+
+    Raises
+    ------
+    DareUsageError
+        A value off the ``NAME[:N]`` grammar, or ``NAME:N`` and ``-n`` disagreeing.
+    """
+    from engine.pipeline import MappingSpecError, parse_mapping, with_workers
+
+    try:
+        file_name, file_workers = DEFAULT_MAPPING, None
+        if default_mapping is not None:
+            where = f"key 'run.mapping' in config file '{config_file}'"
+            file_name, file_workers = with_workers(parse_mapping(default_mapping, where),
+                                                   default_workers, where)
+        elif default_workers is not None:
+            file_workers = default_workers
+        if mapping is None:
+            return file_name, workers if workers is not None else file_workers
+        name, count = with_workers(parse_mapping(mapping), workers)
+        return name, count if count is not None else file_workers
+    except MappingSpecError as error:
+        raise DareUsageError(str(error)) from error
 
 
 def _placement_options(

@@ -5,7 +5,8 @@ live next to the code that uses them. An unknown key is an error naming the key,
 the closest known key; a value of the wrong type names what was expected. Relative paths are
 resolved against the folder of the configuration file. Layout::
 
-    [run]                   # out = "ra-run"; mappings = {preprocess = "multi:2", ...}
+    [run]                   # out = "ra-run"; mapping = "multi:2" (every stage);
+                            # mappings = {preprocess = "multi:4", ...} (per stage, these win)
     [download]              # dare_cli.ra.download.DownloadConfig
     [source]                # SourceConfig: strike, dip, rake, magnitude (double couple)
     [simulate]              # solver = "embedded" | "specfem"; EmbeddedConfig (duration is shared)
@@ -37,6 +38,7 @@ from dare_cli.ra.simulate.embedded import EmbeddedConfig
 from dare_cli.ra.simulate.specfem.backends import SpecfemConfig
 from dare_cli.ra.simulate.specfem.kubernetes import KubernetesConfig
 from dare_cli.tomlfile import read_toml
+from engine.pipeline import MappingSpecError, parse_stage_mappings, resolve_stage_mappings
 
 __all__ = [
     "STAGES",
@@ -158,28 +160,38 @@ class RAConfig:
 
 
 def parse_mapping(text: str, where: str = "--mapping") -> tuple[str, tuple[str, int | None]]:
-    """Parse ``STAGE=MAPPING[:N]`` into ``(stage, (mapping, workers))``."""
-    stage, sep, value = text.partition("=")
-    if not sep or not stage or not value:
+    """Parse ``STAGE=MAPPING[:N]`` into ``(stage, (mapping, workers))``.
+
+    The grammar is :func:`engine.pipeline.parse_stage_mappings`'s, shared by every command.
+    """
+    stage, sep, _ = text.partition("=")
+    if not sep or not stage.strip():
         raise ConfigError(f"{where}: expected STAGE=MAPPING[:N], not {text!r}")
-    return _stage_mapping(stage.strip(), value.strip(), where)
+    try:
+        chosen = parse_stage_mappings([text], STAGES, where=where).stages
+    except MappingSpecError as error:
+        raise ConfigError(str(error)) from None
+    return next(iter(chosen.items()))
 
 
-def _stage_mapping(stage: str, value: str, where: str) -> tuple[str, tuple[str, int | None]]:
-    if stage not in STAGES:
-        raise ConfigError(f"{where}: unknown stage {stage!r}{_suggest(stage, STAGES)}; "
-                          f"stages: {', '.join(STAGES)}")
-    name, sep, count = value.partition(":")
-    workers: int | None = None
-    if sep:
-        try:
-            workers = int(count)
-        except ValueError:
-            raise ConfigError(f"{where}: worker count of {stage!r} must be an integer, "
-                              f"not {count!r}") from None
-        if workers < 1:
-            raise ConfigError(f"{where}: worker count of {stage!r} must be >= 1")
-    return stage, (name, workers)
+def _run_mappings(run: Mapping[str, Any], where: str) -> dict[str, tuple[str, int | None]]:
+    """``[run] mapping`` (every stage) and ``[run.mappings]`` (per stage): ``{stage: choice}``."""
+    every = run.get("mapping")
+    table = run.get("mappings", {})
+    if every is not None and not isinstance(every, str):
+        raise ConfigError(f"{where} [run]: 'mapping' must be a string NAME[:N], not {every!r}")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} [run]: 'mappings' must be a table ([run.mappings])")
+    values = [every] if every is not None else []
+    for stage, value in table.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} [run.mappings]: {stage!r} must be a string "
+                              f"NAME[:N], not {value!r}")
+        values.append(f"{stage}={value}")
+    try:
+        return resolve_stage_mappings(values, STAGES, where=f"{where} [run]")
+    except MappingSpecError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _suggest(key: str, known: typing.Iterable[str]) -> str:
@@ -284,14 +296,14 @@ def parse_config(data: Mapping[str, Any], path: Path) -> RAConfig:
     base = path.parent.resolve()
     run = dict(data.get("run", {}))
     out = run.pop("out", None)
-    mapping_table = run.pop("mappings", {})
+    mappings = _run_mappings(run, where)
+    run.pop("mapping", None)
+    run.pop("mappings", None)
     if run:
         key = next(iter(run))
-        raise ConfigError(f"{where} [run]: unknown key {key!r}; known keys: out, mappings")
-    mappings = dict(
-        _stage_mapping(stage, str(value), f"{where} [run.mappings]")
-        for stage, value in mapping_table.items()
-    )
+        raise ConfigError(f"{where} [run]: unknown key {key!r}"
+                          f"{_suggest(key, ('out', 'mapping', 'mappings'))}; known keys: out, "
+                          "mapping, mappings")
     download_table = dict(data.get("download", {}))
     for key in ("event", "quakeml", "directory", "stationxml"):
         if isinstance(download_table.get(key), str):
