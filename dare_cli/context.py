@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -31,6 +32,7 @@ __all__ = [
     "configure_logging",
     "exit_on_error",
     "get_state",
+    "global_option",
 ]
 
 EXIT_FAILED = 1
@@ -58,6 +60,18 @@ class CLIState:
     quiet: bool = False
     config: Config = field(default_factory=Config)
     stderr: Console = field(default_factory=lambda: Console(stderr=True))
+    _undo_logging: Callable[[], None] | None = field(default=None, repr=False)
+
+    def apply_logging(self) -> None:
+        """Send logs to :attr:`stderr` at the level of ``-v``/``-q`` (again, if they changed)."""
+        self.close_logging()
+        self._undo_logging = configure_logging(self)
+
+    def close_logging(self) -> None:
+        """Undo :meth:`apply_logging` (idempotent)."""
+        if self._undo_logging is not None:
+            self._undo_logging()
+            self._undo_logging = None
 
     @property
     def show_progress(self) -> bool:
@@ -69,6 +83,24 @@ def get_state(ctx: typer.Context) -> CLIState:
     """Return the state set by the callback (defaults if a command is invoked alone)."""
     state = ctx.find_object(CLIState)
     return state if state is not None else CLIState()
+
+
+def global_option(ctx: typer.Context, param: Any, value: Any) -> None:
+    """Callback of ``-v``/``-q`` given after a subcommand: add them to the global state.
+
+    ``dare run X -v`` is ``dare -v run X``; both together count (``dare -v run X -v``: -vv).
+    """
+    if not value or ctx.resilient_parsing:
+        return
+    state = ctx.find_object(CLIState)
+    if state is None:  # a command invoked without the dare callback
+        state = ctx.ensure_object(CLIState)
+    if param.name == "verbose":
+        state.verbose += int(value)
+    elif param.name == "quiet":
+        state.quiet = True
+    if state._undo_logging is not None:
+        state.apply_logging()
 
 
 def report_error(state: CLIState, message: str, error: BaseException | None = None) -> None:

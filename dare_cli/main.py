@@ -3,18 +3,64 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from dare_cli import __version__
 from dare_cli.commands import climate, graph, mappings, ra, run, worker
 from dare_cli.config import load_config
-from dare_cli.context import CLIState, configure_logging, exit_on_error
+from dare_cli.context import CLIState, exit_on_error, global_option
 from engine.mappings.mpi import start_servants_if_needed
+
+#: Options of the ``dare`` callback also accepted after any subcommand (``dare run X -v``).
+GLOBAL_OPTIONS = ("verbose", "quiet")
+
+
+def _global_params() -> list[Any]:
+    """Fresh ``-v``/``-q`` parameters (as typer makes them), feeding :func:`global_option`."""
+
+    def options(
+        verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                             help="More logs (-vv: debug), as 'dare -v'.")] = 0,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                            help="Only errors, as 'dare -q'.")] = False,
+    ) -> None:
+        """Never called: only its parameters are used."""
+
+    holder = typer.Typer(add_completion=False)
+    holder.command()(options)
+    params = typer.main.get_command(holder).params
+    for param in params:
+        param.expose_value = False
+        param.callback = global_option
+        param.rich_help_panel = "Global options"  # type: ignore[attr-defined]
+    return params
+
+
+def add_global_options(command: Any) -> None:
+    """Give ``command`` and its subcommands ``-v``/``-q`` (where they do not mean else)."""
+    taken = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    for param in _global_params():
+        if not taken & {*param.opts, *param.secondary_opts}:
+            command.params.append(param)
+    for sub in getattr(command, "commands", {}).values():
+        add_global_options(sub)
+
+
+class DareGroup(TyperGroup):
+    """The ``dare`` group: the global options are also accepted after any subcommand."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for command in self.commands.values():
+            add_global_options(command)
+
 
 app = typer.Typer(
     name="dare",
+    cls=DareGroup,
     help="Run and inspect streaming dataflow workflows (seismology, climate).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -60,4 +106,5 @@ def main(
         start_servants_if_needed()
         state.config = load_config(config)
     ctx.obj = state
-    ctx.call_on_close(configure_logging(state))
+    state.apply_logging()  # again if -v/-q come after the subcommand
+    ctx.call_on_close(state.close_logging)
