@@ -85,7 +85,7 @@ def get_state(ctx: typer.Context) -> CLIState:
     return state if state is not None else CLIState()
 
 
-def global_option(ctx: typer.Context, param: Any, value: Any) -> None:
+def global_option(ctx: Any, param: Any, value: Any) -> None:
     """Callback of ``-v``/``-q`` given after a subcommand: add them to the global state.
 
     ``dare run X -v`` is ``dare -v run X``; both together count (``dare -v run X -v``: -vv).
