@@ -57,10 +57,14 @@ and each pool worker that joins or dies a rebalance of the group. A task that ru
 librdkafka's ``max.poll.interval.ms`` (300 s) makes its worker leave the group, so its tasks
 run again elsewhere (committed once). Order within a link is kept from a source or dedicated
 instance to a dedicated instance (one partition each); after a redelivery, redelivered tasks
-come after their successors. Tasks, graphs and results travel as pickles: use a trusted
-broker. A run's topics are deleted by the first run that starts ``KEEP_ENDED`` (60) seconds
-after it ended, not at its end: librdkafka 2.16 crashes (SIGSEGV in its metadata cache) in a
-client that still knows a topic Tansu deletes, and remote workers may still hold them. A run
+come after their successors. Tasks, graphs and results travel as pickles, signed and checked
+before they are unpickled as with ``redis`` (:mod:`engine.signing`, ``$DARE_QUEUE_SECRET``);
+signatures prove who wrote a record, not that it is fresh: use a broker that only the
+deployment's hosts can write to (SASL and TLS settings in the file named by
+``$DARE_KAFKA_CONFIG``, see :func:`client_config`). A run's topics are deleted by the
+first run that starts ``KEEP_ENDED`` (60) seconds after it ended, not at its end:
+librdkafka 2.16 crashes (SIGSEGV in its metadata cache) in a client that still knows a topic
+Tansu deletes, and remote workers may still hold them. A run
 whose coordinator died never records its end, so its topics stay. With Tansu's memory storage
 a broker restart loses the run (use ``s3://`` storage for persistence; not tested here).
 """
@@ -70,6 +74,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -82,6 +87,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
@@ -111,6 +117,7 @@ from engine.mappings.tasks import (
 from engine.observe import Observer, RunResult
 from engine.partition import InputSpec
 from engine.routing import Shuffle, make_router
+from engine.signing import SignatureError, Signer, unverified_payload
 
 __all__ = ["KafkaMapping", "RunTopics", "default_bootstrap", "serve", "serve_run"]
 
@@ -119,6 +126,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 #: Environment variable giving the default ``kafka_url`` (and ``dare worker --kafka``).
 BOOTSTRAP_VARIABLE = "DARE_KAFKA_BOOTSTRAP"
+#: Environment variable naming a file of librdkafka settings for every client (SASL, TLS).
+CONFIG_VARIABLE = "DARE_KAFKA_CONFIG"
+#: Seconds within which the broker must answer a first request.
+CONNECT_TIMEOUT = 5.0
 #: Units per task.
 DEFAULT_BATCH = 64
 #: Tasks a pool worker runs between two commits (at most).
@@ -182,6 +193,114 @@ class RunTopics:
 
 
 # -- clients ------------------------------------------------------------------------------
+def client_config(bootstrap: str, path: str | None = None) -> dict[str, str | int | float | bool]:
+    """``bootstrap.servers`` and the librdkafka settings of the file ``$DARE_KAFKA_CONFIG``.
+
+    The file holds ``key = value`` lines (and ``#`` comment lines), such as::
+
+        security.protocol = SASL_SSL
+        sasl.mechanisms = SCRAM-SHA-512
+        sasl.username = dare
+        sasl.password = ...
+        ssl.ca.location = /etc/dare/kafka-ca.pem
+
+    so that passwords stay out of the command line.
+
+    Raises
+    ------
+    EngineError
+        If the file cannot be read or a line is not ``key = value``.
+    """
+    config: dict[str, str | int | float | bool] = {"bootstrap.servers": bootstrap}
+    path = path if path is not None else os.environ.get(CONFIG_VARIABLE)
+    if not path:
+        return config
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise EngineError(f"cannot read the Kafka settings {path} (${CONFIG_VARIABLE}): "
+                          f"{exc.strerror}") from exc
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        key, equals, value = text.partition("=")
+        if not equals or not key.strip():
+            raise EngineError(f"{path}, line {number}: expected 'key = value' "
+                              f"(librdkafka settings, ${CONFIG_VARIABLE})")
+        config[key.strip()] = value.strip()
+    return config
+
+
+def check_reachable(bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail fast if no broker of ``bootstrap`` answers within ``timeout`` seconds.
+
+    Raises
+    ------
+    EngineError
+        Naming the bootstrap servers and how to give others.
+    """
+    from confluent_kafka import KafkaException
+
+    try:
+        _admin(bootstrap).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise EngineError(
+            f"cannot reach a Kafka broker at {bootstrap} within {timeout:g} s "
+            f"({exc.args[0].str() if exc.args else exc}): start one there, or give the "
+            f"bootstrap servers with ${BOOTSTRAP_VARIABLE} (or the kafka_url option, "
+            "'dare run -m kafka --option kafka_url=HOST:PORT'; 'dare worker --kafka "
+            f"HOST:PORT'); SASL and TLS settings go in the file named by ${CONFIG_VARIABLE}"
+        ) from exc
+
+
+class _Envelope:
+    """Signs the records a process writes for one run and checks those it reads."""
+
+    def __init__(self, signer: Signer, run_id: str) -> None:
+        self.signer = signer
+        self.run_id = run_id
+
+    def seal(self, payload: bytes, kind: str) -> bytes:
+        """``payload`` signed for this run and ``kind`` (``task``, ``report``, ``control``)."""
+        return self.signer.sign(payload, f"kafka:{self.run_id}:{kind}")
+
+    def dump(self, record: Any, kind: str) -> bytes:
+        """``record`` pickled and signed."""
+        return self.seal(pickle.dumps(record, pickle.HIGHEST_PROTOCOL), kind)
+
+    def load(self, data: bytes, kind: str, topic: str) -> Any:
+        """Unpickle ``data`` read from ``topic`` once its signature is checked.
+
+        Raises
+        ------
+        SignatureError
+            Naming the topic, the run and what to do.
+        """
+        try:
+            payload = self.signer.open(data, f"kafka:{self.run_id}:{kind}", f"topic {topic}")
+        except SignatureError as exc:
+            raise SignatureError(f"kafka run {self.run_id!r}: {exc}") from None
+        return pickle.loads(payload)
+
+
+def _runs_record(signer: Signer, kind: str, run_id: str) -> bytes:
+    """A signed ``start``/``end`` record of ``dare.runs`` (JSON, never a pickle)."""
+    return signer.sign(json.dumps({"kind": kind, "run": run_id}).encode(), "kafka:runs")
+
+
+def _parse_runs_record(payload: bytes) -> tuple[str, str] | None:
+    """``(kind, run)`` of a ``dare.runs`` record; ``None`` if malformed."""
+    try:
+        record = json.loads(payload)
+        kind, run = record["kind"], record["run"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if kind not in ("start", "end") or not isinstance(run, str) or not _RUN_ID.match(run):
+        return None
+    return kind, run
+
+
 def _producer(bootstrap: str, errors: list[str]) -> Any:
     from confluent_kafka import Producer
 
@@ -190,7 +309,7 @@ def _producer(bootstrap: str, errors: list[str]) -> Any:
             errors.append(f"{message.topic()}: {error}")
 
     return Producer({
-        "bootstrap.servers": bootstrap, "linger.ms": 1, "enable.idempotence": True,
+        **client_config(bootstrap), "linger.ms": 1, "enable.idempotence": True,
         "delivery.report.only.error": True, "on_delivery": delivered,
     }, logger=logger)
 
@@ -204,7 +323,7 @@ def _reader(bootstrap: str, topic: str) -> Any:
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"dare-reader-{uuid.uuid4().hex[:8]}",
+        **client_config(bootstrap), "group.id": f"dare-reader-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False, "fetch.wait.max.ms": 10, "auto.offset.reset": "earliest",
         "topic.metadata.refresh.interval.ms": 1000,
     }, logger=logger)
@@ -217,7 +336,7 @@ def _pool_consumer(bootstrap: str, topics: RunTopics, session_timeout: float) ->
 
     session_ms = int(session_timeout * 1000)
     return Consumer({
-        "bootstrap.servers": bootstrap, "group.id": topics.group,
+        **client_config(bootstrap), "group.id": topics.group,
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
         "session.timeout.ms": session_ms, "heartbeat.interval.ms": max(50, session_ms // 5),
         "partition.assignment.strategy": "range", "fetch.wait.max.ms": 10,
@@ -251,8 +370,9 @@ class _Sender:
     """One process's producer: sends tasks, reports and errors of a run."""
 
     def __init__(self, bootstrap: str, topics: RunTopics, spec: RunSpec,
-                 partitions: int) -> None:
+                 partitions: int, signer: Signer) -> None:
         self.bootstrap = bootstrap
+        self.envelope = _Envelope(signer, topics.run_id)
         self.errors: list[str] = []
         self.producer = _producer(bootstrap, self.errors)
         self.topics = topics
@@ -273,7 +393,7 @@ class _Sender:
 
         def produce(index: int, message: Any) -> int:
             child = _child_id(task_id, index)
-            data = dump_task(message, "T", child)
+            data = self.envelope.seal(dump_task(message, "T", child), "task")
             if message[2] is None:
                 self.produce(self.topics.pool, data, zlib.crc32(child.encode()) % self.partitions)
             else:
@@ -281,7 +401,8 @@ class _Sender:
             return len(data)
 
         send_tasks(tasks, produce)
-        self.produce(self.topics.reports, dump_report(report(), "R", task_id))
+        self.produce(self.topics.reports,
+                     self.envelope.seal(dump_report(report(), "R", task_id), "report"))
         self.producer.poll(0)
 
     def flush(self, timeout: float = 60.0) -> None:
@@ -295,7 +416,8 @@ class _Sender:
     def report_error(self, who: str, exc: BaseException) -> None:
         """Send a worker's failure to the coordinator."""
         with contextlib.suppress(Exception):
-            self.produce(self.topics.reports, pickle.dumps(("E", who, *failure_message(exc))))
+            self.produce(self.topics.reports,
+                         self.envelope.dump(("E", who, *failure_message(exc)), "report"))
             self.producer.flush(10)
 
 
@@ -349,6 +471,7 @@ class _Settings:
     run_id: str
     partitions: int
     coordinator_timeout: float
+    signer: Signer
 
 
 class KafkaMapping(Mapping):
@@ -396,8 +519,16 @@ class KafkaMapping(Mapping):
         count = partitions or max(8, 2 * local)
         if count < 1:
             raise EngineError(f"partitions must be >= 1, not {count}")
+        signer = Signer.for_coordinator()
+        if not signer.shared and not signer.insecure and local == 0 and spec.pooled:
+            raise EngineError(
+                "local_workers=0 leaves the pool to workers on other hosts, which need the "
+                "deployment's secret: set $DARE_QUEUE_SECRET (or $DARE_QUEUE_SECRET_FILE) to "
+                "the same value here and on every worker host"
+            )
         settings = _Settings(kafka_url or default_bootstrap(), local, session_timeout,
-                             run_id or uuid.uuid4().hex[:12], count, coordinator_timeout)
+                             run_id or uuid.uuid4().hex[:12], count, coordinator_timeout,
+                             signer)
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
         coordinator = _Coordinator(plan, spec, process_context(start_method), settings,
                                    list(observers))
@@ -407,7 +538,7 @@ class KafkaMapping(Mapping):
 def _admin(bootstrap: str) -> Any:
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({"bootstrap.servers": bootstrap}, logger=logger)
+    return AdminClient(client_config(bootstrap), logger=logger)
 
 
 def _create_topics(bootstrap: str, wanted: dict[str, int], timeout: float = 15.0) -> None:
@@ -449,7 +580,11 @@ def _delete_ended_runs(bootstrap: str, age: float) -> list[str]:
         while messages := _messages(reader, wait, 512):
             wait = 0.02
             for message in messages:
-                kind, run = pickle.loads(message.value())
+                # Any run's end counts, whatever its key: deleting topics runs no code.
+                record = _parse_runs_record(unverified_payload(message.value()))
+                if record is None:
+                    continue
+                kind, run = record
                 if kind == "end" and now_ms - message.timestamp()[1] > age * 1000:
                     ended.add(f"dare.{run}.")
     finally:
@@ -479,11 +614,14 @@ class _Coordinator(BrokerCoordinator):
         self.applied: set[str] = set()
         self.sender: _Sender | None = None
         self.reader: Any = None
+        self.envelope = _Envelope(settings.signer, settings.run_id)
+        check_reachable(settings.bootstrap)
         self._create()
         logger.info("kafka run %s on %s: join with serve(%r, %r)", settings.run_id,
                     settings.bootstrap, settings.bootstrap, settings.run_id)
         self._start()  # fork before this process makes Kafka clients (and their threads)
-        self.sender = _Sender(settings.bootstrap, topics, spec, settings.partitions)
+        self.sender = _Sender(settings.bootstrap, topics, spec, settings.partitions,
+                              settings.signer)
         self._announce()
         self.reader = _reader(settings.bootstrap, topics.reports)
         self.next_beat = time.monotonic()
@@ -501,7 +639,7 @@ class _Coordinator(BrokerCoordinator):
     def _idle(self, now: float) -> None:
         if now >= self.next_beat:
             assert self.sender is not None
-            self.sender.produce(self.topics.control, pickle.dumps(("alive",)))
+            self.sender.produce(self.topics.control, self.envelope.dump(("alive",), "control"))
             self.sender.producer.poll(0)
             self.next_beat = now + BEAT
 
@@ -520,14 +658,16 @@ class _Coordinator(BrokerCoordinator):
         meta = {"modules": modules_of(self.spec), "session_timeout":
                 self.settings.session_timeout, "partitions": self.settings.partitions,
                 "coordinator_timeout": self.settings.coordinator_timeout}
-        self.sender.produce(self.topics.control, pickle.dumps(("spec", meta, shared)))
-        self.sender.produce(RUNS_TOPIC, pickle.dumps(("start", self.settings.run_id)))
+        self.sender.produce(self.topics.control,
+                            self.envelope.dump(("spec", meta, shared), "control"))
+        self.sender.produce(RUNS_TOPIC, _runs_record(self.settings.signer, "start",
+                                                     self.settings.run_id))
         self.sender.flush()
 
     def _read(self, timeout: float) -> None:
         """Handle the reports that arrive within ``timeout`` seconds."""
         for message in _messages(self.reader, timeout, 512):
-            self._handle(pickle.loads(message.value()))
+            self._handle(self.envelope.load(message.value(), "report", self.topics.reports))
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         if message[0] == "R":
@@ -549,7 +689,7 @@ class _Coordinator(BrokerCoordinator):
         for (pe, instance), count in markers:
             assert instance is not None
             self.sender.produce(self.sender.instance_topic[(pe, instance)],
-                                pickle.dumps(("eos", count)))
+                                self.envelope.dump(("eos", count), "task"))
         self.sender.producer.poll(0)
 
     def _pool_exited(self, process: Any) -> None:
@@ -566,8 +706,9 @@ class _Coordinator(BrokerCoordinator):
         sender = self.sender
         if sender is not None:
             with contextlib.suppress(Exception):
-                sender.produce(self.topics.control, pickle.dumps(("end", status)))
-                sender.produce(RUNS_TOPIC, pickle.dumps(("end", self.settings.run_id)))
+                sender.produce(self.topics.control, self.envelope.dump(("end", status), "control"))
+                sender.produce(RUNS_TOPIC, _runs_record(self.settings.signer, "end",
+                                                        self.settings.run_id))
                 sender.producer.flush(5)
             with contextlib.suppress(Exception):
                 sender.producer.close()  # else its metadata refresh recreates the topics
@@ -615,7 +756,8 @@ def _orphaned(parent: int) -> Callable[[], bool]:
 def _dedicated_main(number: int, key: tuple[str, int], spec: RunSpec,
                     iterations: Sequence[Any] | None, settings: _Settings) -> None:
     _after_fork()
-    sender = _Sender(settings.bootstrap, RunTopics(settings.run_id), spec, settings.partitions)
+    sender = _Sender(settings.bootstrap, RunTopics(settings.run_id), spec, settings.partitions,
+                     settings.signer)
     orphaned = _orphaned(os.getppid())
 
     def body() -> None:
@@ -633,7 +775,8 @@ def _run_dedicated(sender: _Sender, number: int, key: tuple[str, int], spec: Run
         run_source(worker, key, iterations, sender.send)
         return
     tag = f"{pe_id}:{instance}"
-    reader = _reader(sender.bootstrap, sender.instance_topic[key])
+    topic = sender.instance_topic[key]
+    reader = _reader(sender.bootstrap, topic)
     try:
         worker.runner(pe_id, instance)  # set up before the first unit, even if none comes
         seen: set[str] = set()
@@ -643,7 +786,7 @@ def _run_dedicated(sender: _Sender, number: int, key: tuple[str, int], spec: Run
             if not messages and orphaned():
                 return
             for message in messages:
-                record = pickle.loads(message.value())
+                record = sender.envelope.load(message.value(), "task", topic)
                 if record[0] == "eos":
                     expected = record[1]
                     continue
@@ -665,15 +808,18 @@ def _pool_main(spec: RunSpec, settings: _Settings, number: int) -> None:
     orphaned = _orphaned(os.getppid())
     if not serve_run(settings.bootstrap, RunTopics(settings.run_id), spec,
                      settings.session_timeout, settings.partitions, number,
-                     settings.coordinator_timeout, orphaned):
+                     settings.coordinator_timeout, orphaned, settings.signer):
         sys.exit(1)
 
 
 class _Control:
     """Follows a run's control topic: has it ended, is its coordinator alive."""
 
-    def __init__(self, bootstrap: str, topics: RunTopics, timeout: float) -> None:
+    def __init__(self, bootstrap: str, topics: RunTopics, timeout: float,
+                 envelope: _Envelope) -> None:
         self.reader = _reader(bootstrap, topics.control)
+        self.topic = topics.control
+        self.envelope = envelope
         self.timeout = timeout
         self.last = time.monotonic()
         self.ended = False
@@ -682,7 +828,7 @@ class _Control:
         """Whether the run ended, or its coordinator is silent for ``timeout`` seconds."""
         for message in _messages(self.reader, 0, 64):
             self.last = time.monotonic()
-            if pickle.loads(message.value())[0] == "end":
+            if self.envelope.load(message.value(), "control", self.topic)[0] == "end":
                 self.ended = True
         return self.ended or time.monotonic() - self.last > self.timeout
 
@@ -694,12 +840,15 @@ class _Control:
 
 def serve_run(bootstrap: str, topics: RunTopics, spec: RunSpec, session_timeout: float,
               partitions: int, number: int | None = None, coordinator_timeout: float = 30.0,
-              stop: Callable[[], bool] = lambda: False) -> bool:
-    """Serve the pool of one run until it ends; ``False`` if a task failed here."""
+              stop: Callable[[], bool] = lambda: False, signer: Signer | None = None) -> bool:
+    """Serve the pool of one run until it ends; ``False`` if a task failed here.
+
+    ``signer`` defaults to :meth:`Signer.for_worker` (``$DARE_QUEUE_SECRET``).
+    """
     if number is None:  # a remote worker: a number unlikely to collide with another's
         number = 1000 + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 10**6
-    sender = _Sender(bootstrap, topics, spec, partitions)
-    control = _Control(bootstrap, topics, coordinator_timeout)
+    sender = _Sender(bootstrap, topics, spec, partitions, signer or Signer.for_worker())
+    control = _Control(bootstrap, topics, coordinator_timeout, sender.envelope)
     consumer = _pool_consumer(bootstrap, topics, session_timeout)
     consumer.subscribe([topics.pool])
     worker = _Worker(spec, number)
@@ -716,7 +865,7 @@ def serve_run(bootstrap: str, topics: RunTopics, spec: RunSpec, session_timeout:
             if not messages:
                 continue
             for message in messages:
-                _, task_id, task = pickle.loads(message.value())
+                _, task_id, task = sender.envelope.load(message.value(), "task", topics.pool)
                 tasks, report = worker.run_task(task_id, task)
                 sender.send(task_id, tasks, report)
             sender.flush()
@@ -744,28 +893,41 @@ def _commit(consumer: Any) -> None:
 
 def serve(bootstrap: str | None = None, run_id: str | None = None, *, once: bool = False,
           wait: float | None = None, session_timeout: float | None = None,
-          poll: float = 0.2) -> int:
+          poll: float = 0.2, signer: Signer | None = None) -> int:
     """Serve the pool of run ``run_id`` (or of every run that appears); return runs served.
 
-    This is what ``dare worker --kafka BOOTSTRAP`` would run. With ``run_id`` it waits for
-    that run to start (at most ``wait`` seconds, if given), serves it and returns. Without,
-    it serves runs as they are announced on ``dare.runs``, one at a time, until interrupted
-    (or after one with ``once``). ``session_timeout`` defaults to the run's own.
+    This is what ``dare worker --kafka BOOTSTRAP`` runs. With ``run_id`` it waits for that
+    run to start (at most ``wait`` seconds, if given), serves it and returns. Without, it
+    serves runs as they are announced on ``dare.runs``, one at a time, until interrupted (or
+    after one with ``once``), skipping runs signed with another secret. ``session_timeout``
+    defaults to the run's own; ``signer`` to :meth:`Signer.for_worker`.
 
     Raises
     ------
     EngineError
-        If the run does not appear in time, its graph cannot be loaded here, or a task
-        failed on this worker.
+        If there is no secret, no broker answers within a few seconds, the run does not
+        appear in time, its graph cannot be loaded here (or is not signed with this host's
+        secret), or a task failed on this worker.
     """
     bootstrap = bootstrap or default_bootstrap()
+    signer = signer or Signer.for_worker()
+    check_reachable(bootstrap)
     deadline = None if wait is None else time.monotonic() + wait
     served = 0
     failed = False
     done: set[str] = set()
     while True:
-        current = run_id or _next_run(bootstrap, done, poll)
-        found = _load_run(bootstrap, current, poll) if current else None
+        current = run_id or _next_run(bootstrap, done, poll, signer)
+        try:
+            found = _load_run(bootstrap, current, poll, signer) if current else None
+        except SignatureError as exc:
+            if run_id is not None:  # tell the run too: its coordinator fails with the key ids
+                _report_to_run(bootstrap, run_id, signer, exc)
+                raise
+            logger.warning("skipping %s", exc)
+            assert current is not None
+            done.add(current)
+            continue
         if found is None:
             if deadline is not None and time.monotonic() > deadline:
                 what = f"run {run_id!r}" if run_id else "a run"
@@ -777,7 +939,7 @@ def serve(bootstrap: str | None = None, run_id: str | None = None, *, once: bool
         failed = not serve_run(bootstrap, RunTopics(current), spec,
                                session_timeout or options["session_timeout"],
                                options["partitions"], None,
-                               options["coordinator_timeout"]) or failed
+                               options["coordinator_timeout"], signer=signer) or failed
         served += 1
         done.add(current)
         if run_id is not None or once:
@@ -788,8 +950,19 @@ def serve(bootstrap: str | None = None, run_id: str | None = None, *, once: bool
     return served
 
 
-def _next_run(bootstrap: str, done: set[str], poll: float) -> str | None:
-    """A run announced on ``dare.runs`` that has not ended (nor been served here)."""
+def _report_to_run(bootstrap: str, run_id: str, signer: Signer, exc: BaseException) -> None:
+    """Send this worker's failure to the coordinator of ``run_id`` (failures suppressed)."""
+    with contextlib.suppress(Exception):
+        producer = _producer(bootstrap, [])
+        who = f"worker on {socket.gethostname()} (pid {os.getpid()})"
+        producer.produce(RunTopics(run_id).reports,
+                         _Envelope(signer, run_id).dump(("E", who, *failure_message(exc)),
+                                                        "report"))
+        producer.flush(10)
+
+
+def _next_run(bootstrap: str, done: set[str], poll: float, signer: Signer) -> str | None:
+    """A run announced on ``dare.runs`` with this secret that has not ended (nor been served)."""
     from confluent_kafka import KafkaException
 
     reader = _reader(bootstrap, RUNS_TOPIC)
@@ -803,7 +976,14 @@ def _next_run(bootstrap: str, done: set[str], poll: float) -> str | None:
             if not messages:
                 break
             for message in messages:
-                kind, run = pickle.loads(message.value())
+                try:  # runs of other deployments, or signed with a key of their own
+                    payload = signer.open(message.value(), "kafka:runs", f"topic {RUNS_TOPIC}")
+                except SignatureError:
+                    continue
+                record = _parse_runs_record(payload)
+                if record is None:
+                    continue
+                kind, run = record
                 if kind == "start":
                     running[run] = None
                 else:
@@ -816,11 +996,20 @@ def _next_run(bootstrap: str, done: set[str], poll: float) -> str | None:
     return None
 
 
-def _load_run(bootstrap: str, run_id: str, poll: float) -> tuple[RunSpec, dict[str, Any]] | None:
-    """The graph and options of a running run; ``None`` if it has not started (or ended)."""
+def _load_run(bootstrap: str, run_id: str, poll: float,
+              signer: Signer) -> tuple[RunSpec, dict[str, Any]] | None:
+    """The graph and options of a running run; ``None`` if it has not started (or ended).
+
+    Raises
+    ------
+    SignatureError
+        If a record of its control topic is not signed with ``signer``'s key.
+    """
     from confluent_kafka import KafkaException
 
-    reader = _reader(bootstrap, RunTopics(run_id).control)
+    topics = RunTopics(run_id)
+    envelope = _Envelope(signer, run_id)
+    reader = _reader(bootstrap, topics.control)
     try:
         try:
             messages = _messages(reader, poll, 64)
@@ -829,7 +1018,8 @@ def _load_run(bootstrap: str, run_id: str, poll: float) -> tuple[RunSpec, dict[s
             return None
         if not messages:
             return None
-        records = [pickle.loads(message.value()) for message in messages]
+        records = [envelope.load(message.value(), "control", topics.control)
+                   for message in messages]
     finally:
         reader.close()
     if records[0][0] != "spec" or any(record[0] == "end" for record in records):

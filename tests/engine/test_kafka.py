@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from engine import IterativePE, WorkflowGraph
 from engine.errors import EngineError
 from engine.mappings import kafka_queue
 from engine.mappings.kafka_queue import KafkaMapping, RunTopics, serve
+from engine.signing import Signer
 from engine.testing import ListSource
 
 pytestmark = [
@@ -34,6 +36,9 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 #: Short sessions keep redelivery quick (Tansu reassigns after about 1.5 times this).
 SESSION = 1.0
+#: The deployment's secret of the tests with a worker in another process (never in argv).
+SECRET = "test-secret-" + "0123456789abcdef" * 2
+WITH_SECRET = {**os.environ, "DARE_QUEUE_SECRET": SECRET}
 
 
 def bounded(run: Any, *args: Any, timeout: float = 60.0, **kwargs: Any) -> Any:
@@ -212,7 +217,7 @@ def test_bad_options_are_refused(broker):
 
 def test_serve_gives_up_when_no_run_appears(broker):
     with pytest.raises(EngineError, match=r"no run 'never' appeared on kafka 127\.0\.0\.1:"):
-        serve(broker.bootstrap, "never", wait=0.3)
+        serve(broker.bootstrap, "never", wait=0.3, signer=Signer(SECRET.encode(), "test"))
 
 
 # -- a worker in another process, as `dare worker --kafka` would start ----------------------
@@ -247,7 +252,7 @@ def test_a_worker_joins_from_another_process(broker, tmp_path):
 
     def start(command: list[str]) -> subprocess.Popen[str]:
         return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, env=WITH_SECRET)
 
     worker = start([sys.executable, "-c", WORKER, broker.bootstrap, run_id])
     coordinating = start([sys.executable, str(script), str(flow_file), broker.bootstrap, run_id])
@@ -267,3 +272,133 @@ def test_a_worker_joins_from_another_process(broker, tmp_path):
     assert data["sum"] == [sum(i**3 for i in range(60))]
     assert data["cube_units"] == 60
     assert len(data["cube_workers"]) == 1  # local_workers=0: the other process did it all
+
+
+# -- signed records, an unreachable broker -------------------------------------------------
+class Evil:
+    """A pickle whose loading runs a shell command: what an intruder would produce."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.path}",))
+
+
+class Tick(IterativePE):
+    """Squares, one unit every ``period`` seconds."""
+
+    def __init__(self, period: float) -> None:
+        super().__init__()
+        self.period = period
+
+    def apply(self, data: int) -> int:
+        time.sleep(self.period)
+        return data * data
+
+
+def test_a_run_refuses_an_unsigned_task_and_fails_clearly(broker, tmp_path):
+    """A crafted pickle produced onto a running run's pool topic ends the run; no code runs."""
+    from confluent_kafka import Producer
+
+    run_id = f"evil-{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "pwned"
+    topics = RunTopics(run_id)
+
+    def inject() -> None:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        deadline = time.monotonic() + 30
+        while topics.pool not in admin.list_topics(timeout=5).topics:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        for partition in range(8):
+            producer.produce(topics.pool, pickle.dumps(("T", "x", Evil(marker))),
+                             partition=partition)
+        producer.flush(10)
+
+    graph = WorkflowGraph()
+    graph.connect(ListSource(range(400)), "output", Tick(0.05), "input")
+    thread = threading.Thread(target=inject)
+    thread.start()
+    try:
+        with pytest.raises(EngineError) as caught:
+            bounded(KafkaMapping().run, graph, workers=2, kafka_url=broker.bootstrap,
+                    run_id=run_id, batch_size=1, partitions=8)
+    finally:
+        thread.join(timeout=40)
+    assert not marker.exists()
+    assert f"refused an unsigned message on topic {topics.pool}" in str(caught.value)
+
+
+def test_a_worker_refuses_an_unsigned_graph_before_unpickling_it(broker, tmp_path):
+    from confluent_kafka import Producer
+
+    run_id = f"evil-{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "pwned"
+    kafka_queue._create_topics(broker.bootstrap, {RunTopics(run_id).control: 1})
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce(RunTopics(run_id).control, pickle.dumps(Evil(marker)))
+    producer.flush(10)
+    with pytest.raises(EngineError, match=rf"unsigned message on topic dare\.{run_id}\.control"):
+        serve(broker.bootstrap, run_id, wait=5, signer=Signer(SECRET.encode(), "test"))
+    assert not marker.exists()
+
+
+def test_another_secret_is_refused_and_the_right_one_gives_exact_outputs(broker, monkeypatch):
+    from engine.mappings.simple import SimpleMapping
+
+    monkeypatch.setenv("DARE_QUEUE_SECRET", SECRET)
+    items = list(range(100))
+    expected = SimpleMapping().run(squares_graph(items))
+    result = bounded(KafkaMapping().run, squares_graph(items), workers=2,
+                     kafka_url=broker.bootstrap, batch_size=8)
+    assert sorted(result.output("Collect")) == sorted(expected.output("Collect"))
+    assert result.output("Total") == expected.output("Total")
+    run_id = f"other-{uuid.uuid4().hex[:8]}"
+    other = Signer(b"another-" + b"9" * 32, "test")
+    box: dict[str, BaseException] = {}
+
+    def work() -> None:
+        try:
+            serve(broker.bootstrap, run_id, wait=30, signer=other)
+        except BaseException as exc:  # looked at below
+            box["error"] = exc
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        with pytest.raises(EngineError, match=rf"topic dare\.{run_id}\.reports signed with "
+                                              r"another secret \(key id"):
+            bounded(KafkaMapping().run, squares_graph([1, 2]), workers=1, local_workers=0,
+                    kafka_url=broker.bootstrap, run_id=run_id, timeout=30)
+    finally:
+        worker.join(timeout=40)
+    assert "signed with another secret (key id" in str(box.get("error"))
+
+
+def test_no_broker_is_a_clear_error_within_seconds():
+    from service_process import free_port
+
+    bootstrap = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(EngineError, match=rf"cannot reach a Kafka broker at {bootstrap} .*"
+                                          "DARE_KAFKA_BOOTSTRAP"):
+        KafkaMapping().run(squares_graph([1]), workers=1, kafka_url=bootstrap)
+    assert time.monotonic() - started < 10
+
+
+def test_client_settings_come_from_a_file(tmp_path, monkeypatch):
+    path = tmp_path / "kafka.properties"
+    path.write_text("# SASL over TLS\nsecurity.protocol = SASL_SSL\n"
+                    "sasl.password = p#ss=word\n")
+    monkeypatch.setenv("DARE_KAFKA_CONFIG", str(path))
+    assert kafka_queue.client_config("h:9092") == {
+        "bootstrap.servers": "h:9092", "security.protocol": "SASL_SSL",
+        "sasl.password": "p#ss=word"}
+    path.write_text("nonsense\n")
+    with pytest.raises(EngineError, match="line 1: expected 'key = value'"):
+        kafka_queue.client_config("h:9092")
