@@ -18,14 +18,17 @@ def worker(
     redis_url: Annotated[
         str | None,
         typer.Option("--redis", metavar="URL",
-                     help="Redis server of the runs, redis://HOST:PORT/DB "
-                     "(default: $DARE_REDIS_URL, else redis://127.0.0.1:6379/0)."),
+                     help="Redis server of the runs, redis://HOST:PORT/DB, or rediss:// for "
+                     "TLS (default: $DARE_REDIS_URL, else redis://127.0.0.1:6379/0). Give a "
+                     "URL with a password through $DARE_REDIS_URL, not here: the command "
+                     "line is visible to every user of the host."),
     ] = None,
     kafka: Annotated[
         str | None,
         typer.Option("--kafka", metavar="HOST:PORT",
                      help="Serve kafka-mapping runs of this broker instead of Redis "
-                     "(default: $DARE_KAFKA_BOOTSTRAP)."),
+                     "(default: $DARE_KAFKA_BOOTSTRAP; SASL/TLS settings: a file of "
+                     "librdkafka 'key = value' lines named by $DARE_KAFKA_CONFIG)."),
     ] = None,
     session_timeout: Annotated[
         float | None,
@@ -58,6 +61,17 @@ def worker(
 
     Modules the run's coordinator loaded from a .py file are loaded from the same path, which
     must exist on this host. Exits when the run ends (with --run or --once); Ctrl-C stops it.
+
+    Tasks are signed: set the deployment's secret, the same on the coordinator's host and
+    every worker host, in the environment (never on the command line): DARE_QUEUE_SECRET,
+    or DARE_QUEUE_SECRET_FILE naming a file only you can read (chmod 600; a Kubernetes or
+    Docker secret), e.g. made with 'openssl rand -hex 32'. Messages without the right
+    signature are refused before they are read. DARE_QUEUE_INSECURE=1 on every host turns
+    signing off (trusted networks only).
+
+    Redis with a password and TLS: DARE_REDIS_URL=redis://:PASSWORD@HOST:6379/0, or
+    rediss://:PASSWORD@HOST:6380/0?ssl_ca_certs=/path/ca.pem (client certificates:
+    &ssl_certfile=...&ssl_keyfile=...).
     """
     state = get_state(ctx)
     with exit_on_error(state):

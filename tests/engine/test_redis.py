@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -569,3 +570,53 @@ def test_a_task_that_hangs_fails_the_run_after_max_deliveries(server, tmp_path):
 def test_max_deliveries_must_be_positive(server):
     with pytest.raises(EngineError, match="max_deliveries must be >= 1"):
         RedisMapping().run(squares_graph([1]), redis_url=server.url, max_deliveries=0)
+
+
+def _certificates(folder: Path) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, in ``folder``."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.pem", "-days", "1", "-subj", "/CN=dare-test-ca")
+    (folder / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+                f"{name}.csr", "-subj", "/CN=127.0.0.1")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "1", "-extfile", "ext")
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
+def test_tls_with_client_certificates_and_a_password(tmp_path, monkeypatch):
+    """rediss:// URLs as documented, passed through $DARE_REDIS_URL (out of argv)."""
+    from redis_server import free_port
+
+    _certificates(tmp_path)
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", "server.pem", "--tls-key-file", "server.key",
+         "--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "yes", "--requirepass", "pw",
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = (f"rediss://:pw@127.0.0.1:{port}/0?ssl_ca_certs={tmp_path}/ca.pem"
+               f"&ssl_certfile={tmp_path}/client.pem&ssl_keyfile={tmp_path}/client.key")
+        monkeypatch.setenv("DARE_REDIS_URL", url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                result = RedisMapping().run(squares_graph([1, 2, 3]), workers=1)
+                break
+            except EngineError as exc:
+                if "cannot reach" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # still starting
+        assert sorted(result.output("Collect")) == [1, 4, 9]
+        plain = f"redis://:pw@127.0.0.1:{port}/0"  # no TLS: the server hangs up
+        with pytest.raises(EngineError, match=f"cannot reach Redis at redis://127.0.0.1:{port}"):
+            RedisMapping().run(squares_graph([1]), workers=1, redis_url=plain)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
