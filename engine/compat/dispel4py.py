@@ -28,6 +28,7 @@ string keys differently in each process), unconnected outputs are returned by ev
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import types
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from engine.errors import GraphError
+from engine.errors import EngineError, GraphError
 from engine.graph import Composite
 from engine.graph import WorkflowGraph as _EngineGraph
 from engine.pe import Port, ProcessingElement
@@ -62,6 +63,9 @@ NAME = "name"
 TYPE = "type"
 GROUPING = "grouping"
 WRITER = "writer"
+
+#: A per-unit handler, ``handle(port, data)`` (``port`` is ``None`` for a source iteration).
+Kernel = Callable[[str | None, Any], None]
 
 
 def translate_grouping(value: Any, pe: str, port: str) -> Grouping | None:
@@ -191,24 +195,73 @@ class GenericPE(ProcessingElement):
         """Called once per instance after all data (may write)."""
         self._postprocess()
 
+    def write(self, name: str, data: Any) -> None:
+        """Write ``data`` to output ``name``, through ``_write`` as dispel4py does.
+
+        During a run the mapping's emitter is bound on the instance (as ``write`` and
+        ``_write``), so this method runs only in a PE that overrides ``write`` and calls it.
+        """
+        self._write(name, data)
+
+    def _write(self, name: str, data: Any) -> None:
+        """Emit ``data`` on output ``name`` (only during a run; the mapping binds it)."""
+        raise EngineError(f"PE {self._display_id!r} wrote to {name!r} outside a run")
+
     def log(self, message: Any) -> None:
         """Log ``message`` as dispel4py PEs do (to the ``dispel4py.<id>`` logger)."""
         logging.getLogger(f"dispel4py.{self._display_id}").info("%s", message)
 
     # -- the engine's lifecycle, in dispel4py's terms ----------------------------------------
     def setup(self) -> None:
-        """Run ``preprocess``."""
+        """Bind ``_write`` to the mapping's emitter, then run ``preprocess``.
+
+        A PE whose class overrides ``write`` gets it back (the mapping bound its emitter over
+        it), so that, as in dispel4py, every unit it writes or returns goes through it.
+        """
+        emit = vars(self).get("write")
+        if emit is not None:
+            self._write = emit  # type: ignore[method-assign]
+            if type(self).write is not GenericPE.write:
+                del self.write
         self.preprocess()
 
-    def _handle(self, port: str | None, data: Any) -> None:
-        # A root PE's iteration gets {} for -i N, or the dict given with -d.
-        root_inputs = data if isinstance(data, dict) else {}
-        inputs = root_inputs if port is None else {port: data}
-        result = self.process(inputs)
-        if result:
-            write = self.write
-            for name, value in result.items():
-                write(name, value)
+    @property
+    def _handle(self) -> Kernel:
+        """The per-unit handler ``handle(port, data)``, made afresh for this instance.
+
+        Mappings read it once, after ``preprocess``, when they wire the instance (and
+        ``run_iterations`` once per source), so the methods it calls are bound then. The
+        shapes (:class:`IterativePE`, :class:`ConsumerPE`, :class:`ProducerPE`) give a
+        shorter handler when their ``process`` is dispel4py's own (see :meth:`_kernel`).
+        """
+        return self._kernel()
+
+    def _kernel(self) -> Kernel:
+        """Return ``handle(port, data)``: ``process({port: data})``, then write the result.
+
+        A root PE (``port is None``) gets ``{}`` for ``-i N``, or the dict given with ``-d``.
+        """
+        process = self.process
+        write = self.write
+
+        def handle(port: str | None, data: Any) -> None:
+            if port is None:
+                result = process(data if isinstance(data, dict) else {})
+            else:
+                result = process({port: data})
+            if result:
+                for name, value in result.items():
+                    write(name, value)
+
+        return handle
+
+    def _direct(self, shape: type[GenericPE]) -> bool:
+        """Whether ``shape.process`` runs unchanged and ``input`` is the only input."""
+        return (
+            type(self).process is shape.process
+            and "process" not in vars(self)
+            and list(self.inputconnections) == ["input"]
+        )
 
     def _flush(self) -> None:
         self.postprocess()
@@ -256,6 +309,29 @@ class IterativePE(GenericPE):
             return {self.OUTPUT_NAME: result}
         return None
 
+    def _kernel(self) -> Kernel:
+        """Call ``_process(data)`` and write its result, without the ``inputs`` dicts.
+
+        Only when ``process`` is this one and ``input`` is the only input; the result is
+        written as ``process`` would have returned it (``None`` writes nothing).
+        """
+        if not self._direct(IterativePE):
+            return GenericPE._kernel(self)
+        apply = self._apply()
+        write = self.write
+        output = self.OUTPUT_NAME
+
+        def handle(port: str | None, data: Any) -> None:
+            result = apply(data)
+            if result is not None:
+                write(output, result)
+
+        return handle
+
+    def _apply(self) -> Callable[[Any], Any]:
+        """The function the short handler calls per unit: ``_process``."""
+        return self._process
+
 
 class ProducerPE(GenericPE):
     """A root PE with output ``output``; ``_process(inputs)`` per iteration."""
@@ -273,6 +349,24 @@ class ProducerPE(GenericPE):
             return {self.OUTPUT_NAME: result}
         return None
 
+    def _kernel(self) -> Kernel:
+        """Call ``_process(inputs)`` and write its result (if ``process`` is this one)."""
+        if type(self).process is not ProducerPE.process or "process" in vars(self):
+            return GenericPE._kernel(self)
+        produce = self._process
+        write = self.write
+        output = self.OUTPUT_NAME
+
+        def handle(port: str | None, data: Any) -> None:
+            if port is None:
+                result = produce(data if isinstance(data, dict) else {})
+            else:
+                result = produce({port: data})
+            if result is not None:
+                write(output, result)
+
+        return handle
+
 
 class ConsumerPE(GenericPE):
     """One input ``input``, no outputs; override ``_process(data)``."""
@@ -286,6 +380,17 @@ class ConsumerPE(GenericPE):
     def process(self, inputs: dict[str, Any]) -> None:  # type: ignore[override]
         """Call ``_process`` on the input's data."""
         self._process(inputs[ConsumerPE.INPUT_NAME])
+
+    def _kernel(self) -> Kernel:
+        """Call ``_process(data)`` directly (if ``process`` is this one, one input ``input``)."""
+        if not self._direct(ConsumerPE):
+            return GenericPE._kernel(self)
+        consume = self._process
+
+        def handle(port: str | None, data: Any) -> None:
+            consume(data)
+
+        return handle
 
 
 class SimpleFunctionPE(IterativePE):
@@ -309,6 +414,19 @@ class SimpleFunctionPE(IterativePE):
         if self.compute_fn:
             return self.compute_fn(data, **self.params)
         return None
+
+    def _apply(self) -> Callable[[Any], Any]:
+        """``compute_fn`` itself (with ``params`` bound) when ``_process`` is this one."""
+        fn = self.compute_fn
+        if type(self)._process is not SimpleFunctionPE._process or "_process" in vars(self):
+            return self._process
+        if not fn:
+            return _nothing
+        return functools.partial(fn, **self.params) if self.params else fn
+
+
+def _nothing(data: Any) -> None:
+    return None
 
 
 class WorkflowGraph(_EngineGraph):
