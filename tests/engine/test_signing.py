@@ -128,3 +128,13 @@ def test_a_secret_is_never_taken_from_argv(monkeypatch):
     monkeypatch.setattr("sys.argv", ["dare", "--secret", "x" * 32])
     assert read_secret() is None
     assert os.environ.get("DARE_QUEUE_SECRET") is None
+
+
+def test_the_signer_makes_the_bytes_of_sign_and_checks_every_context():
+    signer = Signer(KEY, "test")
+    for context in ("redis:a:task", "redis:a:report", "redis:a:task"):
+        message = signer.sign(b"payload", context)
+        assert message == sign(KEY, b"payload", context.encode())
+        assert signer.open(message, context, "here") == b"payload"
+    with pytest.raises(SignatureError, match="does not match"):
+        signer.open(signer.sign(b"payload", "redis:a:task"), "redis:b:task", "here")
