@@ -241,9 +241,11 @@ def check_reachable(bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> None:
         Naming the bootstrap servers and how to give others.
     """
     from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
 
+    quiet = {**client_config(bootstrap), "log_level": 0}  # the error below says it all
     try:
-        _admin(bootstrap).list_topics(timeout=timeout)
+        AdminClient(quiet, logger=logger).list_topics(timeout=timeout)
     except KafkaException as exc:
         raise EngineError(
             f"cannot reach a Kafka broker at {bootstrap} within {timeout:g} s "
