@@ -42,6 +42,7 @@ __all__ = [
     "Stage",
     "StageContext",
     "StageMappings",
+    "StageObserver",
     "StageReport",
     "StageWork",
     "digest_paths",
@@ -270,14 +271,58 @@ class StageReport:
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     exception: BaseException | None = field(default=None, repr=False, compare=False)
+    #: Why the stage was skipped or run (:data:`UP_TO_DATE`, :data:`FORCED`, ...).
+    reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         return {
-            "name": self.name, "status": self.status, "mapping": self.mapping,
-            "workers": self.workers, "seconds": round(self.seconds, 3),
-            "fingerprint": self.fingerprint, "summary": self.summary, "error": self.error,
+            "name": self.name, "status": self.status, "reason": self.reason,
+            "mapping": self.mapping, "workers": self.workers,
+            "seconds": round(self.seconds, 3), "fingerprint": self.fingerprint,
+            "summary": self.summary, "error": self.error,
         }
+
+    def describe(self) -> str:
+        """One line: ``stage NAME: STATUS ...`` with the reason and the wall time."""
+        if self.status == "skipped":
+            return f"stage {self.name}: skipped ({self.reason})"
+        where = ""
+        if self.mapping is not None:
+            count = "" if self.workers is None else (
+                f", {self.workers} worker{'s' if self.workers != 1 else ''}")
+            where = f" on {self.mapping}{count}"
+        if self.status == "failed":
+            return f"stage {self.name}: failed after {self.seconds:.2f} s{where}: {self.error}"
+        return f"stage {self.name}: ran in {self.seconds:.2f} s{where} ({self.reason})"
+
+
+#: Reasons of :attr:`StageReport.reason`.
+UP_TO_DATE = "up to date: same inputs and configuration"
+FORCED = "forced"
+NOT_RUN_BEFORE = "no earlier output"
+UPSTREAM_RAN = "out of date: stage(s) {} ran again"
+CHANGED = "out of date: configuration or input files changed"
+MISSING_INPUTS = "needs the output of stage(s) {}"
+
+
+class StageObserver:
+    """What a :class:`Pipeline` tells about its stages, beside each stage's engine observers.
+
+    Pass an instance as ``observers`` of :meth:`Pipeline.run`: calling it gives the
+    observers of a stage's graph run (progress bars); the hooks announce each stage.
+    """
+
+    def __call__(self, stage: Stage) -> Iterable[Observer]:
+        """Observers of the run of ``stage``'s graph (none by default)."""
+        return ()
+
+    def stage_started(self, stage: Stage, mapping: str, workers: int | None,
+                      reason: str) -> None:
+        """``stage`` is about to run on ``mapping`` (not called for skipped stages)."""
+
+    def stage_finished(self, report: StageReport) -> None:
+        """``stage`` ran, failed or was skipped: ``report`` says which, why, how long."""
 
 
 @dataclass
@@ -385,12 +430,8 @@ class Pipeline:
 
     def is_current(self, stage: Stage, run_dir: Path) -> bool:
         """Whether the stage's output exists and was made from the same fingerprint."""
-        marker = run_dir / stage.name / MARKER
-        try:
-            recorded = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            return False
-        return bool(recorded.get("fingerprint") == self.fingerprint(stage, run_dir))
+        recorded = _read_marker(run_dir / stage.name)
+        return bool(recorded) and recorded.get("fingerprint") == self.fingerprint(stage, run_dir)
 
     def run(
         self,
@@ -399,7 +440,7 @@ class Pipeline:
         mappings: Mapping[str, tuple[str, int | None]] | None = None,
         only: Sequence[str] | None = None,
         force: bool | Sequence[str] = False,
-        observers: Callable[[Stage], Iterable[Observer]] | None = None,
+        observers: Callable[[Stage], Iterable[Observer]] | StageObserver | None = None,
         stop_on_failure: bool = True,
     ) -> PipelineReport:
         """Run the stages (``only`` some of them) under ``run_dir``.
@@ -413,7 +454,8 @@ class Pipeline:
         force
             ``True`` to redo every stage, or the names of stages to redo.
         observers
-            ``observers(stage)`` gives the observers of that stage's run (progress bars).
+            ``observers(stage)`` gives the observers of that stage's run (progress bars); a
+            :class:`StageObserver` is also told when each stage starts and ends (skipped too).
         """
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -426,30 +468,47 @@ class Pipeline:
             raise EngineError(
                 f"unknown stage(s) {', '.join(sorted(unknown))}; stages: {', '.join(self.names)}"
             )
+        hooks = observers if isinstance(observers, StageObserver) else StageObserver()
         reports: list[StageReport] = []
+        ran: list[str] = []
         for stage in self.stages:
             if only is not None and stage.name not in only:
                 continue
+            started = time.perf_counter()
             forced = force is True or (not isinstance(force, bool) and stage.name in force)
             missing = [d for d in stage.depends if not (run_dir / d / MARKER).exists()]
             if missing:
-                reports.append(StageReport(
+                report = StageReport(
                     stage.name, "failed",
                     error=f"needs the output of stage(s) {', '.join(missing)}: run them first",
-                ))
+                    reason=MISSING_INPUTS.format(", ".join(missing)),
+                )
+                reports.append(report)
+                hooks.stage_finished(report)
                 if stop_on_failure:
                     break
                 continue
             fingerprint = self.fingerprint(stage, run_dir)
-            if not forced and self.is_current(stage, run_dir):
-                previous = json.loads((run_dir / stage.name / MARKER).read_text())
-                reports.append(StageReport(stage.name, "skipped", fingerprint=fingerprint,
-                                           summary=previous.get("summary", {})))
+            previous = _read_marker(run_dir / stage.name)
+            if not forced and previous.get("fingerprint") == fingerprint:
+                report = StageReport(stage.name, "skipped", fingerprint=fingerprint,
+                                     summary=previous.get("summary", {}), reason=UP_TO_DATE,
+                                     seconds=time.perf_counter() - started)
+                reports.append(report)
+                hooks.stage_finished(report)
                 continue
+            upstream = [d for d in stage.depends if d in ran]
+            reason = (FORCED if forced else NOT_RUN_BEFORE if not previous
+                      else UPSTREAM_RAN.format(", ".join(upstream)) if upstream else CHANGED)
             mapping, workers = mappings.get(stage.name, ("simple", None))
+            hooks.stage_started(stage, mapping, workers, reason)
             report = self._run_stage(stage, run_dir, mapping, workers, fingerprint,
                                      list(observers(stage)) if observers else [])
+            report.reason = reason
             reports.append(report)
+            hooks.stage_finished(report)
+            if report.status == "ran":
+                ran.append(stage.name)
             if report.status == "failed" and stop_on_failure:
                 break
         return PipelineReport(reports)
@@ -500,6 +559,15 @@ class Pipeline:
             report.exception = error
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _read_marker(folder: Path) -> dict[str, Any]:
+    """The marker of a finished stage folder (``{}``: none, unreadable or not finished)."""
+    try:
+        recorded = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) and "fingerprint" in recorded else {}
 
 
 def _discard(partial: Path) -> None:

@@ -114,11 +114,27 @@ def _check_mappings(mappings: dict[str, tuple[str, int | None]]) -> None:
 
 
 def _observers(state: CLIState) -> Any:
-    def make(stage: Any) -> list[RunReporter]:
-        if not state.quiet:
-            state.stderr.print(f"[bold]{stage.name}[/bold]", highlight=False)
-        return [RunReporter(state.stderr, live=state.show_progress)]
-    return make
+    """The stage observer of a run: a line per stage (why it runs or was skipped, how long)."""
+    from engine.pipeline import StageObserver
+
+    class StageLines(StageObserver):
+        def __call__(self, stage: Any) -> list[RunReporter]:
+            return [RunReporter(state.stderr, live=state.show_progress)]
+
+        def stage_started(self, stage: Any, mapping: str, workers: int | None,
+                          reason: str) -> None:
+            if not state.quiet:
+                count = "" if workers is None else f", {workers} workers"
+                state.stderr.print(f"stage {stage.name}: running on {mapping}{count} ({reason})",
+                                   style="bold", markup=False, highlight=False)
+
+        def stage_finished(self, report: Any) -> None:
+            if state.quiet or report.status == "failed":  # failures: the error line at the end
+                return
+            state.stderr.print(report.describe(), markup=False, highlight=False,
+                               style="dim" if report.status == "skipped" else None)
+
+    return StageLines()
 
 
 #: Log lines of the simulate stage always shown (unless -q): the SPECFEM3D set-up's warnings
