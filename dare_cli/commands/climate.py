@@ -111,31 +111,51 @@ def _execute(state: CLIState, job: Any, dry_run: bool, json_output: bool) -> Non
 
 @app.command("list")
 def list_indices(json_output: JsonOption = False) -> None:
-    """List every index icclim offers, with its variables and parameters."""
+    """List every index icclim offers: its variables, parameters and definition.
+
+    With --json: per index its name, group, category, definition, variables,
+    parameters ({keyword: icclim's value}), percentile_based, needs_base_period, spell
+    and reference.
+    """
     from dare_cli.climate.indices import list_indices as available
 
-    indices = available()
+    indices = [_info(info) for info in available()]
     if json_output:
-        typer.echo(json.dumps([_info(i) for i in indices], indent=2, default=str))
+        typer.echo(json.dumps(indices, indent=2, default=str))
         return
     table = Table(title=f"{len(indices)} icclim indices")
-    for column in ("name", "group", "variables", "description"):
-        table.add_column(column)
-    for info in indices:
-        item = _info(info)
-        table.add_row(item["name"], item["group"], ", ".join(item.get("variables") or []),
-                      str(item.get("description", "")))
+    for column in ("name", "group", "variables", "parameters", "description"):
+        table.add_column(column, overflow="fold")
+    for item in indices:
+        table.add_row(item["name"], item["group"], ", ".join(item["variables"]) or "any",
+                      parameters_text(item), item["definition"])
     from rich.console import Console
 
     Console().print(table)
 
 
+def parameters_text(item: dict[str, Any]) -> str:
+    """The parameters of an index as one cell: ``keyword: value; ...``, then the base period.
+
+    >>> parameters_text({"parameters": {"threshold": "> 25 degree_Celsius", "out_unit": ""},
+    ...                  "needs_base_period": False})
+    'threshold: > 25 degree_Celsius; out_unit'
+    """
+    parts = [f"{key}: {value}" if value else key for key, value in item["parameters"].items()]
+    if item.get("needs_base_period"):
+        parts.append("base period (--base-period)")
+    return "; ".join(parts)
+
+
 def _info(info: Any) -> dict[str, Any]:
+    """An ``IndexInfo`` as JSON data; its parameters as ``{keyword: value}``."""
     import dataclasses
 
     data = (dataclasses.asdict(info)
             if dataclasses.is_dataclass(info) and not isinstance(info, type) else dict(vars(info)))
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+    item = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+    item["parameters"] = {str(key): value for key, value in data.get("parameters", ())}
+    return item
 
 
 @app.command("index")
