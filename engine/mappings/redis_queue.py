@@ -479,7 +479,7 @@ class _Coordinator(BrokerCoordinator):
         for (pe, instance), count in self.ledger.advance():
             assert instance is not None
             self.store.call(self.store.client.xadd, self.keys.instance(pe, instance),
-                            {"eos": count})
+                            {"eos": self.store.seal(str(count).encode(), "eos")})
 
     def _check(self) -> None:
         """The run must still exist; then as :meth:`BrokerCoordinator._check`.
@@ -573,7 +573,7 @@ def _run_dedicated(store: _Store, number: int, key: tuple[str, int], spec: RunSp
             continue
         for entry_id, fields in entries:
             if b"eos" in fields:
-                expected = int(fields[b"eos"])
+                expected = int(store.open(fields[b"eos"], "eos", f"stream {stream}"))
                 store.call(client.xack, stream, "inst", entry_id)
                 continue
             tasks, report = worker.process(store.load(fields[b"t"], "task", f"stream {stream}"))
