@@ -4,7 +4,9 @@ Every figure is a ratio against a baseline measured in the same run on the same 
 
 * ``plain``: a plain Python loop doing the same work (no engine);
 * ``dispel4py``: the real dispel4py (PyPI ``stream-d4py``), when it is installed, measured by
-  ``benchmarks/dispel4py_baseline.py`` in subprocesses.
+  ``benchmarks/dispel4py_baseline.py`` in subprocesses; and side by side with ``dare run`` on
+  the same dispel4py module, whole process (``benchmarks/d4py_module.py``, ``--d4py-items``,
+  default 1,000,000).
 
 Workloads: producer -> doubler -> summing consumer with trivial items (``--items``, default
 100,000) and a CPU-bound variant (``--cpu-items``, default 2,000, about 0.5 ms of pure-Python
@@ -34,6 +36,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from d4py_module import dispel4py_installed  # noqa: E402
+from d4py_module import measure as measure_d4py_module  # noqa: E402
+from d4py_module import print_table as print_d4py_module  # noqa: E402
 from timing import median_time  # noqa: E402
 from workloads import calibrate, make_graph, plain_loop  # noqa: E402
 
@@ -100,12 +105,14 @@ def main() -> int:
     parser.add_argument("--cpu-ms", type=float, default=0.5)
     parser.add_argument("--workers", default="2,4", help="worker counts for multi")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--d4py-items", type=int, default=1_000_000,
+                        help="items of the dispel4py module run by both command lines")
     parser.add_argument("--no-dispel4py", action="store_true", help="skip the dispel4py runs")
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.items, args.cpu_items, args.repeat = 5_000, 40, 1
+        args.items, args.cpu_items, args.repeat, args.d4py_items = 5_000, 40, 1, 20_000
     workers = [int(n) for n in args.workers.split(",")]
     rows: list[dict[str, Any]] = []
 
@@ -148,6 +155,9 @@ def main() -> int:
                               "work_per_cpu_item": work, "rows": rows}
     if not args.no_dispel4py:
         report["dispel4py"] = dispel4py_figures(n, m, args.cpu_ms, args.repeat)
+        if dispel4py_installed():
+            report["dispel4py_module"] = measure_d4py_module(
+                args.d4py_items, args.repeat, ["batch"], ["dispel4py", "dare"])
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -159,6 +169,9 @@ def main() -> int:
                   f"{row.get('ratio_to_plain', ''):>8} {row.get('speedup_over_simple', ''):>8}")
         if "dispel4py" in report:
             print_dispel4py_comparison(report["dispel4py"], rows)
+        if "dispel4py_module" in report:
+            print()
+            print_d4py_module(report["dispel4py_module"])
     return 0
 
 
