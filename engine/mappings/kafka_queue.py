@@ -130,6 +130,8 @@ BOOTSTRAP_VARIABLE = "DARE_KAFKA_BOOTSTRAP"
 CONFIG_VARIABLE = "DARE_KAFKA_CONFIG"
 #: Seconds within which the broker must answer a first request.
 CONNECT_TIMEOUT = 5.0
+#: Deliveries of a pool task before the run fails (a mapping option).
+DEFAULT_MAX_DELIVERIES = 3
 #: Units per task.
 DEFAULT_BATCH = 64
 #: Tasks a pool worker runs between two commits (at most).
@@ -474,6 +476,7 @@ class _Settings:
     partitions: int
     coordinator_timeout: float
     signer: Signer
+    max_deliveries: int = 3
 
 
 class KafkaMapping(Mapping):
@@ -483,7 +486,7 @@ class KafkaMapping(Mapping):
     description = ("workers on any host share the run through Kafka topics "
                    "(engine.mappings.kafka_queue.serve; dare worker --kafka BOOTSTRAP)")
     options = ("kafka_url", "local_workers", "batch_size", "session_timeout", "run_id",
-               "partitions", "coordinator_timeout", "start_method")
+               "partitions", "coordinator_timeout", "start_method", "max_deliveries")
 
     def run(
         self,
@@ -500,6 +503,7 @@ class KafkaMapping(Mapping):
         partitions: int | None = None,
         coordinator_timeout: float = 30.0,
         start_method: str | None = None,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         **options: Any,
     ) -> RunResult:
         """Run ``graph`` through the broker at ``kafka_url`` (default ``$DARE_KAFKA_BOOTSTRAP``).
@@ -509,9 +513,12 @@ class KafkaMapping(Mapping):
         the default of ``local_workers``, the pool workers this process starts (0: only
         workers started with :func:`serve` serve the pool). ``partitions`` (default
         ``max(8, 2 * local_workers)``) bounds how many pool workers can share the work.
-        ``session_timeout`` is the consumer-group session of pool workers, in seconds.
+        ``session_timeout`` is the consumer-group session of pool workers, in seconds. The
+        run fails when a pool task is delivered more than ``max_deliveries`` times.
         """
         self.check_options(options)
+        if int(max_deliveries) < 1:
+            raise EngineError(f"max_deliveries must be >= 1, not {max_deliveries}")
         if session_timeout <= 0:
             raise EngineError(f"session_timeout must be > 0, not {session_timeout}")
         if run_id is not None and not _RUN_ID.match(run_id):
@@ -530,7 +537,7 @@ class KafkaMapping(Mapping):
             )
         settings = _Settings(kafka_url or default_bootstrap(), local, session_timeout,
                              run_id or uuid.uuid4().hex[:12], count, coordinator_timeout,
-                             signer)
+                             signer, int(max_deliveries))
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
         coordinator = _Coordinator(plan, spec, process_context(start_method), settings,
                                    list(observers))
@@ -614,6 +621,7 @@ class _Coordinator(BrokerCoordinator):
         settings, spec = self.settings, self.spec
         self.topics = topics = RunTopics(settings.run_id)
         self.applied: set[str] = set()
+        self.attempts: dict[str, int] = {}
         self.sender: _Sender | None = None
         self.reader: Any = None
         self.envelope = _Envelope(settings.signer, settings.run_id)
@@ -677,11 +685,36 @@ class _Coordinator(BrokerCoordinator):
                 self.duplicates += 1
                 return
             self.applied.add(message[1])
+            self.attempts.pop(message[1], None)
             self.ledger.apply(message[2])
+        elif message[0] == "A":
+            self._attempted(message[1], message[2])
         elif message[0] == "E":
             raise_failure(*message[1:])
         else:  # pragma: no cover - a protocol error is a bug
             raise EngineError(f"unexpected message in the reports topic: {message!r}")
+
+    def _attempted(self, batch: list[tuple[str, str]], who: str) -> None:
+        """Count a pool worker's attempt at a batch of tasks (``(task id, description)``).
+
+        The batch's first task without a report is the one its worker was on when it died
+        or hung the last time (the reports of those before it were sent); the tasks after
+        it were only waiting. Past ``max_deliveries`` attempts the run fails.
+        """
+        limit = self.settings.max_deliveries
+        culprit = None
+        for task_id, description in batch:
+            if task_id in self.applied:
+                continue
+            count = self.attempts[task_id] = self.attempts.get(task_id, 0) + 1
+            if culprit is None:
+                culprit = (description, count)
+        if culprit is not None and culprit[1] > limit:
+            raise EngineError(
+                f"{culprit[0]} was delivered {culprit[1]} times, the last time to {who}: "
+                "its earlier workers died or hung on it (or on the tasks before it in their "
+                f"batch); the run stops rather than run it again (max_deliveries={limit})"
+            )
 
     def _send_markers(self) -> None:
         markers = self.ledger.advance()
@@ -866,8 +899,15 @@ def serve_run(bootstrap: str, topics: RunTopics, spec: RunSpec, session_timeout:
             messages = _messages(consumer, 0.1, COMMIT_EVERY)
             if not messages:
                 continue
-            for message in messages:
-                _, task_id, task = sender.envelope.load(message.value(), "task", topics.pool)
+            records = [sender.envelope.load(message.value(), "task", topics.pool)
+                       for message in messages]
+            # Tell the coordinator first, which counts deliveries (a task that kills or
+            # hangs its worker every time must not run forever).
+            sender.produce(topics.reports, sender.envelope.dump(
+                ("A", [(task_id, _describe(task)) for _, task_id, task in records], who),
+                "report"))
+            sender.flush()
+            for _, task_id, task in records:
                 tasks, report = worker.run_task(task_id, task)
                 sender.send(task_id, tasks, report)
             sender.flush()
@@ -881,6 +921,17 @@ def serve_run(bootstrap: str, topics: RunTopics, spec: RunSpec, session_timeout:
         control.close()
         with contextlib.suppress(Exception):
             consumer.close()  # leave the group now: the others rebalance at once
+
+
+def _describe(task: Any) -> str:
+    """``PE Square (pool), units ListSource[0]#1..ListSource[0]#8`` for errors."""
+    _, pe, instance, _, sender, seqs, _ = task
+    where = f"{pe}[{instance}]" if instance is not None else f"{pe} (pool)"
+    if not seqs:
+        return f"PE {where}, units from {sender}"
+    units = (f"{sender}#{seqs[0]}" if len(seqs) == 1
+             else f"{sender}#{seqs[0]}..{sender}#{seqs[-1]}")
+    return f"PE {where}, units {units}"
 
 
 def _commit(consumer: Any) -> None:

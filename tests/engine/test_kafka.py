@@ -402,3 +402,31 @@ def test_client_settings_come_from_a_file(tmp_path, monkeypatch):
     path.write_text("nonsense\n")
     with pytest.raises(EngineError, match="line 1: expected 'key = value'"):
         kafka_queue.client_config("h:9092")
+
+
+class Die(IterativePE):
+    """Squares; every attempt at unit 0 is logged in ``folder/attempts``, then kills its process."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def apply(self, data: int) -> int:
+        if data == 0:
+            with open(Path(self.folder) / "attempts", "a") as log:
+                log.write(f"{os.getpid()}\n")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return data * data
+
+
+def test_a_task_that_kills_its_worker_fails_the_run_after_max_deliveries(broker, tmp_path):
+    graph = WorkflowGraph()
+    graph.connect(ListSource(range(6)), "output", Die(str(tmp_path)), "input")
+    with pytest.raises(EngineError) as caught:
+        bounded(KafkaMapping().run, graph, workers=2, kafka_url=broker.bootstrap,
+                batch_size=1, session_timeout=SESSION, max_deliveries=2)
+    message = str(caught.value)
+    assert "PE Die (pool), units ListSource[0]#1 was delivered 3 times" in message
+    assert "max_deliveries=2" in message
+    attempts = (tmp_path / "attempts").read_text().split()
+    assert 2 <= len(attempts) <= 3  # the third may start before the run stops it
