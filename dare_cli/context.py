@@ -12,15 +12,14 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.text import Text
-from rich.traceback import Traceback
 
 from dare_cli.config import Config
+
+if TYPE_CHECKING:
+    from rich.console import Console
 from dare_cli.errors import DareUsageError
 from engine.errors import EngineError, MappingNotFound, RunInterrupted
 
@@ -59,7 +58,7 @@ class CLIState:
     verbose: int = 0
     quiet: bool = False
     config: Config = field(default_factory=Config)
-    stderr: Console = field(default_factory=lambda: Console(stderr=True))
+    stderr: Console = field(default_factory=lambda: _stderr_console())
     _undo_logging: Callable[[], None] | None = field(default=None, repr=False)
 
     def apply_logging(self) -> None:
@@ -77,6 +76,12 @@ class CLIState:
     def show_progress(self) -> bool:
         """Whether to show live progress: stderr is a terminal and ``-q`` is not given."""
         return self.stderr.is_terminal and not self.quiet
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console  # when a command runs: 'dare --help' needs no console
+
+    return Console(stderr=True)
 
 
 def get_state(ctx: typer.Context) -> CLIState:
@@ -105,6 +110,9 @@ def global_option(ctx: Any, param: Any, value: Any) -> None:
 
 def report_error(state: CLIState, message: str, error: BaseException | None = None) -> None:
     """Print ``error: message`` on one line, preceded by the traceback with ``-v``."""
+    from rich.text import Text
+    from rich.traceback import Traceback
+
     if error is not None and state.verbose:
         state.stderr.print(Traceback.from_exception(type(error), error, error.__traceback__))
     line = Text.assemble(("error:", "bold red"), " ", message)
@@ -154,6 +162,8 @@ def configure_logging(state: CLIState) -> Callable[[], None]:
         level, pe_level = logging.ERROR, logging.ERROR
     else:
         level, pe_level = logging.WARNING, logging.INFO
+    from rich.logging import RichHandler
+
     handler = RichHandler(console=state.stderr, show_time=False, show_path=False,
                           markup=False, rich_tracebacks=False)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))

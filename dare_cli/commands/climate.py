@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from dare_cli.commands.run import choose_mapping
 from dare_cli.context import EXIT_FAILED, CLIState, exit_on_error, get_state, report_error
 from dare_cli.errors import DareUsageError
-from dare_cli.progress import RunReporter
 from dare_cli.tomlfile import read_toml
 
 app = typer.Typer(help="Climate indices (icclim) over netCDF, streamed in tiles.",
@@ -68,6 +66,7 @@ def _execute(state: CLIState, job: Any, dry_run: bool, json_output: bool) -> Non
     from dare_cli.climate.errors import ClimateError, ClimateUsageError
     from dare_cli.climate.pipeline import plan_job, run_job
     from dare_cli.climate.remote import resolve_inputs, stage_out
+    from dare_cli.progress import RunReporter
     from engine.mappings import get_mapping
 
     get_mapping(job.mapping)  # an unknown mapping is a usage error listing the others
@@ -117,6 +116,8 @@ def list_indices(json_output: JsonOption = False) -> None:
     parameters ({keyword: icclim's value}), percentile_based, needs_base_period, spell
     and reference.
     """
+    from rich.table import Table
+
     from dare_cli.climate.indices import list_indices as available
 
     indices = [_info(info) for info in available()]

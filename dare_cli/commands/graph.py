@@ -11,10 +11,6 @@ import typer
 
 from dare_cli.context import exit_on_error, get_state
 from dare_cli.errors import DareUsageError
-from dare_cli.loading import load_graph, load_optimisation
-from dare_cli.render import RENDERERS
-from engine.errors import GraphError
-from engine.partition import build_plan
 
 app = typer.Typer(help="Inspect workflow graphs without running them.", no_args_is_help=True)
 
@@ -60,6 +56,11 @@ def show(
     ] = None,
 ) -> None:
     """Show PEs, ports, instances and connections (with groupings); nothing is run."""
+    from dare_cli.loading import load_graph, load_optimisation
+    from dare_cli.render import RENDERERS
+    from engine.errors import GraphError
+    from engine.partition import build_plan
+
     state = get_state(ctx)
     with exit_on_error(state):
         graph = load_graph(target)

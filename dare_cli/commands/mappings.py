@@ -6,11 +6,8 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from dare_cli.context import exit_on_error, get_state
-from dare_cli.render import mappings_table
-from engine.mappings import available
 
 app = typer.Typer()
 
@@ -23,6 +20,11 @@ def mappings(
     ] = False,
 ) -> None:
     """List the installed mappings (plugins of the 'dare.mappings' entry-point group)."""
+    from rich.console import Console
+
+    from dare_cli.render import mappings_table
+    from engine.mappings import available
+
     with exit_on_error(get_state(ctx)):
         found = available()
     if json_output:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from dare_cli.context import (
     EXIT_FAILED,
@@ -18,7 +17,6 @@ from dare_cli.context import (
     report_error,
 )
 from dare_cli.errors import DareUsageError
-from dare_cli.progress import RunReporter
 
 app = typer.Typer(help="Rapid Assessment of an earthquake: observed vs simulated ground motion.",
                   no_args_is_help=True)
@@ -115,6 +113,7 @@ def _check_mappings(mappings: dict[str, tuple[str, int | None]]) -> None:
 
 def _observers(state: CLIState) -> Any:
     """The stage observer of a run: a line per stage (why it runs or was skipped, how long)."""
+    from dare_cli.progress import RunReporter
     from engine.pipeline import StageObserver
 
     class StageLines(StageObserver):
@@ -174,7 +173,9 @@ class _SolverLog:
             self.status = None
 
 
-def _stations_table(report: dict[str, Any], run_dir: Path) -> Table:
+def _stations_table(report: dict[str, Any], run_dir: Path) -> Any:
+    from rich.table import Table
+
     table = Table(title=f"Rapid Assessment: {run_dir}")
     for column in ("station", "status", "obs PGA %g", "syn PGA %g", "misfit PGA", "notes"):
         table.add_column(column, justify="right" if "PGA" in column else "left")
@@ -255,6 +256,8 @@ def _run_assessment(config: Any, **options: Any) -> dict[str, Any]:
 
 def _dry_run(state: CLIState, config: Any, only: list[str] | None, force: bool = False
              ) -> None:
+    from rich.table import Table
+
     from dare_cli.ra.errors import ConfigError
     from dare_cli.ra.pipeline import build_pipeline
     from dare_cli.ra.runfolder import RA_FILES, RA_FOLDERS, check_run_folder

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-import engine
 from dare_cli.context import exit_on_error, get_state
 from dare_cli.errors import DareUsageError
-from dare_cli.loading import (
-    inputs_from_options,
-    load_graph,
-    load_optimisation,
-    merged_options,
-)
-from dare_cli.progress import RunReporter
-from dare_cli.render import outputs_to_text, result_to_json, summary_table
-from engine.errors import EngineError
-from engine.graph import Graph
-from engine.mappings import Mapping, get_mapping
-from engine.monitor import MonitorWriter
-from engine.observe import Observer
+
+if TYPE_CHECKING:
+    from engine.graph import Graph
+    from engine.mappings import Mapping
 
 app = typer.Typer()
 
@@ -97,6 +87,16 @@ def run(
     Results go to stdout; progress (on a terminal), the summary table and errors to stderr.
     Exit codes: 0 ok, 1 the run failed, 2 usage error, 130 interrupted.
     """
+    # the engine and the user's module only when the command runs ('dare --help' stays quick)
+    import engine
+    from dare_cli.loading import inputs_from_options, load_graph, merged_options
+    from dare_cli.progress import RunReporter
+    from dare_cli.render import outputs_to_text, result_to_json, summary_table
+    from engine.errors import EngineError
+    from engine.mappings import get_mapping
+    from engine.monitor import MonitorWriter
+    from engine.observe import Observer
+
     state = get_state(ctx)
     defaults = state.config.run
     with exit_on_error(state):
@@ -179,6 +179,8 @@ def _placement_options(
     enactor: Mapping, strategy: str | None, record: Path | None, graph: Graph
 ) -> dict[str, Any]:
     """Turn ``--optimise``/``--record`` into the mapping's ``optimisation`` or ``record``."""
+    from dare_cli.loading import load_optimisation
+
     if strategy is None:
         if record is None:
             return {}
