@@ -45,10 +45,14 @@ Failures
 --------
 An exception in a PE ends the run with the same :class:`~engine.errors.PEError` as ``multi``;
 a dedicated process that dies ends it with :class:`~engine.errors.WorkerDied`; a local pool
-worker that dies is replaced (its tasks are redelivered as above). Remote workers stop when the
-run's ``end`` record appears, or when the coordinator has sent no ``alive`` beat for
-``coordinator_timeout`` seconds. Completion is counted from the reports, never from end
-offsets or consumer lag (Tansu 0.6's high watermark is wrong after multi-record batches).
+worker that dies is replaced (its tasks are redelivered as above). A pool worker announces
+each batch on the reports topic before running it, so the coordinator counts deliveries: a
+task delivered more than ``max_deliveries`` times (default 3) without a report ends the run
+with an error naming its PE and units, instead of killing or hanging worker after worker.
+Remote workers stop when the run's ``end`` record appears, or when the coordinator has sent
+no ``alive`` beat for ``coordinator_timeout`` seconds. Completion is counted from the
+reports, never from end offsets or consumer lag (Tansu 0.6's high watermark is wrong after
+multi-record batches).
 
 Limits
 ------
