@@ -127,6 +127,14 @@ class ProcessingElement:
     def setup(self) -> None:
         """Prepare the instance (open files, load models); called once before any unit."""
 
+    def teardown(self) -> None:
+        """Release what :meth:`setup` acquired; called once, last, if ``setup`` succeeded.
+
+        It runs after :meth:`flush` when the run succeeds, and also when the run fails (or is
+        interrupted) in the process hosting the instance, so it must not rely on the flush
+        having run. A worker process that is killed cannot run it.
+        """
+
     def process(self, port: str | None, data: Any) -> Mapping[str, Any] | None:
         """Process one data unit arriving on ``port``; return ``{port: value}`` to emit.
 

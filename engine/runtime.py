@@ -9,9 +9,12 @@ per emitting instance, shared by all its output ports), and source iterations by
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
+import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import GeneratorType
 from typing import Any
 
@@ -21,12 +24,21 @@ from engine.observe import InstanceStats
 from engine.pe import ConsumerPE, IterativePE, ProcessingElement
 from engine.routing import BROADCAST
 
-__all__ = ["Deliver", "InstanceRunner", "fan_out", "unit_kernel"]
+__all__ = [
+    "Deliver",
+    "InstanceRunner",
+    "fan_out",
+    "teardown_after_failure",
+    "tearing_down",
+    "unit_kernel",
+]
 
 #: Delivers one unit, ``deliver(seq, data)``.
 Deliver = Callable[[int, Any], None]
 
 clock = time.perf_counter
+
+logger = logging.getLogger(__name__)
 
 
 def _describe(exc: BaseException) -> str:
@@ -60,6 +72,8 @@ class InstanceRunner:
         #: Set by mappings that run consumers inside their producer's call (``simple``): time
         #: spent in nested calls accumulates in ``nested[0]`` and is not charged here.
         self.nested: list[float] | None = None
+        #: ``"new"``, ``"set up"`` (teardown due) or ``"torn down"``.
+        self.state = "new"
         self.emit, self._emitted = self._make_emit()
         # Bind ``write`` on the object: PEs (and dispel4py PEs) call ``self.write``.
         self.pe.write = self.emit  # type: ignore[method-assign,assignment]
@@ -105,11 +119,29 @@ class InstanceRunner:
         """Run the PE's setup, wrapping its errors."""
         start = clock()
         try:
-            self.pe.setup()
+            with _termination_deferred():  # a setup is torn down whole or not at all
+                self.pe.setup()
+                self.state = "set up"
         except PEError:
             raise
         except Exception as exc:
             raise PEError(self.node.id, self.stats.instance, None, "setup", None,
+                          _describe(exc)) from exc
+        self.stats.process_seconds += clock() - start
+
+    def teardown(self) -> None:
+        """Run the PE's teardown once, if its setup succeeded; wrap its errors."""
+        if self.state != "set up":
+            return
+        self.state = "torn down"
+        start = clock()
+        try:
+            with _termination_deferred():
+                self.pe.teardown()
+        except PEError:
+            raise
+        except Exception as exc:
+            raise PEError(self.node.id, self.stats.instance, None, "teardown", None,
                           _describe(exc)) from exc
         self.stats.process_seconds += clock() - start
 
@@ -233,3 +265,46 @@ def fan_out(router: Callable[[Any], int], targets: Sequence[Deliver]) -> Deliver
             targets[index](seq, data)
 
     return deliver
+
+
+@contextlib.contextmanager
+def tearing_down(runners: Iterable[InstanceRunner]) -> Iterator[None]:
+    """Tear down, when the block fails, every instance that was set up and not torn down.
+
+    The block's exception goes on; a teardown that fails then is logged (it must not hide
+    the failure that ended the run). On success the block tears its instances down itself,
+    after each flush, so that a teardown's failure fails the run.
+    """
+    try:
+        yield
+    except BaseException:
+        teardown_after_failure(runners)
+        raise
+
+
+def teardown_after_failure(runners: Iterable[InstanceRunner]) -> None:
+    """Tear down every instance still set up; log (not raise) the teardowns that fail."""
+    for runner in runners:
+        try:
+            runner.teardown()
+        except Exception as exc:
+            logger.warning("after the run's failure: %s", exc)
+
+
+@contextlib.contextmanager
+def _termination_deferred() -> Iterator[None]:
+    """Hold SIGTERM until the block ends (POSIX), so that it never interrupts it halfway.
+
+    Worker processes turn SIGTERM into ``SystemExit`` to tear their instances down
+    (:func:`engine.mappings.worker.detach_signals`); a SIGTERM arriving during a setup would
+    otherwise leave what the setup had acquired so far with nothing to release it.
+    """
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:
+        yield
+        return
+    previous = mask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, previous)

@@ -1,13 +1,16 @@
-"""PEs for tests and examples: list source, collector, a PE failing on cue, a lifecycle probe."""
+"""PEs for tests and examples: list source, collector, a PE failing on cue, lifecycle probes."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from engine.pe import IterativePE, ProcessingElement, ProducerPE
 
-__all__ = ["Collect", "FailOn", "Lifecycle", "ListSource"]
+__all__ = ["Collect", "FailOn", "HoldsFile", "Lifecycle", "ListSource"]
 
 
 class ListSource(ProducerPE):
@@ -79,3 +82,45 @@ class Lifecycle(ProcessingElement):
         self.flushes += 1
         return {"output": (self.instance, self.n_instances, self.setups, self.flushes,
                            self.units)}
+
+
+class HoldsFile(ProcessingElement):
+    """Hold a file open from setup to teardown: a probe of the PE lifecycle across processes.
+
+    Setup opens ``FOLDER/PE-INSTANCE-PID-RANDOM.open``; teardown closes it and renames it
+    ``.closed``, writing how many units the instance processed and whether it had flushed.
+    Units pass through to ``output``; the unit equal to ``bad`` raises ``ValueError``.
+    """
+
+    INPUTS = ("input",)
+    OUTPUTS = ("output",)
+
+    def __init__(self, folder: str | Path, bad: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.folder = str(folder)
+        self.bad = bad
+
+    def setup(self) -> None:
+        """Open the instance's file."""
+        name = f"{self.id}-{self.instance}-{os.getpid()}-{uuid.uuid4().hex[:8]}.open"
+        self.path = Path(self.folder) / name
+        self.handle: TextIO = self.path.open("w")
+        self.units = 0
+        self.flushed = False
+
+    def process(self, port: str | None, data: Any) -> dict[str, Any]:
+        """Pass the unit on (or fail on ``bad``)."""
+        if data == self.bad:
+            raise ValueError(f"unit {data!r} refused")
+        self.units += 1
+        return {"output": data}
+
+    def flush(self) -> None:
+        """Note that the flush ran."""
+        self.flushed = True
+
+    def teardown(self) -> None:
+        """Close the file and rename it ``.closed``."""
+        self.handle.write(f"{self.units} {int(self.flushed)}\n")
+        self.handle.close()
+        self.path.rename(self.path.with_suffix(".closed"))

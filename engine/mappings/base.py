@@ -1,24 +1,90 @@
-"""What every mapping shares: the plugin base class and the output collectors."""
+"""The contract of a mapping, and what every mapping shares.
+
+A mapping is a class registered as a ``dare.mappings`` entry point (pyproject.toml); nothing
+else names it. Every mapping is called the same way, ``run(graph, inputs, workers=N,
+observers=[...], **options)``, and :meth:`Mapping.run` is a template that owns what all of
+them must do alike:
+
+1. reject options the mapping does not declare, and values no mapping accepts
+   (``batch_size`` < 1), before anything starts;
+2. plan the run (:meth:`Mapping.prepare`: by default :func:`~engine.partition.build_plan` for
+   ``workers`` processes, the number of CPUs when ``None``);
+3. tell the observers ``run_started``; enact (:meth:`Mapping.enact`); then ``run_finished``
+   with the outputs and the :class:`~engine.observe.RunSummary` it builds from the
+   :class:`Enactment`, or ``run_failed`` with the exception (Ctrl-C included), which goes on.
+
+A mapping implements only :meth:`~Mapping.enact` (where instances are placed, how units
+travel, how failures and Ctrl-C stop its processes) and, when its planning differs,
+:meth:`~Mapping.prepare`. Each PE instance's ``setup``/``teardown`` is the business of the
+process that hosts it (:class:`engine.runtime.InstanceRunner`): ``teardown`` runs after the
+instance's flush, and on failure for every instance that was set up.
+
+A mapping that must act when a program starts (``mpi``: ranks above 0 become servants before
+the program runs) registers a ``dare.startup`` entry point, which ``dare`` calls first thing
+(:func:`engine.mappings.run_startup_hooks`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from engine.errors import EngineError
 from engine.graph import Graph, WorkflowGraph
-from engine.observe import Observer, RunResult
-from engine.partition import InputSpec
+from engine.observe import InstanceStats, LinkStats, Observer, RunResult, RunSummary
+from engine.partition import InputSpec, Plan, build_plan
 from engine.runtime import Deliver
 
-__all__ = ["Mapping", "collect_outputs"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "Enactment",
+    "Mapping",
+    "Prepared",
+    "collect_outputs",
+    "observed_run",
+]
+
+#: Units per batch on a link between processes (``multi``, ``mpi``).
+DEFAULT_BATCH_SIZE = 1024
+
+
+@dataclass
+class Prepared:
+    """A planned run, before it starts."""
+
+    plan: Plan
+    #: Instances per PE as the observers are told (default: the plan's; a pooled PE may
+    #: show its pool's largest size).
+    instances: dict[str, int] | None = None
+    #: Anything the mapping's :meth:`Mapping.enact` needs from its :meth:`Mapping.prepare`.
+    state: Any = None
+
+
+@dataclass
+class Enactment:
+    """What an enactment returns to :meth:`Mapping.run`, which makes the summary of it."""
+
+    outputs: dict[str, dict[str, list[Any]]]
+    instances: Sequence[InstanceStats]
+    #: Processes (or ranks) the run used.
+    processes: int = 1
+    links: Sequence[LinkStats] = ()
+    #: Instance labels per process (default: the plan's partitions).
+    partitions: Sequence[Sequence[str]] | None = None
+    #: Whether ``process_seconds`` were measured per unit.
+    timed: bool = True
+    #: What an elastic mapping did with its pool (:attr:`RunSummary.scaling`).
+    scaling: dict[str, Any] = field(default_factory=dict)
 
 
 class Mapping:
     """A way of enacting a graph; subclasses are registered as ``dare.mappings`` entry points.
 
-    Every mapping is called the same way: ``run(graph, inputs, workers=N, observers=[...])``
-    returns a :class:`~engine.observe.RunResult`.
+    Subclasses set :attr:`name`, :attr:`description` and :attr:`options`, and implement
+    :meth:`enact` (and :meth:`prepare` when they plan otherwise); see the module's notes.
     """
 
     name: ClassVar[str] = ""
@@ -35,8 +101,42 @@ class Mapping:
         observers: Iterable[Observer] = (),
         **options: Any,
     ) -> RunResult:
-        """Run ``graph`` to completion and return its outputs and summary."""
-        raise NotImplementedError
+        """Run ``graph`` to completion and return its outputs and summary.
+
+        Raises
+        ------
+        EngineError
+            An option the mapping does not accept, or a value out of range; whatever the
+            enactment raises (:class:`~engine.errors.PEError`, :class:`~engine.errors.WorkerDied`,
+            ``KeyboardInterrupt``), after the observers were told.
+        """
+        self.check_options(options)
+        check_option_values(options)
+        observers = list(observers)
+        prepared = self.prepare(graph, inputs, workers, options)
+        return observed_run(
+            self.name, prepared.plan, observers,
+            lambda: self.enact(prepared, observers, options),
+            instances=prepared.instances,
+        )
+
+    def prepare(
+        self,
+        graph: Graph | WorkflowGraph,
+        inputs: InputSpec,
+        workers: int | None,
+        options: dict[str, Any],
+    ) -> Prepared:
+        """Plan the run for ``workers`` processes (default: the number of CPUs)."""
+        plan = build_plan(graph, inputs, workers=workers or os.cpu_count() or 1,
+                          optimisation=options.get("optimisation"))
+        return Prepared(plan)
+
+    def enact(
+        self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
+    ) -> Enactment:
+        """Run the planned graph to completion; report progress to ``observers``."""
+        raise NotImplementedError(f"mapping {self.name!r} does not implement enact()")
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Reject options this mapping does not know, naming the ones it does."""
@@ -47,6 +147,48 @@ class Mapping:
                 f"mapping {self.name!r} does not accept option(s) {', '.join(unknown)} "
                 f"(accepted: {known})"
             )
+
+
+def check_option_values(options: dict[str, Any]) -> None:
+    """Reject values of the common options that no mapping accepts."""
+    batch_size = options.get("batch_size")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise EngineError(f"batch_size must be an integer >= 1, not {batch_size!r}")
+
+
+def observed_run(
+    mapping: str,
+    plan: Plan,
+    observers: Sequence[Observer],
+    enact: Callable[[], Enactment],
+    *,
+    instances: dict[str, int] | None = None,
+) -> RunResult:
+    """Call ``enact`` between ``run_started`` and ``run_finished``/``run_failed``.
+
+    The summary's wall time covers ``enact`` only (not the planning).
+    """
+    for observer in observers:
+        observer.run_started(mapping, plan.graph, dict(plan.instances if instances is None
+                                                       else instances))
+    started = time.perf_counter()
+    try:
+        done = enact()
+    except BaseException as error:
+        for observer in observers:
+            observer.run_failed(error)
+        raise
+    summary = RunSummary.from_instances(
+        mapping, done.processes, time.perf_counter() - started, list(plan.graph.nodes),
+        list(done.instances), list(done.links),
+        plan.partitions() if done.partitions is None else done.partitions,
+        timed=done.timed,
+    )
+    summary.scaling = dict(done.scaling)
+    result = RunResult(done.outputs, summary)
+    for observer in observers:
+        observer.run_finished(result)
+    return result
 
 
 def collect_outputs(

@@ -47,7 +47,6 @@ import math
 import os
 import pickle
 import queue
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -56,7 +55,7 @@ from typing import Any
 
 from engine.errors import EngineError, WorkerDied
 from engine.graph import Graph, WorkflowGraph
-from engine.mappings.base import Mapping
+from engine.mappings.base import Enactment, Mapping, Prepared
 from engine.mappings.tasks import (
     DestKey,
     Ledger,
@@ -64,9 +63,9 @@ from engine.mappings.tasks import (
     Report,
     RunSpec,
     TaskWorker,
+    coordinated,
     dump_report,
     dump_task,
-    enact,
     failure_message,
     partition_rows,
     plan_run,
@@ -75,8 +74,9 @@ from engine.mappings.tasks import (
     send_tasks,
     stop_processes,
 )
+from engine.mappings.worker import detach_signals
 from engine.monitor import MonitorRecord
-from engine.observe import Observer, RunResult
+from engine.observe import Observer
 from engine.partition import InputSpec, Plan
 
 __all__ = ["DynamicMapping", "Scaling"]
@@ -138,45 +138,46 @@ class DynamicMapping(Mapping):
     options = ("batch_size", "min_workers", "max_workers", "threshold", "tick", "patience",
                "start_method", "record")
 
-    def run(
+    def prepare(
         self,
         graph: Graph | WorkflowGraph,
-        inputs: InputSpec = None,
-        *,
-        workers: int | None = None,
-        observers: Iterable[Observer] = (),
-        batch_size: int = DEFAULT_BATCH,
-        min_workers: int | None = None,
-        max_workers: int | None = None,
-        threshold: float = 2.0,
-        tick: float = 0.1,
-        patience: int = 5,
-        start_method: str | None = None,
-        record: MonitorRecord | None = None,
-        **options: Any,
-    ) -> RunResult:
-        """Run ``graph``; the pool has ``min_workers`` to ``max_workers`` processes.
+        inputs: InputSpec,
+        workers: int | None,
+        options: dict[str, Any],
+    ) -> Prepared:
+        """Plan dedicated instances for ``workers`` processes, and size the pool.
 
         ``workers`` (default: the number of CPUs) is the default ``max_workers`` and the
-        worker count dedicated instances are planned for (as in ``multi``). ``record``, a
-        monitoring record of a previous run, sets the pool bounds not given explicitly
-        (:meth:`Scaling.from_record`).
+        worker count dedicated instances are planned for (as in ``multi``). The pool has
+        ``min_workers`` to ``max_workers`` processes; ``record``, a monitoring record of a
+        previous run, sets the bounds not given explicitly (:meth:`Scaling.from_record`).
         """
-        self.check_options(options)
-        workers, plan, spec = plan_run(graph, inputs, workers, batch_size)
+        workers, plan, spec = plan_run(graph, inputs, workers,
+                                       options.get("batch_size", DEFAULT_BATCH))
+        min_workers, max_workers = options.get("min_workers"), options.get("max_workers")
+        record: MonitorRecord | None = options.get("record")
         if record is not None:
             record.check_graph(plan.graph)
             learnt = Scaling.from_record(record, spec.pooled, os.cpu_count() or 1)
             min_workers = min_workers or learnt.min_workers
             max_workers = max_workers or max(learnt.max_workers, min_workers)
         min_workers = min_workers or 1
-        scaling = Scaling(min_workers, max_workers or max(workers, min_workers), threshold,
-                          tick, patience)
+        scaling = Scaling(min_workers, max_workers or max(workers, min_workers),
+                          options.get("threshold", 2.0), options.get("tick", 0.1),
+                          options.get("patience", 5))
         placement = {pe: (scaling.max_workers if pe in spec.pooled else n)
                      for pe, n in plan.instances.items()}
-        coordinator = _Coordinator(plan, spec, process_context(start_method), scaling,
+        return Prepared(plan, instances=placement, state=(spec, scaling))
+
+    def enact(
+        self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
+    ) -> Enactment:
+        """Run the pool and the dedicated processes until every PE is complete."""
+        spec, scaling = prepared.state
+        coordinator = _Coordinator(prepared.plan, spec,
+                                   process_context(options.get("start_method")), scaling,
                                    list(observers))
-        return enact(self.name, plan, placement, coordinator.observers, coordinator)
+        return coordinated(coordinator)
 
 
 @dataclass
@@ -446,28 +447,28 @@ def _dedicated_main(
     inboxes: dict[DestKey, Any],
     results: Any,
 ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    detach_signals()
     parent = os.getppid()
     sender = _Sender(pool, inboxes, results)
     try:
-        worker = TaskWorker(spec, number)
-        if iterations is not None:
-            worker.run_source(key, iterations, sender.commit)
-        else:
-            worker.runner(*key)  # set up before the first unit, even if none comes
-            expected: int | None = None
-            processed = 0
-            while expected is None or processed < expected:
-                data = _get(inbox, parent)
-                if data is None:
-                    return
-                message = pickle.loads(data)
-                if message[0] == "EOS":
-                    expected = message[1]
-                    continue
-                sender.commit(*worker.process(message))
-                processed += 1
-            sender.commit(*worker.flush(key))
+        with TaskWorker(spec, number) as worker:
+            if iterations is not None:
+                worker.run_source(key, iterations, sender.commit)
+            else:
+                worker.runner(*key)  # set up before the first unit, even if none comes
+                expected: int | None = None
+                processed = 0
+                while expected is None or processed < expected:
+                    data = _get(inbox, parent)
+                    if data is None:
+                        return
+                    message = pickle.loads(data)
+                    if message[0] == "EOS":
+                        expected = message[1]
+                        continue
+                    sender.commit(*worker.process(message))
+                    processed += 1
+                sender.commit(*worker.flush(key))
     except BaseException as exc:  # report everything, then exit non-zero
         _fail(results, f"{key[0]}[{key[1]}]", exc)
     results.close()
@@ -477,20 +478,20 @@ def _dedicated_main(
 def _pool_main(
     number: int, spec: RunSpec, pool: Any, inboxes: dict[DestKey, Any], results: Any
 ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    detach_signals()
     parent = os.getppid()
     sender = _Sender(pool, inboxes, results)
     try:
-        worker = TaskWorker(spec, number)
-        while True:
-            data = _get(pool, parent)
-            if data is None:
-                return
-            message = pickle.loads(data)
-            if message[0] != "T":  # retire or stop
-                results.put(pickle.dumps(("B", number, message[0])))
-                break
-            sender.commit(*worker.process(message))
+        with TaskWorker(spec, number) as worker:
+            while True:
+                data = _get(pool, parent)
+                if data is None:
+                    return
+                message = pickle.loads(data)
+                if message[0] != "T":  # retire or stop
+                    results.put(pickle.dumps(("B", number, message[0])))
+                    break
+                sender.commit(*worker.process(message))
     except BaseException as exc:
         _fail(results, f"pool worker {number}", exc)
     results.close()

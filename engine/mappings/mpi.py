@@ -53,14 +53,14 @@ import time
 import types
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, NoReturn
 
 from engine.errors import EngineError
 from engine.graph import Graph, WorkflowGraph
 from engine.loading import remember_files, user_code
-from engine.mappings.base import Mapping
+from engine.mappings.base import DEFAULT_BATCH_SIZE, Enactment, Mapping, Prepared
 from engine.mappings.worker import (
     Collector,
     Message,
@@ -72,8 +72,7 @@ from engine.mappings.worker import (
     merge_links,
     raise_failure,
 )
-from engine.observe import LinkStats, Observer, RunResult, RunSummary
-from engine.optimise import Optimisation
+from engine.observe import LinkStats, Observer
 from engine.partition import InputSpec, Plan, build_plan
 
 __all__ = ["DRAIN_TIMEOUT", "MpiMapping", "mpi_world_size", "shutdown",
@@ -161,26 +160,19 @@ class MpiMapping(Mapping):
     description = "MPI ranks (mpi4py) under mpiexec or srun; one worker per rank"
     options = ("batch_size", "optimisation")
 
-    def run(
+    def prepare(
         self,
         graph: Graph | WorkflowGraph,
-        inputs: InputSpec = None,
-        *,
-        workers: int | None = None,
-        observers: Iterable[Observer] = (),
-        batch_size: int = 1024,
-        optimisation: Optimisation | None = None,
-        **options: Any,
-    ) -> RunResult:
-        """Run ``graph`` on every rank of the job; call it on rank 0.
+        inputs: InputSpec,
+        workers: int | None,
+        options: dict[str, Any],
+    ) -> Prepared:
+        """Plan one worker per rank of the job; call it on rank 0.
 
         ``workers`` is the communicator's size (``None``, the default, means that size; any
         other value is an error). On a rank other than 0 (a program that did not call
         :func:`start_servants_if_needed`), the rank becomes a servant here.
         """
-        self.check_options(options)
-        if batch_size < 1:
-            raise EngineError(f"batch_size must be >= 1, not {batch_size}")
         session = _Session.get()
         if session.rank != 0:
             _serve_forever(session)
@@ -194,30 +186,24 @@ class MpiMapping(Mapping):
             raise EngineError("an mpi run is already in progress on this job (runs do not nest)")
         if session.stopped:
             raise EngineError("the MPI servants have been shut down: no more mpi runs")
-        observers = list(observers)
-        plan = build_plan(graph, inputs, workers=session.size, optimisation=optimisation)
-        for observer in observers:
-            observer.run_started(self.name, plan.graph, dict(plan.instances))
-        started = time.perf_counter()
+        plan = build_plan(graph, inputs, workers=session.size,
+                          optimisation=options.get("optimisation"))
+        return Prepared(plan, state=session)
+
+    def enact(
+        self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
+    ) -> Enactment:
+        """Run the plan on every rank, rank 0 included (``batch_size``: units per batch)."""
+        session: _Session = prepared.state
+        plan = prepared.plan
         session.busy = True
         try:
-            collector = _Collector(plan, observers)
-            session.drive(plan, batch_size, collector)
-        except BaseException as error:
-            for observer in observers:
-                observer.run_failed(error)
-            raise
+            collector = _Collector(plan, list(observers))
+            session.drive(plan, options.get("batch_size", DEFAULT_BATCH_SIZE), collector)
         finally:
             session.busy = False
-        summary = RunSummary.from_instances(
-            self.name, len(plan.workers), time.perf_counter() - started,
-            list(plan.graph.nodes), collector.stats, list(collector.links.values()),
-            plan.partitions(),
-        )
-        result = RunResult(collector.outputs, summary)
-        for observer in observers:
-            observer.run_finished(result)
-        return result
+        return Enactment(collector.outputs, collector.stats, processes=len(plan.workers),
+                         links=list(collector.links.values()))
 
 
 # -- the job: one per process -----------------------------------------------------------------

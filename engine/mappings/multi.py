@@ -24,12 +24,11 @@ import queue
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from engine.errors import EngineError, WorkerDied
-from engine.graph import Graph, WorkflowGraph
-from engine.mappings.base import Mapping
+from engine.mappings.base import DEFAULT_BATCH_SIZE, Enactment, Mapping, Prepared
 from engine.mappings.worker import (
     Collector,
     InstanceKey,
@@ -38,13 +37,13 @@ from engine.mappings.worker import (
     Transport,
     Worker,
     describe_failure,
+    detach_signals,
     dump_message,
     merge_links,
     raise_failure,
 )
-from engine.observe import InstanceStats, LinkStats, Observer, RunResult, RunSummary
-from engine.optimise import Optimisation
-from engine.partition import InputSpec, Plan, build_plan
+from engine.observe import InstanceStats, LinkStats, Observer
+from engine.partition import Plan
 
 __all__ = ["MultiMapping"]
 
@@ -59,48 +58,23 @@ class MultiMapping(Mapping):
     description = "multiprocessing on one machine; partitions PEs when workers are few"
     options = ("batch_size", "start_method", "optimisation")
 
-    def run(
-        self,
-        graph: Graph | WorkflowGraph,
-        inputs: InputSpec = None,
-        *,
-        workers: int | None = None,
-        observers: Iterable[Observer] = (),
-        batch_size: int = 1024,
-        start_method: str | None = None,
-        optimisation: Optimisation | None = None,
-        **options: Any,
-    ) -> RunResult:
-        """Run ``graph`` on ``workers`` processes (default: the number of CPUs).
+    def enact(
+        self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
+    ) -> Enactment:
+        """Run the plan on its worker processes (``start_method``: fork where available).
 
-        ``optimisation`` (:class:`engine.optimise.Optimisation`) replaces the default placement.
+        Options: ``batch_size`` (units per batch, default 1024), ``start_method``, and
+        ``optimisation`` (:class:`engine.optimise.Optimisation`), which replaces the default
+        placement.
         """
-        self.check_options(options)
-        if batch_size < 1:
-            raise EngineError(f"batch_size must be >= 1, not {batch_size}")
-        observers = list(observers)
-        plan = build_plan(graph, inputs, workers=workers or os.cpu_count() or 1,
-                          optimisation=optimisation)
+        plan = prepared.plan
+        start_method = options.get("start_method")
         if start_method is None:
             start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(start_method)
-        for observer in observers:
-            observer.run_started(self.name, plan.graph, dict(plan.instances))
-        started = time.perf_counter()
-        try:
-            outputs, stats, links = _Parent(plan, context, batch_size, observers).run()
-        except BaseException as error:
-            for observer in observers:
-                observer.run_failed(error)
-            raise
-        summary = RunSummary.from_instances(
-            self.name, len(plan.workers), time.perf_counter() - started, list(plan.graph.nodes),
-            stats, links, plan.partitions(),
-        )
-        result = RunResult(outputs, summary)
-        for observer in observers:
-            observer.run_finished(result)
-        return result
+        batch_size = options.get("batch_size", DEFAULT_BATCH_SIZE)
+        outputs, stats, links = _Parent(plan, context, batch_size, list(observers)).run()
+        return Enactment(outputs, stats, processes=len(plan.workers), links=links)
 
 
 class _Parent(Collector):
@@ -222,7 +196,7 @@ def _worker_main(
     batch_size: int,
     parent_pid: int | None = None,
 ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    detach_signals()
     _die_with_parent(parent_pid)
     try:
         transport = _QueueTransport(index, inboxes, results)

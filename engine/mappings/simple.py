@@ -9,17 +9,23 @@ as in parallel mappings).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from engine.errors import PEError
 from engine.graph import Graph, WorkflowGraph
-from engine.mappings.base import Mapping, collect_outputs
-from engine.observe import Observer, RunResult, RunSummary
+from engine.mappings.base import Enactment, Mapping, Prepared, collect_outputs
+from engine.observe import Observer
 from engine.partition import InputSpec, build_plan
 from engine.routing import make_router
-from engine.runtime import Deliver, InstanceRunner, clock, fan_out, unit_kernel
+from engine.runtime import (
+    Deliver,
+    InstanceRunner,
+    clock,
+    fan_out,
+    tearing_down,
+    unit_kernel,
+)
 
 __all__ = ["SimpleMapping"]
 
@@ -31,32 +37,31 @@ class SimpleMapping(Mapping):
     options = ("timing",)
     description = "one process, depth-first, deterministic order (debugging, small runs)"
 
-    def run(
+    def prepare(
         self,
         graph: Graph | WorkflowGraph,
-        inputs: InputSpec = None,
-        *,
-        workers: int | None = None,
-        observers: Iterable[Observer] = (),
-        **options: Any,
-    ) -> RunResult:
-        """Run ``graph`` to completion; ``workers`` is accepted and ignored.
+        inputs: InputSpec,
+        workers: int | None,
+        options: dict[str, Any],
+    ) -> Prepared:
+        """Plan one instance per PE (more where a PE asks); ``workers`` is ignored."""
+        return Prepared(build_plan(graph, inputs, workers=None))
+
+    def enact(
+        self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
+    ) -> Enactment:
+        """Run every instance here, depth-first.
 
         With ``timing=True`` each call's exclusive time is measured (about 0.3 µs a unit);
         without it, per-PE times cover setup, source iterations and flush only.
         """
-        self.check_options(options)
-        observers = list(observers)
-        plan = build_plan(graph, inputs, workers=None)
+        plan = prepared.plan
         exec_graph = plan.graph
-        started = time.perf_counter()
         runners = {
             (node.id, i): InstanceRunner(node, i, plan.instances[node.id])
             for node in exec_graph
             for i in range(plan.instances[node.id])
         }
-        for observer in observers:
-            observer.run_started(self.name, exec_graph, dict(plan.instances))
         outputs, collectors = collect_outputs(exec_graph)
         timing = bool(options.get("timing", False))
         counters: list[tuple[InstanceRunner, Any]] = []
@@ -73,7 +78,7 @@ class SimpleMapping(Mapping):
             counters.append((runner, count))
             return deliver
 
-        try:
+        with tearing_down(runners.values()):
             for runner in runners.values():
                 runner.setup()
             # Wired after setup: the kernels bind the methods a setup may have replaced.
@@ -95,26 +100,15 @@ class SimpleMapping(Mapping):
                     runner.run_iterations(plan.iterations[node_id], _nothing)
             for runner in runners.values():
                 runner.flush()
+                runner.teardown()
                 if runner.node.id not in plan.iterations:
                     runner.stats.units_in = sum(
                         count() for target, count in counters if target is runner
                     )
                 for observer in observers:
                     observer.instance_finished(runner.finish_stats())
-        except BaseException as error:
-            for observer in observers:
-                observer.run_failed(error)
-            raise
-        summary = RunSummary.from_instances(
-            self.name, 1, time.perf_counter() - started, list(exec_graph.nodes),
-            [runner.finish_stats() for runner in runners.values()],
-            partitions=plan.partitions(),
-            timed=timing,
-        )
-        result = RunResult(outputs, summary)
-        for observer in observers:
-            observer.run_finished(result)
-        return result
+        return Enactment(outputs, [runner.finish_stats() for runner in runners.values()],
+                         timed=timing)
 
 
 def _nothing() -> None:

@@ -39,7 +39,6 @@ import logging
 import multiprocessing
 import os
 import pickle
-import signal
 import sys
 import time
 from collections import Counter
@@ -52,11 +51,12 @@ from engine.errors import EngineError, PEError, WorkerDied
 from engine.graph import Edge, Graph, Node, WorkflowGraph
 from engine.loading import load_modules, user_code
 from engine.mappings import worker as _shared
-from engine.observe import InstanceStats, LinkStats, Observer, RunResult, RunSummary
+from engine.mappings.base import Enactment, observed_run
+from engine.observe import InstanceStats, LinkStats, Observer, RunResult
 from engine.partition import InputSpec, Plan, build_plan
 from engine.pe import ProcessingElement
 from engine.routing import AllToOne, GroupBy, OneToAll, make_router
-from engine.runtime import Deliver, InstanceRunner, clock, fan_out
+from engine.runtime import Deliver, InstanceRunner, clock, fan_out, teardown_after_failure
 
 __all__ = [
     "BrokerCoordinator",
@@ -65,6 +65,7 @@ __all__ = [
     "Outbox",
     "RunSpec",
     "TaskWorker",
+    "coordinated",
     "dump_report",
     "dump_task",
     "enact",
@@ -249,6 +250,20 @@ class TaskWorker:
         self._marks: dict[DestKey, tuple[int, int, float]] = {}
         self._touched: set[DestKey] = set()
 
+    def __enter__(self) -> TaskWorker:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        """Tear down the instances still set up (the pool's) when the worker is done.
+
+        When it fails, a failing teardown is logged so as not to hide the failure.
+        """
+        if kind is None:
+            for runner in self.runners.values():
+                runner.teardown()
+            return
+        teardown_after_failure(self.runners.values())
+
     def runner(self, pe_id: str, instance: int | None) -> InstanceRunner:
         """The runner of ``(pe_id, instance)``, made, wired and set up at first use."""
         key = (pe_id, instance)
@@ -329,6 +344,7 @@ class TaskWorker:
         """Flush a dedicated instance; return what to commit (its last report)."""
         runner = self.runner(*key)
         runner.flush()
+        runner.teardown()
         self._touched.add(key)
         return self._report(None, finished=key)
 
@@ -354,6 +370,7 @@ class TaskWorker:
         try:
             runner.run_iterations(iterations, after_each)
             runner.flush()
+            runner.teardown()
         finally:
             self.outbox.on_full = None
         self._touched.add(key)
@@ -557,7 +574,7 @@ def run_source(worker: TaskWorker, key: tuple[str, int], iterations: Sequence[An
 def in_worker_process(label: str, body: Callable[[], None],
                       report_error: Callable[[str, BaseException], None]) -> None:
     """Run a worker process's ``body``; report its failure as ``label`` and exit 1."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    _shared.detach_signals()
     try:
         body()
     except BaseException as exc:
@@ -628,28 +645,19 @@ class Coordinator(Protocol):
         """The summary's partitions."""
 
 
+def coordinated(coordinator: Coordinator) -> Enactment:
+    """Run ``coordinator`` to completion; return what the run did."""
+    ledger = coordinator.run()
+    return Enactment(ledger.outputs, ledger.instance_stats(),
+                     processes=coordinator.process_count(), links=list(ledger.links.values()),
+                     partitions=coordinator.partitions(), scaling=coordinator.record())
+
+
 def enact(name: str, plan: Plan, placement: dict[str, int], observers: Sequence[Observer],
           coordinator: Coordinator) -> RunResult:
     """Run ``coordinator``, telling ``observers``; return the outputs and the summary."""
-    for observer in observers:
-        observer.run_started(name, plan.graph, placement)
-    started = time.perf_counter()
-    try:
-        ledger = coordinator.run()
-    except BaseException as error:
-        for observer in observers:
-            observer.run_failed(error)
-        raise
-    summary = RunSummary.from_instances(
-        name, coordinator.process_count(), time.perf_counter() - started,
-        list(plan.graph.nodes), ledger.instance_stats(), list(ledger.links.values()),
-        coordinator.partitions(),
-    )
-    summary.scaling = coordinator.record()
-    result = RunResult(ledger.outputs, summary)
-    for observer in observers:
-        observer.run_finished(result)
-    return result
+    return observed_run(name, plan, observers, lambda: coordinated(coordinator),
+                        instances=placement)
 
 
 #: Seconds between a broker coordinator's liveness checks.

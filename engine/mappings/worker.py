@@ -23,6 +23,7 @@ through :meth:`Transport.output`, and the link counters through :meth:`Transport
 from __future__ import annotations
 
 import pickle
+import signal
 import time
 import traceback
 from collections import deque
@@ -32,7 +33,7 @@ from typing import Any, NoReturn
 from engine.errors import EngineError, PEError, RemoteTraceback
 from engine.observe import InstanceStats, LinkStats, Observer
 from engine.partition import Plan
-from engine.runtime import Deliver, InstanceRunner, clock, fan_out
+from engine.runtime import Deliver, InstanceRunner, clock, fan_out, tearing_down
 
 __all__ = [
     "MAX_BATCH_AGE",
@@ -45,6 +46,7 @@ __all__ = [
     "Transport",
     "Worker",
     "describe_failure",
+    "detach_signals",
     "dump_message",
     "merge_links",
     "raise_failure",
@@ -120,6 +122,22 @@ def merge_links(totals: dict[LinkKey, LinkStats], links: Iterable[LinkStats]) ->
         total.batches += link.batches
         total.bytes += link.bytes
         total.send_seconds += link.send_seconds
+
+
+def detach_signals() -> None:
+    """Signals of a worker process: the coordinator decides when to stop.
+
+    Ctrl-C (SIGINT, sent to the whole terminal's process group) is ignored: the coordinator
+    stops the workers itself. SIGTERM, which it sends them when a run fails or is interrupted,
+    ends the worker by ``SystemExit``, so that its PE instances are torn down on the way out.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+    raise SystemExit(128 + signum)
 
 
 def describe_failure(
@@ -330,7 +348,14 @@ class Worker:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> None:
-        """Set up, run the sources, process until every instance has flushed, then finish."""
+        """Set up, run the sources, process until every instance has flushed, then finish.
+
+        Every instance set up is torn down, after its flush, or when the loop fails.
+        """
+        with tearing_down(self.runners.values()):
+            self._loop()
+
+    def _loop(self) -> None:
         for runner in self.runners.values():
             runner.setup()
         self.last_progress = time.monotonic()
@@ -387,6 +412,7 @@ class Worker:
     def _finish(self, key: InstanceKey) -> None:
         runner = self.runners[key]
         runner.flush()
+        runner.teardown()
         self.flush_all()
         for dest, send in self.eos_targets[key]:
             send(("E", dest, runner.label))

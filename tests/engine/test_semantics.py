@@ -22,7 +22,7 @@ from engine import (
 )
 from engine.partition import build_plan
 from engine.routing import stable_hash
-from engine.testing import Collect, Lifecycle, ListSource
+from engine.testing import Collect, HoldsFile, Lifecycle, ListSource
 
 N = 200
 
@@ -302,3 +302,16 @@ def test_order_within_a_link_is_preserved(mapping, batch):
     options = {} if mapping.name == "simple" else {"batch_size": batch}
     result = mapping.run(pipeline(ListSource(range(N)), Collect(instances=1)), **options)
     assert result.output("Collect") == list(range(N))
+
+
+def test_every_instance_set_up_is_torn_down_after_its_flush(mapping, same, tmp_path):
+    """teardown() runs once per instance set up, after its flush, in the hosting process."""
+    graph = pipeline(ListSource(range(N)), HoldsFile(tmp_path, instances=3), Collect())
+    assert same(mapping.run(graph).output("Collect"), list(range(N)))
+    assert sorted(tmp_path.glob("*.open")) == []
+    closed = [path.read_text().split() for path in tmp_path.glob("*.closed")]
+    # three dedicated instances, or (pooling mappings) one per pool worker that served units;
+    # the naive optimisation runs the graph twice (the first run records its costs)
+    runs = 2 if mapping.optimise == "naive" else 1
+    assert len(closed) >= runs and sum(int(units) for units, _ in closed) == runs * N
+    assert {flushed for _, flushed in closed} == {"1"}
