@@ -86,15 +86,14 @@ def _cases() -> list[MappingCase]:
     return cases
 
 
-# --- mpi (owned by the mpi mapping) ---
 def pytest_configure(config: pytest.Config) -> None:
-    """Under mpiexec, ranks above 0 become the mpi mapping's servants; rank 0 runs pytest."""
-    from engine.mappings.mpi import start_servants_if_needed
+    """The mappings' start-up hooks, as ``dare`` runs them first thing.
 
-    start_servants_if_needed()
+    Under mpiexec, ranks above 0 become the mpi mapping's servants; rank 0 runs pytest.
+    """
+    from engine.mappings import run_startup_hooks
 
-
-# --- end mpi ---
+    run_startup_hooks()
 
 
 @contextlib.contextmanager

@@ -83,29 +83,28 @@ import logging
 import os
 import pickle
 import re
-import signal
 import socket
 import sys
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
 from engine.graph import Edge, Graph, WorkflowGraph
-from engine.mappings.base import Mapping
+from engine.mappings.base import Enactment, Mapping, Prepared
 from engine.mappings.tasks import (
     BrokerCoordinator,
     Ready,
     Report,
     RunSpec,
     TaskWorker,
+    coordinated,
     dump_report,
     dump_task,
-    enact,
     failure_message,
     in_worker_process,
     load_spec,
@@ -118,7 +117,8 @@ from engine.mappings.tasks import (
     send_tasks,
     shareable,
 )
-from engine.observe import Observer, RunResult
+from engine.mappings.worker import detach_signals
+from engine.observe import Observer
 from engine.partition import InputSpec
 from engine.routing import Shuffle, make_router
 from engine.signing import SignatureError, Signer, unverified_payload
@@ -492,25 +492,14 @@ class KafkaMapping(Mapping):
     options = ("kafka_url", "local_workers", "batch_size", "session_timeout", "run_id",
                "partitions", "coordinator_timeout", "start_method", "max_deliveries")
 
-    def run(
+    def prepare(
         self,
         graph: Graph | WorkflowGraph,
-        inputs: InputSpec = None,
-        *,
-        workers: int | None = None,
-        observers: Iterable[Observer] = (),
-        kafka_url: str | None = None,
-        local_workers: int | None = None,
-        batch_size: int = DEFAULT_BATCH,
-        session_timeout: float = 1.5,
-        run_id: str | None = None,
-        partitions: int | None = None,
-        coordinator_timeout: float = 30.0,
-        start_method: str | None = None,
-        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
-        **options: Any,
-    ) -> RunResult:
-        """Run ``graph`` through the broker at ``kafka_url`` (default ``$DARE_KAFKA_BOOTSTRAP``).
+        inputs: InputSpec,
+        workers: int | None,
+        options: dict[str, Any],
+    ) -> Prepared:
+        """Plan the run through the broker at ``kafka_url`` (default ``$DARE_KAFKA_BOOTSTRAP``).
 
         ``kafka_url`` is a bootstrap list, ``HOST:PORT[,HOST:PORT...]``. ``workers``
         (default: the number of CPUs) plans the dedicated instances as in ``multi`` and is
@@ -520,16 +509,19 @@ class KafkaMapping(Mapping):
         ``session_timeout`` is the consumer-group session of pool workers, in seconds. The
         run fails when a pool task is delivered more than ``max_deliveries`` times.
         """
-        self.check_options(options)
+        max_deliveries = options.get("max_deliveries", DEFAULT_MAX_DELIVERIES)
+        session_timeout = options.get("session_timeout", 1.5)
+        run_id = options.get("run_id")
         if int(max_deliveries) < 1:
             raise EngineError(f"max_deliveries must be >= 1, not {max_deliveries}")
         if session_timeout <= 0:
             raise EngineError(f"session_timeout must be > 0, not {session_timeout}")
         if run_id is not None and not _RUN_ID.match(run_id):
             raise EngineError(f"run_id must match {_RUN_ID.pattern}, not {run_id!r}")
-        workers, plan, spec = plan_run(graph, inputs, workers, batch_size)
-        local = local_count(workers, local_workers)
-        count = partitions or max(8, 2 * local)
+        workers, plan, spec = plan_run(graph, inputs, workers,
+                                       options.get("batch_size", DEFAULT_BATCH))
+        local = local_count(workers, options.get("local_workers"))
+        count = options.get("partitions") or max(8, 2 * local)
         if count < 1:
             raise EngineError(f"partitions must be >= 1, not {count}")
         signer = Signer.for_coordinator()
@@ -539,13 +531,22 @@ class KafkaMapping(Mapping):
                 "deployment's secret: set $DARE_QUEUE_SECRET (or $DARE_QUEUE_SECRET_FILE) to "
                 "the same value here and on every worker host"
             )
-        settings = _Settings(kafka_url or default_bootstrap(), local, session_timeout,
-                             run_id or uuid.uuid4().hex[:12], count, coordinator_timeout,
-                             signer, int(max_deliveries))
+        settings = _Settings(options.get("kafka_url") or default_bootstrap(), local,
+                             session_timeout, run_id or uuid.uuid4().hex[:12], count,
+                             options.get("coordinator_timeout", 30.0), signer,
+                             int(max_deliveries))
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
-        coordinator = _Coordinator(plan, spec, process_context(start_method), settings,
+        return Prepared(plan, instances=placement, state=(spec, settings))
+
+    def enact(
+        self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
+    ) -> Enactment:
+        """Coordinate the run until every PE is complete."""
+        spec, settings = prepared.state
+        coordinator = _Coordinator(prepared.plan, spec,
+                                   process_context(options.get("start_method")), settings,
                                    list(observers))
-        return enact(self.name, plan, placement, coordinator.observers, coordinator)
+        return coordinated(coordinator)
 
 
 def _admin(bootstrap: str) -> Any:
@@ -808,11 +809,16 @@ def _dedicated_main(number: int, key: tuple[str, int], spec: RunSpec,
 
 def _run_dedicated(sender: _Sender, number: int, key: tuple[str, int], spec: RunSpec,
                    iterations: Sequence[Any] | None, orphaned: Callable[[], bool]) -> None:
+    with _Worker(spec, number) as worker:  # tears the instance down, also on failure
+        if iterations is not None:
+            run_source(worker, key, iterations, sender.send)
+            return
+        _serve_dedicated(sender, worker, key, orphaned)
+
+
+def _serve_dedicated(sender: _Sender, worker: _Worker, key: tuple[str, int],
+                     orphaned: Callable[[], bool]) -> None:
     pe_id, instance = key
-    worker = _Worker(spec, number)
-    if iterations is not None:
-        run_source(worker, key, iterations, sender.send)
-        return
     tag = f"{pe_id}:{instance}"
     topic = sender.instance_topic[key]
     reader = _reader(sender.bootstrap, topic)
@@ -843,7 +849,7 @@ def _run_dedicated(sender: _Sender, number: int, key: tuple[str, int], spec: Run
 
 def _pool_main(spec: RunSpec, settings: _Settings, number: int) -> None:
     _after_fork()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    detach_signals()
     orphaned = _orphaned(os.getppid())
     if not serve_run(settings.bootstrap, RunTopics(settings.run_id), spec,
                      settings.session_timeout, settings.partitions, number,
@@ -893,38 +899,39 @@ def serve_run(bootstrap: str, topics: RunTopics, spec: RunSpec, session_timeout:
     worker = _Worker(spec, number)
     who = f"pool worker {number} ({socket.gethostname()}:{os.getpid()})"
     next_check = 0.0
-    try:
-        while True:
-            now = time.monotonic()
-            if now >= next_check:
-                if stop() or control.over():
-                    return True
-                next_check = now + TICK
-            messages = _messages(consumer, 0.1, COMMIT_EVERY)
-            if not messages:
-                continue
-            records = [sender.envelope.load(message.value(), "task", topics.pool)
-                       for message in messages]
-            # Tell the coordinator first, which counts deliveries (a task that kills or
-            # hangs its worker every time must not run forever).
-            sender.produce(topics.reports, sender.envelope.dump(
-                ("A", [(task_id, _describe(task)) for _, task_id, task in records], who),
-                "report"))
-            sender.flush()
-            for _, task_id, task in records:
-                tasks, report = worker.run_task(task_id, task)
-                sender.send(task_id, tasks, report)
-            sender.flush()
-            if _before_commit is not None:
-                _before_commit()
-            _commit(consumer)
-    except Exception as exc:
-        sender.report_error(who, exc)
-        return False
-    finally:
-        control.close()
-        with contextlib.suppress(Exception):
-            consumer.close()  # leave the group now: the others rebalance at once
+    with worker:  # tears the pool's instances down at the end
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= next_check:
+                    if stop() or control.over():
+                        return True
+                    next_check = now + TICK
+                messages = _messages(consumer, 0.1, COMMIT_EVERY)
+                if not messages:
+                    continue
+                records = [sender.envelope.load(message.value(), "task", topics.pool)
+                           for message in messages]
+                # Tell the coordinator first, which counts deliveries (a task that kills or
+                # hangs its worker every time must not run forever).
+                sender.produce(topics.reports, sender.envelope.dump(
+                    ("A", [(task_id, _describe(task)) for _, task_id, task in records], who),
+                    "report"))
+                sender.flush()
+                for _, task_id, task in records:
+                    tasks, report = worker.run_task(task_id, task)
+                    sender.send(task_id, tasks, report)
+                sender.flush()
+                if _before_commit is not None:
+                    _before_commit()
+                _commit(consumer)
+        except Exception as exc:
+            sender.report_error(who, exc)
+            return False
+        finally:
+            control.close()
+            with contextlib.suppress(Exception):
+                consumer.close()  # leave the group now: the others rebalance at once
 
 
 def _describe(task: Any) -> str:

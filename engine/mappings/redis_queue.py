@@ -85,27 +85,26 @@ import contextlib
 import logging
 import os
 import pickle
-import signal
 import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import EngineError, PEError
 from engine.graph import Graph, WorkflowGraph
-from engine.mappings.base import Mapping
+from engine.mappings.base import Enactment, Mapping, Prepared
 from engine.mappings.tasks import (
     BrokerCoordinator,
     Ready,
     Report,
     RunSpec,
     TaskWorker,
+    coordinated,
     dump_report,
     dump_task,
-    enact,
     failure_message,
     in_worker_process,
     load_spec,
@@ -118,7 +117,8 @@ from engine.mappings.tasks import (
     send_tasks,
     shareable,
 )
-from engine.observe import Observer, RunResult
+from engine.mappings.worker import detach_signals
+from engine.observe import Observer
 from engine.partition import InputSpec
 from engine.signing import SignatureError, Signer
 
@@ -336,24 +336,14 @@ class RedisMapping(Mapping):
     options = ("redis_url", "local_workers", "batch_size", "visibility_timeout", "run_id",
                "reconnect_timeout", "start_method", "max_deliveries")
 
-    def run(
+    def prepare(
         self,
         graph: Graph | WorkflowGraph,
-        inputs: InputSpec = None,
-        *,
-        workers: int | None = None,
-        observers: Iterable[Observer] = (),
-        redis_url: str | None = None,
-        local_workers: int | None = None,
-        batch_size: int = DEFAULT_BATCH,
-        visibility_timeout: float = 5.0,
-        run_id: str | None = None,
-        reconnect_timeout: float = 30.0,
-        start_method: str | None = None,
-        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
-        **options: Any,
-    ) -> RunResult:
-        """Run ``graph`` through the Redis server at ``redis_url`` (default ``$DARE_REDIS_URL``).
+        inputs: InputSpec,
+        workers: int | None,
+        options: dict[str, Any],
+    ) -> Prepared:
+        """Plan the run through the Redis server at ``redis_url`` (default ``$DARE_REDIS_URL``).
 
         ``workers`` (default: the number of CPUs) plans the dedicated instances as in
         ``multi`` and is the default of ``local_workers``, the pool workers this process
@@ -361,13 +351,15 @@ class RedisMapping(Mapping):
         ``$DARE_QUEUE_SECRET``). A pool task whose worker hangs or dies is taken over after
         ``visibility_timeout`` seconds, and the run fails after ``max_deliveries`` attempts.
         """
-        self.check_options(options)
+        visibility_timeout = options.get("visibility_timeout", 5.0)
+        max_deliveries = options.get("max_deliveries", DEFAULT_MAX_DELIVERIES)
         if visibility_timeout <= 0:
             raise EngineError(f"visibility_timeout must be > 0, not {visibility_timeout}")
         if int(max_deliveries) < 1:
             raise EngineError(f"max_deliveries must be >= 1, not {max_deliveries}")
-        workers, plan, spec = plan_run(graph, inputs, workers, batch_size)
-        local = local_count(workers, local_workers)
+        workers, plan, spec = plan_run(graph, inputs, workers,
+                                       options.get("batch_size", DEFAULT_BATCH))
+        local = local_count(workers, options.get("local_workers"))
         signer = Signer.for_coordinator()
         if not signer.shared and not signer.insecure and local == 0 and spec.pooled:
             raise EngineError(
@@ -375,13 +367,22 @@ class RedisMapping(Mapping):
                 "the deployment's secret: set $DARE_QUEUE_SECRET (or $DARE_QUEUE_SECRET_FILE) "
                 "to the same value here and on every worker host"
             )
-        settings = _Settings(redis_url or default_url(), local, visibility_timeout,
-                             reconnect_timeout, run_id or uuid.uuid4().hex[:12], signer,
+        settings = _Settings(options.get("redis_url") or default_url(), local,
+                             visibility_timeout, options.get("reconnect_timeout", 30.0),
+                             options.get("run_id") or uuid.uuid4().hex[:12], signer,
                              int(max_deliveries))
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
-        coordinator = _Coordinator(plan, spec, process_context(start_method), settings,
+        return Prepared(plan, instances=placement, state=(spec, settings))
+
+    def enact(
+        self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
+    ) -> Enactment:
+        """Coordinate the run until every PE is complete."""
+        spec, settings = prepared.state
+        coordinator = _Coordinator(prepared.plan, spec,
+                                   process_context(options.get("start_method")), settings,
                                    list(observers))
-        return enact(self.name, plan, placement, coordinator.observers, coordinator)
+        return coordinated(coordinator)
 
 
 @dataclass(frozen=True)
@@ -548,8 +549,13 @@ def _dedicated_main(number: int, key: tuple[str, int], spec: RunSpec,
 
 def _run_dedicated(store: _Store, number: int, key: tuple[str, int], spec: RunSpec,
                    iterations: Sequence[Any] | None) -> None:
+    with TaskWorker(spec, number) as worker:  # tears the instance down, also on failure
+        _serve_dedicated(store, worker, key, iterations)
+
+
+def _serve_dedicated(store: _Store, worker: TaskWorker, key: tuple[str, int],
+                     iterations: Sequence[Any] | None) -> None:
     pe_id, instance = key
-    worker = TaskWorker(spec, number)
     if iterations is not None:
         run_source(worker, key, iterations,
                    lambda task_id, tasks, report: store.commit(task_id, None, tasks, report))
@@ -586,7 +592,7 @@ def _run_dedicated(store: _Store, number: int, key: tuple[str, int], spec: RunSp
 
 
 def _pool_main(spec: RunSpec, settings: _Settings) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    detach_signals()
     store = _Store(settings.url, RunKeys(settings.run_id), settings.reconnect_timeout,
                    settings.signer)
     if not serve_run(store, spec, settings.visibility_timeout, settings.max_deliveries):
@@ -642,7 +648,13 @@ def serve_run(store: _Store, spec: RunSpec, visibility_timeout: float,
     keys, client = store.keys, store.client
     number = int(store.call(client.incr, keys.workers))
     consumer = f"{socket.gethostname()}:{os.getpid()}:{number}"
-    worker = TaskWorker(spec, number)
+    with TaskWorker(spec, number) as worker:  # tears the pool's instances down at the end
+        return _serve_pool(store, worker, consumer, visibility_timeout, max_deliveries, stop)
+
+
+def _serve_pool(store: _Store, worker: TaskWorker, consumer: str, visibility_timeout: float,
+                max_deliveries: int, stop: Callable[[], bool]) -> bool:
+    keys, client, number = store.keys, store.client, worker.number
     claim_every = min(1.0, visibility_timeout / 2)
     min_idle = int(visibility_timeout * 1000)
     block = max(10, min(BLOCK_MS, int(claim_every * 1000)))  # wake up in time to claim

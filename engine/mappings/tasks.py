@@ -45,14 +45,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from engine.errors import EngineError, PEError, WorkerDied
 from engine.graph import Edge, Graph, Node, WorkflowGraph
 from engine.loading import load_modules, user_code
 from engine.mappings import worker as _shared
-from engine.mappings.base import Enactment, observed_run
-from engine.observe import InstanceStats, LinkStats, Observer, RunResult
+from engine.mappings.base import Enactment
+from engine.observe import InstanceStats, LinkStats, Observer
 from engine.partition import InputSpec, Plan, build_plan
 from engine.pe import ProcessingElement
 from engine.routing import AllToOne, GroupBy, OneToAll, make_router
@@ -68,7 +68,6 @@ __all__ = [
     "coordinated",
     "dump_report",
     "dump_task",
-    "enact",
     "failure_message",
     "load_spec",
     "modules_of",
@@ -250,7 +249,7 @@ class TaskWorker:
         self._marks: dict[DestKey, tuple[int, int, float]] = {}
         self._touched: set[DestKey] = set()
 
-    def __enter__(self) -> TaskWorker:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
@@ -606,9 +605,7 @@ def partition_rows(spec: RunSpec, dedicated: Iterable[tuple[str, int]]) -> list[
 # -- running a task-based mapping ---------------------------------------------------------
 def plan_run(graph: Graph | WorkflowGraph, inputs: InputSpec, workers: int | None,
              batch_size: int) -> tuple[int, Plan, RunSpec]:
-    """Check ``batch_size``; return the worker count (default: the CPUs), plan and spec."""
-    if batch_size < 1:
-        raise EngineError(f"batch_size must be >= 1, not {batch_size}")
+    """The worker count (default: the CPUs), the plan and the spec of a task-based run."""
     workers = workers or os.cpu_count() or 1
     plan = build_plan(graph, inputs, workers=workers)
     return workers, plan, RunSpec.from_plan(plan, batch_size)
@@ -651,13 +648,6 @@ def coordinated(coordinator: Coordinator) -> Enactment:
     return Enactment(ledger.outputs, ledger.instance_stats(),
                      processes=coordinator.process_count(), links=list(ledger.links.values()),
                      partitions=coordinator.partitions(), scaling=coordinator.record())
-
-
-def enact(name: str, plan: Plan, placement: dict[str, int], observers: Sequence[Observer],
-          coordinator: Coordinator) -> RunResult:
-    """Run ``coordinator``, telling ``observers``; return the outputs and the summary."""
-    return observed_run(name, plan, observers, lambda: coordinated(coordinator),
-                        instances=placement)
 
 
 #: Seconds between a broker coordinator's liveness checks.

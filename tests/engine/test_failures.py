@@ -16,7 +16,7 @@ import pytest
 import engine
 from engine import IterativePE, PEError, ProcessingElement, WorkerDied, WorkflowGraph
 from engine.errors import MappingNotFound
-from engine.testing import Collect, FailOn, ListSource
+from engine.testing import Collect, FailOn, HoldsFile, ListSource
 
 
 class DieOn(IterativePE):
@@ -54,6 +54,10 @@ class FailInPhase(ProcessingElement):
         if self.phase == "flush":
             raise RuntimeError("cannot write the summary")
 
+    def teardown(self) -> None:
+        if self.phase == "teardown":
+            raise RuntimeError("cannot close the archive")
+
 
 class WriteUnknownPort(IterativePE):
     def apply(self, data: Any) -> None:
@@ -79,6 +83,24 @@ def test_exception_names_pe_instance_and_unit(mapping):
         "ZeroDivisionError: division by zero"
     )
     assert isinstance(error.__cause__, ZeroDivisionError)
+
+
+def test_a_failed_run_tears_down_every_instance_set_up(mapping, tmp_path):
+    """What setup acquired is released when the run fails, in every process, then it raises."""
+    graph = graph_of(ListSource(range(50)), HoldsFile(tmp_path, bad=17, instances=3),
+                     HoldsFile(tmp_path, id="after", instances=2), Collect())
+    with pytest.raises(PEError, match="unit 17 refused"):
+        mapping.run(graph)
+    assert sorted(path.name for path in tmp_path.glob("*.open")) == []
+    # the failing instance was set up; others may have been stopped before their setup
+    assert any(path.name.startswith("HoldsFile-") for path in tmp_path.glob("*.closed"))
+
+
+def test_a_failing_teardown_fails_the_run_and_names_the_pe(mapping):
+    graph = graph_of(ListSource(range(5)), FailInPhase("teardown"), Collect())
+    with pytest.raises(PEError, match="PE 'FailInPhase' instance \\d+ failed during teardown: "
+                                      "RuntimeError: cannot close"):
+        mapping.run(graph)
 
 
 @pytest.mark.parametrize("phase", ["setup", "flush"])
