@@ -8,6 +8,7 @@ runs anything: mappings enact a :class:`Graph`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,13 @@ from engine.routing import AllToOne, Grouping, Shuffle
 __all__ = ["Composite", "Edge", "Graph", "Node", "WorkflowGraph"]
 
 
+def check_unit_timeout(seconds: Any, what: str) -> None:
+    """Reject a unit time limit that is not a positive number of seconds."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise GraphError(f"{what}: unit_timeout must be a positive number of seconds, "
+                         f"not {seconds!r}")
+
+
 @dataclass(frozen=True)
 class Node:
     """One PE in a built graph."""
@@ -28,6 +36,8 @@ class Node:
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     instances: int | None
+    #: Longest time, in seconds, one unit (or source iteration) may take (``None``: no limit).
+    unit_timeout: float | None = None
 
     @property
     def is_source(self) -> bool:
@@ -73,6 +83,16 @@ class Graph:
             raise GraphError(
                 f"no PE {node_id!r} in graph {self.name!r}; PEs: {', '.join(self.nodes)}"
             ) from None
+
+    def with_unit_timeout(self, seconds: float) -> Graph:
+        """Return a copy with ``seconds`` as the unit time limit of PEs that set none."""
+        check_unit_timeout(seconds, "unit_timeout")
+        nodes = {
+            node_id: node if node.unit_timeout is not None
+            else dataclasses.replace(node, unit_timeout=float(seconds))
+            for node_id, node in self.nodes.items()
+        }
+        return dataclasses.replace(self, nodes=nodes)
 
     def incoming(self, node_id: str) -> list[Edge]:
         """Edges ending at ``node_id``."""
@@ -307,12 +327,15 @@ class WorkflowGraph:
                 inputs=tuple(pe.input_ports.values()),
                 outputs=tuple(pe.output_ports.values()),
                 instances=pe.instances,
+                unit_timeout=getattr(pe, "unit_timeout", None),
             )
             for pe, _ in pes
         }
         for node in nodes.values():
             if node.instances is not None and node.instances < 1:
                 raise GraphError(f"PE {node.id!r} asks for {node.instances} instances (min 1)")
+            if node.unit_timeout is not None:
+                check_unit_timeout(node.unit_timeout, f"PE {node.id!r}")
         edges = []
         for src, src_port, dst, dst_port, grouping in raw_edges:
             dst_id = ids[id(dst)]

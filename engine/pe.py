@@ -83,6 +83,10 @@ class ProcessingElement:
     #: A stateful PE keeps per-instance state between units; autoscaling mappings never
     #: replicate it on demand.
     STATEFUL: ClassVar[bool] = False
+    #: Longest time, in seconds, one unit (or source iteration) may take before the run fails
+    #: naming the PE, the instance and the unit (``None``: the run's ``unit_timeout``
+    #: option, if any). Set on the class or on one PE object.
+    unit_timeout: float | None = None
 
     def __init__(self, *, id: str | None = None, instances: int | None = None) -> None:
         self.id: str | None = id

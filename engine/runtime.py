@@ -27,9 +27,11 @@ from engine.routing import BROADCAST
 __all__ = [
     "Deliver",
     "InstanceRunner",
+    "UnitTimeout",
     "fan_out",
     "teardown_after_failure",
     "tearing_down",
+    "time_limited",
     "unit_kernel",
 ]
 
@@ -74,6 +76,7 @@ class InstanceRunner:
         self.nested: list[float] | None = None
         #: ``"new"``, ``"set up"`` (teardown due) or ``"torn down"``.
         self.state = "new"
+        self.unit_timeout = node.unit_timeout
         self.emit, self._emitted = self._make_emit()
         # Bind ``write`` on the object: PEs (and dispel4py PEs) call ``self.write``.
         self.pe.write = self.emit  # type: ignore[method-assign,assignment]
@@ -161,14 +164,21 @@ class InstanceRunner:
         self.stats.process_seconds += elapsed - nested[0]
         nested[0] = outer + elapsed
 
+    def kernel(self) -> Callable[[str | None, Any], None]:
+        """``kernel(port, data)``: process one unit, within the PE's ``unit_timeout`` if any."""
+        handle = unit_kernel(self.pe, self.emit)
+        return handle if self.unit_timeout is None else time_limited(handle, self.unit_timeout)
+
     def error(self, unit_id: str, data: Any, exc: BaseException) -> PEError:
         """Build the error for a failure while processing one unit."""
         return PEError(self.node.id, self.stats.instance, unit_id, "process", data,
                        _describe(exc))
 
     def run_iterations(self, iterations: Sequence[Any], after_each: Callable[[], None]) -> None:
-        """Drive a source instance through its iterations."""
-        handle = self.pe._handle
+        """Drive a source instance through its iterations (each within ``unit_timeout``)."""
+        handle: Callable[[str | None, Any], None] = self.pe._handle
+        if self.unit_timeout is not None:
+            handle = time_limited(handle, self.unit_timeout)
         stats = self.stats
         nested = self.nested or [0.0]
         for number, value in enumerate(iterations):
@@ -188,7 +198,7 @@ class InstanceRunner:
         self, port: str, sender: str, seqs: Sequence[int], payloads: Sequence[Any]
     ) -> None:
         """Process a batch of units that arrived on ``port`` from instance ``sender``."""
-        kernel = unit_kernel(self.pe, self.emit)
+        kernel = self.kernel()
         start = clock()
         index = 0
         try:
@@ -308,3 +318,51 @@ def _termination_deferred() -> Iterator[None]:
         yield
     finally:
         mask(signal.SIG_SETMASK, previous)
+
+
+class UnitTimeout(Exception):
+    """A unit (or source iteration) took longer than its PE's ``unit_timeout``."""
+
+
+#: The limits of the units in progress in this process, innermost last (``simple`` runs a
+#: consumer's unit inside its producer's).
+_LIMITS: list[float] = []
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    limit = _LIMITS[-1] if _LIMITS else 0.0
+    raise UnitTimeout(f"the unit took longer than unit_timeout = {limit:g} s")
+
+
+def time_limited(
+    handle: Callable[[str | None, Any], None], seconds: float
+) -> Callable[[str | None, Any], None]:
+    """``handle``, interrupted by :class:`UnitTimeout` when one call exceeds ``seconds``.
+
+    A real-time interval timer (``setitimer``; two system calls per unit, about 1 µs) raises
+    in the PE's code through SIGALRM, which also cuts a ``time.sleep`` or a blocking socket
+    read short; code that holds the interpreter (a long C call) is interrupted when it
+    returns. Signals reach only a process's main thread: elsewhere (a run started from
+    another thread) the limit is not enforced, with a warning.
+    """
+    try:
+        if signal.getsignal(signal.SIGALRM) is not _on_alarm:
+            signal.signal(signal.SIGALRM, _on_alarm)
+    except (ValueError, AttributeError):  # not the main thread, or no SIGALRM
+        logger.warning("unit_timeout = %g s is not enforced: only a process's main thread "
+                       "can be interrupted", seconds)
+        return handle
+    setitimer, timer = signal.setitimer, signal.ITIMER_REAL
+
+    def limited(port: str | None, data: Any) -> None:
+        outer, _ = setitimer(timer, seconds)
+        _LIMITS.append(seconds)
+        started = time.monotonic()
+        try:
+            handle(port, data)
+        finally:
+            _LIMITS.pop()
+            # give an enclosing unit (simple: the producer's) what remains of its own limit
+            setitimer(timer, max(outer - (time.monotonic() - started), 1e-6) if outer else 0)
+
+    return limited

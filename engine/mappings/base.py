@@ -39,6 +39,7 @@ from engine.partition import InputSpec, Plan, build_plan
 from engine.runtime import Deliver
 
 __all__ = [
+    "COMMON_OPTIONS",
     "DEFAULT_BATCH_SIZE",
     "Enactment",
     "Mapping",
@@ -49,6 +50,9 @@ __all__ = [
 
 #: Units per batch on a link between processes (``multi``, ``mpi``).
 DEFAULT_BATCH_SIZE = 1024
+#: Options every mapping accepts: ``unit_timeout`` (seconds) is the longest one unit (or
+#: source iteration) of a PE that sets no ``unit_timeout`` of its own may take.
+COMMON_OPTIONS = ("unit_timeout",)
 
 
 @dataclass
@@ -112,6 +116,11 @@ class Mapping:
         """
         self.check_options(options)
         check_option_values(options)
+        options = dict(options)
+        unit_timeout = options.pop("unit_timeout", None)
+        if unit_timeout is not None:
+            built = graph.build() if isinstance(graph, WorkflowGraph) else graph
+            graph = built.with_unit_timeout(unit_timeout)
         observers = list(observers)
         prepared = self.prepare(graph, inputs, workers, options)
         return observed_run(
@@ -140,9 +149,10 @@ class Mapping:
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Reject options this mapping does not know, naming the ones it does."""
-        unknown = sorted(set(options) - set(self.options))
+        accepted = (*self.options, *COMMON_OPTIONS)
+        unknown = sorted(set(options) - set(accepted))
         if unknown:
-            known = ", ".join(self.options) or "none"
+            known = ", ".join(accepted)
             raise EngineError(
                 f"mapping {self.name!r} does not accept option(s) {', '.join(unknown)} "
                 f"(accepted: {known})"

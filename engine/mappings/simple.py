@@ -24,7 +24,6 @@ from engine.runtime import (
     clock,
     fan_out,
     tearing_down,
-    unit_kernel,
 )
 
 __all__ = ["SimpleMapping"]
@@ -117,7 +116,7 @@ def _nothing() -> None:
 
 def _deliver(runner: InstanceRunner, port: str, sender: str) -> tuple[Deliver, Any]:
     """Deliver units straight into ``runner`` (depth-first), counting them."""
-    handle = unit_kernel(runner.pe, runner.emit)
+    handle = runner.kernel()
     count = 0
 
     def deliver(seq: int, data: Any) -> None:
@@ -144,7 +143,7 @@ def _timed_deliver(
     A consumer runs inside its producer's call, so each timed call subtracts the time spent
     in the calls it made (accumulated in ``nested[0]``).
     """
-    handle = unit_kernel(runner.pe, runner.emit)
+    handle = runner.kernel()
     stats = runner.stats
     count = 0
 

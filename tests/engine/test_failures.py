@@ -96,6 +96,46 @@ def test_a_failed_run_tears_down_every_instance_set_up(mapping, tmp_path):
     assert any(path.name.startswith("HoldsFile-") for path in tmp_path.glob("*.closed"))
 
 
+class Hang(IterativePE):
+    """Pass units through; hang (sleep for days) on the unit equal to ``bad``."""
+
+    def __init__(self, bad: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bad = bad
+
+    def apply(self, data: Any) -> Any:
+        if data == self.bad:
+            time.sleep(1e6)
+        return data
+
+
+def test_a_hung_unit_fails_the_run_after_unit_timeout(mapping):
+    """The run's unit_timeout ends a hung PE, naming PE, instance and unit, on every mapping."""
+    graph = graph_of(ListSource(range(20)), Hang(7, id="stuck", instances=1), Collect())
+    started = time.monotonic()
+    with pytest.raises(PEError) as caught:
+        mapping.run(graph, unit_timeout=1.0)
+    waited = time.monotonic() - started
+    error = caught.value
+    assert (error.pe_id, error.instance, error.phase) == ("stuck", 0, "process")
+    assert error.unit_id == "ListSource[0]#8"
+    assert error.cause == "UnitTimeout: the unit took longer than unit_timeout = 1 s"
+    assert waited < 60  # not 1e6 s (the bound is loose: this is no benchmark)
+
+
+def test_a_pe_sets_its_own_unit_timeout(mapping):
+    hang = Hang(3, id="stuck", instances=1)
+    hang.unit_timeout = 0.5
+    graph = graph_of(ListSource(range(5)), hang, Collect())
+    with pytest.raises(PEError, match="unit ListSource\\[0\\]#4 .*unit_timeout = 0.5 s"):
+        mapping.run(graph, unit_timeout=3600)  # the PE's own limit wins
+
+
+def test_unit_timeout_must_be_positive():
+    with pytest.raises(engine.EngineError, match="unit_timeout must be a positive number"):
+        engine.run(graph_of(ListSource([1]), Collect()), unit_timeout=0)
+
+
 def test_a_failing_teardown_fails_the_run_and_names_the_pe(mapping):
     graph = graph_of(ListSource(range(5)), FailInPhase("teardown"), Collect())
     with pytest.raises(PEError, match="PE 'FailInPhase' instance \\d+ failed during teardown: "
