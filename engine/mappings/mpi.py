@@ -53,7 +53,7 @@ import time
 import types
 from array import array
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, NoReturn
 
@@ -314,16 +314,39 @@ class _Session:
             if any(p is not None for p in problems):
                 return
             # A failure is reported to rank 0, which raises it; wait for the next run.
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(BaseException), _interruptible():
                 _enact(self, comms, plan, batch_size, None)
         finally:
             for comm in comms:
                 comm.Free()
 
 
+#: Whether a servant's Ctrl-C interrupts it now (during its part of a run, once).
+_INTERRUPTIBLE = [False]
+
+
+def _servant_sigint(signum: int, frame: Any) -> None:
+    """Ctrl-C reaches every rank of the job: a servant stops its part of the run at once.
+
+    Between runs, and once it has stopped, it ignores it: rank 0 decides when servants end.
+    """
+    if _INTERRUPTIBLE[0]:
+        _INTERRUPTIBLE[0] = False
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    _INTERRUPTIBLE[0] = True
+    try:
+        yield
+    finally:
+        _INTERRUPTIBLE[0] = False
+
+
 def _serve_forever(session: _Session) -> NoReturn:
     """Serve runs, then end the process with status 0 (or 1 if serving itself broke)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # rank 0 decides when to stop
+    signal.signal(signal.SIGINT, _servant_sigint)
     faulthandler.enable()  # a crashing rank prints where it was
     status = 0
     try:
@@ -708,7 +731,10 @@ class _RankTransport(Transport):
 
     def _give_up(self, failure: BaseException | Message) -> NoReturn:
         """Some rank did not stop in time: end the whole job."""
-        what = failure if isinstance(failure, BaseException) else failure[2] or failure[4]
+        if isinstance(failure, BaseException):
+            what = str(failure) or type(failure).__name__
+        else:
+            what = str(failure[2] or failure[4] or type(failure[3]).__name__)
         print(f"dare: MPI rank {self.rank}: the run failed ({what}) and some rank did not "
               f"stop within {DRAIN_TIMEOUT:.0f} s: aborting the job", file=sys.stderr,
               flush=True)

@@ -26,7 +26,9 @@ import itertools
 import json
 import os
 import sys
+import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from engine import (
@@ -175,6 +177,27 @@ def doubled_sum(items: int) -> WorkflowGraph:
 
 
 failing = chain(ListSource(range(50)), FailOn(17, id="fragile", instances=1), Collect())
+
+
+class Sleepy(IterativePE):
+    """Sleep ``seconds`` per unit (1e6: hang); touch ``$DARE_TEST_STARTED`` at the first."""
+
+    def __init__(self, seconds: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    def apply(self, data: Any) -> Any:
+        marker = os.environ.get("DARE_TEST_STARTED")
+        if marker:
+            Path(marker).touch()
+        time.sleep(self.seconds)
+        return data
+
+
+#: 200 units of half a second on 2 instances (on ranks above 0 under -n 3): 50 s of work.
+slow = chain(ListSource(range(200)), Sleepy(0.5, instances=2), Collect())
+#: Every unit hangs.
+hung = chain(ListSource(range(10)), Sleepy(1e6, instances=2), Collect())
 dying = chain(ListSource(range(10_000)), DieOn(5_000, instances=1), Collect())
 
 

@@ -165,6 +165,41 @@ def test_an_exception_on_another_rank_fails_the_job_naming_pe_and_unit(ranks):
 
 @pytest.mark.mpi
 @launcher
+@pytest.mark.parametrize("case", ["slow", "hung"])
+def test_ctrl_c_stops_every_rank_at_once(case, tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) stops a job whose ranks are busy.
+
+    The servants' PEs are inside a unit (half a second each, or hung for days): they stop
+    there, not after their batch or after the drain timeout (measured: 0.4-0.7 s).
+    """
+    started = tmp_path / "started"
+    command = [mpiexec(), "-n", "3", sys.executable, "-m", "dare_cli", "run",
+               f"{CASES}:{case}", "--mapping", "mpi"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env={**os.environ, "DARE_TEST_STARTED": str(started)})
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the run never started"
+        time.sleep(0.5)  # every servant inside a unit
+        interrupted = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"the job did not stop on Ctrl-C\nstderr: {err}")
+    stopped = time.monotonic() - interrupted
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert "aborting the job" not in err  # no rank needed the drain timeout
+    assert stopped < 20, stopped  # 50 s of work (or days) left: it stopped where it was
+
+
+@pytest.mark.mpi
+@launcher
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_a_rank_that_dies_ends_the_job_with_a_failure(ranks):
     result = dare(ranks, "run", f"{CASES}:dying", "--mapping", "mpi")
