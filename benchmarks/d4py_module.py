@@ -97,7 +97,9 @@ def measure(items: int, repeat: int, modes: list[str], tools: list[str],
             rows.append({
                 "tool": tool, "mode": mode, "items": items,
                 "wall_s": round(wall, 3), "startup_s": round(startup, 3),
-                "us_per_item": round((wall - startup) / max(1, items - 1) * 1e6, 3),
+                # None when noise exceeds the items' share (small runs, a busy machine)
+                "us_per_item": (round((wall - startup) / max(1, items - 1) * 1e6, 3)
+                                if wall > startup else None),
                 "wall_s_all": [round(s, 3) for s in samples[(tool, mode, items)]],
                 "startup_s_all": [round(s, 3) for s in samples[(tool, mode, 1)]],
             })
@@ -106,7 +108,9 @@ def measure(items: int, repeat: int, modes: list[str], tools: list[str],
         theirs = by_key.get(("dispel4py", row["mode"]))
         if row["tool"] == "dare" and theirs:
             row["throughput_x_dispel4py"] = round(theirs["wall_s"] / row["wall_s"], 2)
-            row["per_item_x_dispel4py"] = round(theirs["us_per_item"] / row["us_per_item"], 2)
+            if theirs["us_per_item"] and row["us_per_item"]:
+                row["per_item_x_dispel4py"] = round(
+                    theirs["us_per_item"] / row["us_per_item"], 2)
     return {"graph": GRAPH, "mapping": "simple", "repeat": repeat,
             "statistic": "medians of interleaved whole-process runs", "rows": rows}
 
@@ -119,7 +123,7 @@ def print_table(report: dict[str, Any]) -> None:
           f"{'us/item':>8} {'x dispel4py (whole)':>20} {'(per item)':>11}")
     for row in report["rows"]:
         print(f"{row['tool']:10} {row['mode']:9} {row['items']:8d} {row['wall_s']:8.3f} "
-              f"{row['startup_s']:11.3f} {row['us_per_item']:8.3f} "
+              f"{row['startup_s']:11.3f} {row['us_per_item'] or float('nan'):8.3f} "
               f"{row.get('throughput_x_dispel4py', ''):>20} "
               f"{row.get('per_item_x_dispel4py', ''):>11}")
 
