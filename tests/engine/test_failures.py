@@ -127,7 +127,7 @@ def test_a_pe_sets_its_own_unit_timeout(mapping):
     hang = Hang(3, id="stuck", instances=1)
     hang.unit_timeout = 0.5
     graph = graph_of(ListSource(range(5)), hang, Collect())
-    with pytest.raises(PEError, match="unit ListSource\\[0\\]#4 .*unit_timeout = 0.5 s"):
+    with pytest.raises(PEError, match=r"unit ListSource\[0\]#4 .*unit_timeout = 0\.5 s"):
         mapping.run(graph, unit_timeout=3600)  # the PE's own limit wins
 
 
@@ -138,8 +138,8 @@ def test_unit_timeout_must_be_positive():
 
 def test_a_failing_teardown_fails_the_run_and_names_the_pe(mapping):
     graph = graph_of(ListSource(range(5)), FailInPhase("teardown"), Collect())
-    with pytest.raises(PEError, match="PE 'FailInPhase' instance \\d+ failed during teardown: "
-                                      "RuntimeError: cannot close"):
+    with pytest.raises(PEError, match=r"PE 'FailInPhase' instance \d+ failed during teardown: "
+                                      r"RuntimeError: cannot close"):
         mapping.run(graph)
 
 

@@ -104,5 +104,5 @@ def test_an_entry_point_that_is_not_a_mapping_is_refused(monkeypatch: pytest.Mon
 
     fake = EntryPoint("notamapping", "os.path:join", "dare.mappings")
     monkeypatch.setattr(registry, "_registry", lambda: {"notamapping": fake})
-    with pytest.raises(EngineError, match="is not a subclass of engine.mappings.Mapping"):
+    with pytest.raises(EngineError, match=r"is not a subclass of engine\.mappings\.Mapping"):
         get_mapping("notamapping")

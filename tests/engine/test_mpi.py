@@ -186,10 +186,10 @@ def test_ctrl_c_stops_every_rank_at_once(case, tmp_path):
         time.sleep(0.5)  # every servant inside a unit
         interrupted = time.monotonic()
         os.killpg(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=TIMEOUT)
+        _, err = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
+        _, err = process.communicate()
         pytest.fail(f"the job did not stop on Ctrl-C\nstderr: {err}")
     stopped = time.monotonic() - interrupted
     assert process.returncode == 130, err
