@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from dare_cli import __version__
 from dare_cli.commands import climate, graph, mappings, ra, run, worker
@@ -16,6 +16,38 @@ from engine.mappings.mpi import start_servants_if_needed
 
 #: Options of the ``dare`` callback also accepted after any subcommand (``dare run X -v``).
 GLOBAL_OPTIONS = ("verbose", "quiet")
+
+
+class _Uncoerced(TyperOption):
+    """A typer option whose value is used as click parses it (a count, a flag, a path).
+
+    typer coerces the value of each of its non-boolean options with pydantic, whose import
+    alone (~0.2 s) every 'dare GROUP --help' would pay for the callback's -v and --config
+    and the group's own -v. These need no coercion: click's parser gives the count, the flag
+    and the text of the path (made a ``Path`` by the callback).
+    """
+
+    def process_value(self, ctx: Any, value: Any) -> Any:
+        """Run the callback on the parsed value, without typer's coercion."""
+        return self.callback(ctx, self, value) if self.callback is not None else value
+
+
+def _uncoerced(params: list[Any], names: tuple[str, ...]) -> list[Any]:
+    for param in params:
+        if param.name in names and type(param) is TyperOption:
+            param.__class__ = _Uncoerced  # same fields: a subclass that only skips coercion
+    return params
+
+
+def _uncoerced_help(command: Any) -> None:
+    """``--help`` of ``command`` uncoerced too (click makes it on first use, unset: ``None``)."""
+    make = command.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        option = make(ctx)
+        return _uncoerced([option], ("help",))[0] if option is not None else None
+
+    command.get_help_option = get_help_option
 
 
 def _global_params() -> list[Any]:
@@ -36,7 +68,7 @@ def _global_params() -> list[Any]:
         param.expose_value = False
         param.callback = global_option
         param.rich_help_panel = "Global options"  # type: ignore[attr-defined]
-    return params
+    return _uncoerced(params, GLOBAL_OPTIONS)
 
 
 def add_global_options(command: Any) -> None:
@@ -45,6 +77,7 @@ def add_global_options(command: Any) -> None:
     for param in _global_params():
         if not taken & {*param.opts, *param.secondary_opts}:
             command.params.append(param)
+    _uncoerced_help(command)
     for sub in getattr(command, "commands", {}).values():
         add_global_options(sub)
 
@@ -54,8 +87,14 @@ class DareGroup(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
+        _uncoerced_help(self)
         for command in self.commands.values():
             add_global_options(command)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Parse, the callback's options uncoerced (typer adds the completion ones late)."""
+        _uncoerced(self.params, ("verbose", "config", "install_completion", "show_completion"))
+        return super().parse_args(ctx, args)
 
 
 app = typer.Typer(
@@ -100,11 +139,11 @@ def main(
     ] = False,
 ) -> None:
     """Run and inspect streaming dataflow workflows (seismology, climate)."""
-    state = CLIState(verbose=verbose, quiet=quiet)
+    state = CLIState(verbose=verbose or 0, quiet=quiet)
     with exit_on_error(state):
         # Under mpiexec/srun, ranks > 0 serve the mpi mapping and never run the command.
         start_servants_if_needed()
-        state.config = load_config(config)
+        state.config = load_config(Path(config) if config is not None else None)
     ctx.obj = state
     state.apply_logging()  # again if -v/-q come after the subcommand
     ctx.call_on_close(state.close_logging)

@@ -13,7 +13,8 @@ import pytest
 
 #: Never imported to show help (each costs from 0.1 s to several seconds).
 HEAVY = ("obspy", "numpy", "xarray", "icclim", "matplotlib", "scipy", "pandas", "dask",
-         "xclim", "cartopy", "pygmm", "netCDF4", "h5py", "redis", "mpi4py")
+         "xclim", "cartopy", "pygmm", "netCDF4", "h5py", "redis", "mpi4py",
+         "pydantic")  # typer coerces non-boolean options with it: dare_cli.main avoids that
 
 PROBE = """
 import json, sys
