@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,8 +185,14 @@ def launch(command: list[str], timeout: float, env: dict[str, str] | None = None
     return process.returncode, out, err
 
 
+#: The launcher of the MPI that mpi4py here was built with: the mpich wheel's, beside this
+#: Python (a system's Open MPI mpiexec, first on PATH on many machines, would not do).
+MPIEXEC = (shutil.which("mpiexec", path=str(Path(sys.executable).parent))
+           or shutil.which("mpiexec") or "mpiexec")
+
+
 def ours(case: str, ranks: int, args: argparse.Namespace) -> dict[str, Any]:
-    command = ["mpiexec", "-n", str(ranks), sys.executable, str(Path(__file__).resolve()),
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, str(Path(__file__).resolve()),
                "--job", case, "--items", str(args.items), "--repeat", str(args.repeat),
                "--batch", str(args.batch)]
     code, out, err = launch(command, args.timeout)
@@ -204,7 +211,7 @@ def dispel4py_mpi(ranks: int, args: argparse.Namespace) -> dict[str, Any]:
     env = dict(os.environ, D4PY_BENCH_MODE="batch", D4PY_BENCH_ITEMS=str(args.items),
                D4PY_BENCH_WORK="0", D4PY_BENCH_DOUBLERS=str(max(1, ranks - 2)),
                PYTHONHASHSEED="0")
-    command = ["mpiexec", "-n", str(ranks), sys.executable, "-c", CLI, "mpi", str(GRAPH_FILE),
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, "-c", CLI, "mpi", str(GRAPH_FILE),
                "-i", "1", "-n", str(ranks)]
     times = []
     for _ in range(args.repeat):
