@@ -166,7 +166,8 @@ def test_unknown_mapping_option(cli):
     result = cli("run", workflow("wf_pipeline"), "--option", "bogus=1")
     assert result.exit_code == 2
     assert error_line(result) == (
-        "error: mapping 'simple' does not accept option(s) bogus (accepted: timing)"
+        "error: mapping 'simple' does not accept option(s) bogus (accepted: timing, "
+        "unit_timeout)"
     )
 
 
