@@ -91,7 +91,7 @@ def get_state(ctx: typer.Context) -> CLIState:
 
 
 def global_option(ctx: Any, param: Any, value: Any) -> None:
-    """Callback of ``-v``/``-q`` given after a subcommand: add them to the global state.
+    """Callback of ``-v``/``-q``/``--config`` given after a subcommand: set the global state.
 
     ``dare run X -v`` is ``dare -v run X``; both together count (``dare -v run X -v``: -vv).
     """
@@ -104,6 +104,13 @@ def global_option(ctx: Any, param: Any, value: Any) -> None:
         state.verbose += int(value)
     elif param.name == "quiet":
         state.quiet = True
+    elif param.name == "config":  # after the subcommand: it wins over one given before
+        from pathlib import Path
+
+        from dare_cli.config import load_config
+
+        with exit_on_error(state):
+            state.config = load_config(Path(value))
     if state._undo_logging is not None:
         state.apply_logging()
 

@@ -16,6 +16,8 @@ from engine.mappings.mpi import start_servants_if_needed
 
 #: Options of the ``dare`` callback also accepted after any subcommand (``dare run X -v``).
 GLOBAL_OPTIONS = ("verbose", "quiet")
+#: The commands that read the ``--config`` file (``[run]``), which also take it after them.
+CONFIG_COMMANDS = (("run",), ("graph", "show"))
 
 
 class _Uncoerced(TyperOption):
@@ -50,36 +52,43 @@ def _uncoerced_help(command: Any) -> None:
     command.get_help_option = get_help_option
 
 
-def _global_params() -> list[Any]:
-    """Fresh ``-v``/``-q`` parameters (as typer makes them), feeding :func:`global_option`."""
+def _global_params(config: bool = False) -> list[Any]:
+    """Fresh ``-v``/``-q`` (and ``--config``) parameters, feeding :func:`global_option`."""
 
     def options(
         verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
                                              help="More logs (-vv: debug), as 'dare -v'.")] = 0,
         quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                             help="Only errors, as 'dare -q'.")] = False,
+        config: Annotated[str | None, typer.Option(
+            "--config", metavar="PATH",
+            help="dare.toml whose \\[run] table gives defaults, as 'dare --config'.")] = None,
     ) -> None:
         """Never called: only its parameters are used."""
 
     holder = typer.Typer(add_completion=False)
     holder.command()(options)
-    params = typer.main.get_command(holder).params
+    params = [param for param in typer.main.get_command(holder).params
+              if config or param.name != "config"]
     for param in params:
         param.expose_value = False
         param.callback = global_option
         param.rich_help_panel = "Global options"  # type: ignore[attr-defined]
-    return _uncoerced(params, GLOBAL_OPTIONS)
+    return _uncoerced(params, (*GLOBAL_OPTIONS, "config"))
 
 
-def add_global_options(command: Any) -> None:
-    """Give ``command`` and its subcommands ``-v``/``-q`` (where they do not mean else)."""
+def add_global_options(command: Any, path: tuple[str, ...] = ()) -> None:
+    """Give ``command`` and its subcommands ``-v``/``-q`` (where they do not mean else).
+
+    The commands that read the ``--config`` file (:data:`CONFIG_COMMANDS`) take it too.
+    """
     taken = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
-    for param in _global_params():
+    for param in _global_params(config=path in CONFIG_COMMANDS):
         if not taken & {*param.opts, *param.secondary_opts}:
             command.params.append(param)
     _uncoerced_help(command)
-    for sub in getattr(command, "commands", {}).values():
-        add_global_options(sub)
+    for name, sub in getattr(command, "commands", {}).items():
+        add_global_options(sub, (*path, name))
 
 
 class DareGroup(TyperGroup):
@@ -88,8 +97,8 @@ class DareGroup(TyperGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         _uncoerced_help(self)
-        for command in self.commands.values():
-            add_global_options(command)
+        for name, command in self.commands.items():
+            add_global_options(command, (name,))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """Parse, the callback's options uncoerced (typer adds the completion ones late)."""

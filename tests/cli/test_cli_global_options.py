@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from cli_helpers import workflow
 
@@ -92,3 +94,28 @@ def test_global_options_after_ra_and_climate_subcommands(cli):
     assert result.exit_code == 0 and "ridgecrest" in result.stdout
     result = cli("climate", "index", "--help")
     assert "--quiet" in result.stdout
+
+
+def test_config_after_the_commands_that_read_it(cli, tmp_path):
+    config = tmp_path / "dare.toml"
+    config.write_text('[run]\nmapping = "multi:2"\n')
+    result = cli("run", workflow("wf_pipeline"), "--config", config, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["mapping"], summary["workers"]) == ("multi", 2)
+    other = tmp_path / "other.toml"
+    other.write_text('[run]\nmapping = "simple"\n')
+    result = cli("--config", other, "run", workflow("wf_pipeline"), "--config", config, "--json")
+    assert json.loads(result.stdout)["summary"]["mapping"] == "multi"  # the later one wins
+    result = cli("run", workflow("wf_pipeline"), "--config", tmp_path / "missing.toml")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: cannot read config file '{tmp_path / 'missing.toml'}': No such file or "
+        "directory")
+    config.write_text("[run]\nworkers = 3\n")
+    result = cli("graph", "show", workflow("wf_pipeline"), "--partitions", "--config", config,
+                 "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["plan"]["workers"] == 3
+    # dare ra reads its own CONFIG argument: no --config there
+    assert cli("ra", "run", "--example", "ridgecrest", "--config", config).exit_code == 2
