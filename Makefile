@@ -48,9 +48,12 @@ $(SPECFEM_BIN)/xspecfem3D: specfem/build-native.sh $(wildcard specfem/vendor/spe
 # (segmentation fault in xarray's file manager), in the full run only, never in the climate
 # suite alone or in subsets.
 test: $(STAMP) system specfem ## Set up, then run the whole test suite (slow, MPI, Redis, Kafka and SPECFEM3D tests included)
-	PATH=$(BIN):$$PATH DARE_SPECFEM_BIN=$(SPECFEM_BIN) $(PY) -m pytest -q -m "not docker" --ignore=tests/climate
-	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not docker" tests/climate
-	$(MAKE) --no-print-directory test-mpi
+	@# every part runs, whatever failed before it; make fails at the end naming the parts
+	@failed=""; \
+	PATH=$(BIN):$$PATH DARE_SPECFEM_BIN=$(SPECFEM_BIN) $(PY) -m pytest -q -m "not docker" --ignore=tests/climate || failed="$$failed pytest"; \
+	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not docker" tests/climate || failed="$$failed climate"; \
+	$(MAKE) --no-print-directory test-mpi || failed="$$failed test-mpi"; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi
 
 # The images of containers/ and their tests. containers/with-dockerd.sh uses the running Docker
 # engine or starts dockerd (vfs) for the command and stops it after, by its PID, also on failure;

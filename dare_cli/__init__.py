@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 __all__ = ["__version__"]
 
-try:
-    __version__ = version("dare")
-except PackageNotFoundError:  # a source tree that is not installed
-    from engine import __version__
+
+def __getattr__(name: str) -> Any:
+    """``__version__`` is looked up when first asked for (``importlib.metadata`` is slow)."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("dare")
+    except PackageNotFoundError:  # a source tree that is not installed
+        from engine import __version__ as value
+    globals()["__version__"] = value
+    return value

@@ -12,7 +12,6 @@ from dare_cli import __version__
 from dare_cli.commands import climate, graph, mappings, ra, run, worker
 from dare_cli.config import load_config
 from dare_cli.context import CLIState, exit_on_error, global_option
-from engine.mappings.mpi import start_servants_if_needed
 
 #: Options of the ``dare`` callback also accepted after any subcommand (``dare run X -v``).
 GLOBAL_OPTIONS = ("verbose", "quiet")
@@ -150,8 +149,11 @@ def main(
     """Run and inspect streaming dataflow workflows (seismology, climate)."""
     state = CLIState(verbose=verbose or 0, quiet=quiet)
     with exit_on_error(state):
-        # Under mpiexec/srun, ranks > 0 serve the mpi mapping and never run the command.
-        start_servants_if_needed()
+        # The mappings' start-up hooks: under mpiexec/srun, ranks > 0 serve the mpi mapping
+        # and never run the command.
+        from engine.mappings import run_startup_hooks
+
+        run_startup_hooks()
         state.config = load_config(Path(config) if config is not None else None)
     ctx.obj = state
     state.apply_logging()  # again if -v/-q come after the subcommand

@@ -20,10 +20,11 @@ from engine.routing import AllToOne, Grouping, Shuffle
 __all__ = ["Composite", "Edge", "Graph", "Node", "WorkflowGraph"]
 
 
-def check_unit_timeout(seconds: Any, what: str) -> None:
-    """Reject a unit time limit that is not a positive number of seconds."""
+def check_unit_timeout(seconds: Any, what: str = "") -> None:
+    """Reject a unit time limit that is not a positive number of seconds (``what``: whose)."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise GraphError(f"{what}: unit_timeout must be a positive number of seconds, "
+        prefix = f"{what}: " if what else ""
+        raise GraphError(f"{prefix}unit_timeout must be a positive number of seconds, "
                          f"not {seconds!r}")
 
 
@@ -86,7 +87,7 @@ class Graph:
 
     def with_unit_timeout(self, seconds: float) -> Graph:
         """Return a copy with ``seconds`` as the unit time limit of PEs that set none."""
-        check_unit_timeout(seconds, "unit_timeout")
+        check_unit_timeout(seconds)
         nodes = {
             node_id: node if node.unit_timeout is not None
             else dataclasses.replace(node, unit_timeout=float(seconds))

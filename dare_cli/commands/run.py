@@ -60,8 +60,16 @@ def run(
     option: Annotated[
         list[str] | None,
         typer.Option("--option", metavar="KEY=VALUE",
-                     help="Mapping option (repeatable), e.g. batch_size=64; "
-                     "VALUE is JSON, else text."),
+                     help="Mapping option (repeatable), e.g. batch_size=64, "
+                     "redis_url=redis://HOST:6379/0 (default $DARE_REDIS_URL), "
+                     "kafka_url=HOST:9092 (default $DARE_KAFKA_BOOTSTRAP), max_deliveries=3; "
+                     "VALUE is JSON, else text ('dare mappings' lists the mappings)."),
+    ] = None,
+    unit_timeout: Annotated[
+        float | None,
+        typer.Option("--unit-timeout", metavar="SECONDS",
+                     help="Fail the run, naming the PE, instance and unit, when one unit "
+                     "takes longer (PEs with their own unit_timeout keep theirs)."),
     ] = None,
     monitor: Annotated[
         Path | None,
@@ -104,6 +112,8 @@ def run(
                                                defaults.workers, state.config.path)
         enactor = get_mapping(mapping_name)  # unknown: MappingNotFound, listing the others
         options = merged_options(defaults.options, option or [])
+        if unit_timeout is not None:
+            options["unit_timeout"] = unit_timeout
         try:
             enactor.check_options(options)
         except EngineError as exc:

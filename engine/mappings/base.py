@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from engine.errors import EngineError
-from engine.graph import Graph, WorkflowGraph
+from engine.graph import Graph, WorkflowGraph, check_unit_timeout
 from engine.observe import InstanceStats, LinkStats, Observer, RunResult, RunSummary
 from engine.partition import InputSpec, Plan, build_plan
 from engine.runtime import Deliver
@@ -115,7 +115,6 @@ class Mapping:
             ``KeyboardInterrupt``), after the observers were told.
         """
         self.check_options(options)
-        check_option_values(options)
         options = dict(options)
         unit_timeout = options.pop("unit_timeout", None)
         if unit_timeout is not None:
@@ -148,7 +147,7 @@ class Mapping:
         raise NotImplementedError(f"mapping {self.name!r} does not implement enact()")
 
     def check_options(self, options: dict[str, Any]) -> None:
-        """Reject options this mapping does not know, naming the ones it does."""
+        """Reject unknown options (naming those accepted) and values no mapping accepts."""
         accepted = (*self.options, *COMMON_OPTIONS)
         unknown = sorted(set(options) - set(accepted))
         if unknown:
@@ -157,6 +156,7 @@ class Mapping:
                 f"mapping {self.name!r} does not accept option(s) {', '.join(unknown)} "
                 f"(accepted: {known})"
             )
+        check_option_values(options)
 
 
 def check_option_values(options: dict[str, Any]) -> None:
@@ -164,6 +164,8 @@ def check_option_values(options: dict[str, Any]) -> None:
     batch_size = options.get("batch_size")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise EngineError(f"batch_size must be an integer >= 1, not {batch_size!r}")
+    if options.get("unit_timeout") is not None:
+        check_unit_timeout(options["unit_timeout"])
 
 
 def observed_run(

@@ -217,3 +217,21 @@ def test_interrupt_exits_130(cli):
     result = cli("run", workflow("wf_failing", "interrupt"))
     assert result.exit_code == 130
     assert error_line(result) == "error: interrupted"
+
+
+@pytest.mark.parametrize("mapping_name", ["simple", "multi"])
+def test_unit_timeout_ends_a_source_that_never_returns(cli, mapping_name, tmp_path,
+                                                       monkeypatch):
+    monkeypatch.setenv("DARE_TEST_MARKER", str(tmp_path / "started"))
+    result = cli("run", workflow("wf_slow"), "-m", mapping_name, "--unit-timeout", "0.5")
+    assert result.exit_code == 1
+    assert error_line(result) == (
+        "error: PE 'Forever' instance 0 failed while processing unit Forever[0]@0 "
+        "(data: 0): UnitTimeout: the unit took longer than unit_timeout = 0.5 s")
+
+
+def test_unit_timeout_must_be_positive_exit_2(cli):
+    result = cli("run", workflow("wf_pipeline"), "--unit-timeout", "0")
+    assert result.exit_code == 2
+    assert error_line(result) == (
+        "error: unit_timeout must be a positive number of seconds, not 0.0")
