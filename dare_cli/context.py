@@ -37,6 +37,31 @@ __all__ = [
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: 128 + SIGTERM, as a shell reports a process SIGTERM ended.
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``kill``): stop as Ctrl-C stops, cleanly."""
+
+
+def terminate_cleanly() -> None:
+    """Turn SIGTERM into :class:`Terminated`, so that a run stops its workers and solvers.
+
+    By default SIGTERM ends Python at once, leaving what it started (worker processes, an
+    MPI launcher in its own session) running. Only in the main thread (where handlers live).
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def raise_terminated(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, raise_terminated)
 
 
 @dataclass
@@ -142,6 +167,9 @@ def exit_on_error(state: CLIState) -> Iterator[None]:
     except DareUsageError as exc:
         report_error(state, str(exc), exc)
         raise typer.Exit(EXIT_USAGE) from exc
+    except Terminated as exc:
+        report_error(state, "terminated (SIGTERM)", exc)
+        raise typer.Exit(EXIT_TERMINATED) from exc
     except (KeyboardInterrupt, RunInterrupted) as exc:
         report_error(state, "interrupted", exc)
         raise typer.Exit(EXIT_INTERRUPTED) from exc

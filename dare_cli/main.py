@@ -11,7 +11,7 @@ from typer.core import TyperGroup, TyperOption
 from dare_cli import __version__
 from dare_cli.commands import climate, graph, mappings, ra, run, worker
 from dare_cli.config import load_config
-from dare_cli.context import CLIState, exit_on_error, global_option
+from dare_cli.context import CLIState, exit_on_error, global_option, terminate_cleanly
 
 #: Options of the ``dare`` callback also accepted after any subcommand (``dare run X -v``).
 GLOBAL_OPTIONS = ("verbose", "quiet")
@@ -154,6 +154,7 @@ def main(
         from engine.mappings import run_startup_hooks
 
         run_startup_hooks()
+        terminate_cleanly()
         state.config = load_config(Path(config) if config is not None else None)
     ctx.obj = state
     state.apply_logging()  # again if -v/-q come after the subcommand

@@ -347,6 +347,7 @@ def _interruptible() -> Iterator[None]:
 def _serve_forever(session: _Session) -> NoReturn:
     """Serve runs, then end the process with status 0 (or 1 if serving itself broke)."""
     signal.signal(signal.SIGINT, _servant_sigint)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the launcher's SIGTERM ends a servant
     faulthandler.enable()  # a crashing rank prints where it was
     status = 0
     try:

@@ -78,8 +78,12 @@ def _group_survivors(group: int) -> list[str]:
         time.sleep(0.1)
 
 
+@pytest.mark.parametrize(("stop", "status", "message"), [
+    (signal.SIGINT, 130, "error: interrupted"),
+    (signal.SIGTERM, 143, "error: terminated (SIGTERM)")], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("mapping_name", ["simple", "multi"])
-def test_ctrl_c_stops_cleanly(tmp_path, mapping_name):
+def test_ctrl_c_stops_cleanly(tmp_path, mapping_name, stop, status, message):
+    """Ctrl-C, or a batch system's SIGTERM: dare stops its workers, then exits."""
     marker = tmp_path / "started"
     process = subprocess.Popen(
         [dare_script(), "run", workflow("wf_slow"), "-m", mapping_name, "-n", "2"],
@@ -96,7 +100,7 @@ def test_ctrl_c_stops_cleanly(tmp_path, mapping_name):
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert marker.exists(), "the workflow did not start"
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         process.wait(timeout=20)
     finally:
         if process.poll() is None:
@@ -107,5 +111,5 @@ def test_ctrl_c_stops_cleanly(tmp_path, mapping_name):
             os.killpg(process.pid, signal.SIGKILL)
         _, stderr = process.communicate(timeout=20)
     assert survivors == [], f"dare left processes behind: {survivors}"
-    assert process.returncode == 130
-    assert stderr.strip().splitlines()[-1] == "error: interrupted"
+    assert process.returncode == status
+    assert stderr.strip().splitlines()[-1] == message

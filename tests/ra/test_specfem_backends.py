@@ -13,7 +13,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +215,46 @@ element_size_km = 5.0
 margin_km = 10.0
 """)
     return config
+
+
+@needs_mpiexec
+def test_sigterm_to_dare_stops_the_solver_and_its_ranks(tmp_path: Path) -> None:
+    """A batch system's SIGTERM (or kill PID) to dare stops the MPI job it started.
+
+    The launcher runs in a session of its own (so that a terminal's Ctrl-C reaches it only
+    through dare): without dare's SIGTERM handling it kept running after dare was gone.
+    """
+    config = _toml(tmp_path, tmp_path / "run")
+    _download_stage(tmp_path / "run", PICKED)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dare_cli", "ra", "simulate", str(config), "--backend",
+         "local", "--specfem-bin", str(DOUBLES)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "SPECFEM_DOUBLE_HANG": "xspecfem3D",
+             "SPECFEM_DOUBLE_SEISMOGRAMS": str(ARCHIVE)})
+    try:
+        deadline = time.monotonic() + 120
+        while (time.monotonic() < deadline and process.poll() is None
+               and len(list(tmp_path.rglob("hung.*"))) < 2):
+            time.sleep(0.1)
+        ranks = [int(path.read_text()) for path in tmp_path.rglob("hung.*")]
+        assert len(ranks) == 2, f"the solver's ranks never started: {process.stderr}"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in ranks):
+        time.sleep(0.1)
+    alive = [pid for pid in ranks if Path(f"/proc/{pid}").exists()
+             and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert alive == [], "the solver's ranks outlived dare"
+    assert not (tmp_path / "run" / "simulate").exists()  # nothing half-written kept
 
 
 def test_cli_dry_run_prints_the_commands(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ each rank checks what the real program would need and fails the way it would (a 
   real files into OUTPUT_FILES, unchanged.
 
 Each program logs to SPECFEM's OUTPUT_FILES/output_*.txt (rank 0), as SPECFEM does.
-``SPECFEM_DOUBLE_FAIL=<program>`` makes that program fail after writing part of its log.
+``SPECFEM_DOUBLE_FAIL=<program>`` makes that program fail after writing part of its log;
+``SPECFEM_DOUBLE_HANG=<program>`` makes each of its ranks write its pid into
+``OUTPUT_FILES/hung.<rank>`` and wait for days (a solver still running when dare is stopped).
 """
 
 from __future__ import annotations
@@ -143,6 +145,9 @@ def main(program: str) -> int:
     try:
         size, rank = world()
         par = check_common(rank, size)
+        if os.environ.get("SPECFEM_DOUBLE_HANG") == program:
+            Path("OUTPUT_FILES", f"hung.{rank}").write_text(str(os.getpid()))
+            time.sleep(1e6)
         if os.environ.get("SPECFEM_DOUBLE_FAIL") == program:
             log.append("  half-way through")
             raise Failure(f"{program} failed on purpose (SPECFEM_DOUBLE_FAIL)")
