@@ -95,14 +95,16 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.graph import Edge, Graph, WorkflowGraph
-from engine.mappings.base import Enactment, Mapping, Prepared
+from engine.mappings.base import Prepared
 from engine.mappings.tasks import (
     BrokerCoordinator,
+    BrokerMapping,
+    Coordinator,
     Ready,
     Report,
     RunSpec,
     TaskWorker,
-    coordinated,
+    coordinator_signer,
     dump_report,
     dump_task,
     failure_message,
@@ -111,7 +113,6 @@ from engine.mappings.tasks import (
     local_count,
     modules_of,
     plan_run,
-    process_context,
     raise_failure,
     run_source,
     send_tasks,
@@ -119,7 +120,7 @@ from engine.mappings.tasks import (
 )
 from engine.mappings.worker import detach_signals
 from engine.observe import Observer
-from engine.partition import InputSpec
+from engine.partition import InputSpec, Plan
 from engine.routing import Shuffle, make_router
 from engine.signing import SignatureError, Signer, unverified_payload
 
@@ -483,7 +484,7 @@ class _Settings:
     max_deliveries: int = 3
 
 
-class KafkaMapping(Mapping):
+class KafkaMapping(BrokerMapping):
     """Pool workers on any host, sharing the run through Kafka topics and a consumer group."""
 
     name = "kafka"
@@ -491,6 +492,11 @@ class KafkaMapping(Mapping):
                    "(engine.mappings.kafka_queue.serve; dare worker --kafka BOOTSTRAP)")
     options = ("kafka_url", "local_workers", "batch_size", "session_timeout", "run_id",
                "partitions", "coordinator_timeout", "start_method", "max_deliveries")
+
+    def coordinator(self, plan: Plan, spec: RunSpec, context: Any, settings: Any,
+                    observers: list[Observer]) -> Coordinator:
+        """A coordinator of this broker."""
+        return _Coordinator(plan, spec, context, settings, observers)
 
     def prepare(
         self,
@@ -524,29 +530,13 @@ class KafkaMapping(Mapping):
         count = options.get("partitions") or max(8, 2 * local)
         if count < 1:
             raise EngineError(f"partitions must be >= 1, not {count}")
-        signer = Signer.for_coordinator()
-        if not signer.shared and not signer.insecure and local == 0 and spec.pooled:
-            raise EngineError(
-                "local_workers=0 leaves the pool to workers on other hosts, which need the "
-                "deployment's secret: set $DARE_QUEUE_SECRET (or $DARE_QUEUE_SECRET_FILE) to "
-                "the same value here and on every worker host"
-            )
+        signer = coordinator_signer(spec, local)
         settings = _Settings(options.get("kafka_url") or default_bootstrap(), local,
                              session_timeout, run_id or uuid.uuid4().hex[:12], count,
                              options.get("coordinator_timeout", 30.0), signer,
                              int(max_deliveries))
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
         return Prepared(plan, instances=placement, state=(spec, settings))
-
-    def enact(
-        self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
-    ) -> Enactment:
-        """Coordinate the run until every PE is complete."""
-        spec, settings = prepared.state
-        coordinator = _Coordinator(prepared.plan, spec,
-                                   process_context(options.get("start_method")), settings,
-                                   list(observers))
-        return coordinated(coordinator)
 
 
 def _admin(bootstrap: str) -> Any:

@@ -95,14 +95,16 @@ from typing import Any
 
 from engine.errors import EngineError, PEError
 from engine.graph import Graph, WorkflowGraph
-from engine.mappings.base import Enactment, Mapping, Prepared
+from engine.mappings.base import Prepared
 from engine.mappings.tasks import (
     BrokerCoordinator,
+    BrokerMapping,
+    Coordinator,
     Ready,
     Report,
     RunSpec,
     TaskWorker,
-    coordinated,
+    coordinator_signer,
     dump_report,
     dump_task,
     failure_message,
@@ -111,7 +113,6 @@ from engine.mappings.tasks import (
     local_count,
     modules_of,
     plan_run,
-    process_context,
     raise_failure,
     run_source,
     send_tasks,
@@ -119,7 +120,7 @@ from engine.mappings.tasks import (
 )
 from engine.mappings.worker import detach_signals
 from engine.observe import Observer
-from engine.partition import InputSpec
+from engine.partition import InputSpec, Plan
 from engine.signing import SignatureError, Signer
 
 __all__ = ["RedisMapping", "RunKeys", "connect", "serve"]
@@ -327,7 +328,7 @@ class _Store:
 
 
 # -- the mapping ---------------------------------------------------------------------------
-class RedisMapping(Mapping):
+class RedisMapping(BrokerMapping):
     """Pool workers on any host, sharing the run through Redis streams."""
 
     name = "redis"
@@ -335,6 +336,11 @@ class RedisMapping(Mapping):
                    "(dare worker --redis URL --run RUN_ID)")
     options = ("redis_url", "local_workers", "batch_size", "visibility_timeout", "run_id",
                "reconnect_timeout", "start_method", "max_deliveries")
+
+    def coordinator(self, plan: Plan, spec: RunSpec, context: Any, settings: Any,
+                    observers: list[Observer]) -> Coordinator:
+        """A coordinator of this broker."""
+        return _Coordinator(plan, spec, context, settings, observers)
 
     def prepare(
         self,
@@ -360,29 +366,13 @@ class RedisMapping(Mapping):
         workers, plan, spec = plan_run(graph, inputs, workers,
                                        options.get("batch_size", DEFAULT_BATCH))
         local = local_count(workers, options.get("local_workers"))
-        signer = Signer.for_coordinator()
-        if not signer.shared and not signer.insecure and local == 0 and spec.pooled:
-            raise EngineError(
-                "local_workers=0 leaves the pool to 'dare worker' on other hosts, which need "
-                "the deployment's secret: set $DARE_QUEUE_SECRET (or $DARE_QUEUE_SECRET_FILE) "
-                "to the same value here and on every worker host"
-            )
+        signer = coordinator_signer(spec, local)
         settings = _Settings(options.get("redis_url") or default_url(), local,
                              visibility_timeout, options.get("reconnect_timeout", 30.0),
                              options.get("run_id") or uuid.uuid4().hex[:12], signer,
                              int(max_deliveries))
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
         return Prepared(plan, instances=placement, state=(spec, settings))
-
-    def enact(
-        self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
-    ) -> Enactment:
-        """Coordinate the run until every PE is complete."""
-        spec, settings = prepared.state
-        coordinator = _Coordinator(prepared.plan, spec,
-                                   process_context(options.get("start_method")), settings,
-                                   list(observers))
-        return coordinated(coordinator)
 
 
 @dataclass(frozen=True)

@@ -51,21 +51,25 @@ from engine.errors import EngineError, PEError, WorkerDied
 from engine.graph import Edge, Graph, Node, WorkflowGraph
 from engine.loading import load_modules, user_code
 from engine.mappings import worker as _shared
-from engine.mappings.base import Enactment
+from engine.mappings.base import Enactment, Prepared
+from engine.mappings.base import Mapping as _Mapping
 from engine.observe import InstanceStats, LinkStats, Observer
 from engine.partition import InputSpec, Plan, build_plan
 from engine.pe import ProcessingElement
 from engine.routing import AllToOne, GroupBy, OneToAll, make_router
 from engine.runtime import Deliver, InstanceRunner, clock, fan_out, teardown_after_failure
+from engine.signing import Signer
 
 __all__ = [
     "BrokerCoordinator",
+    "BrokerMapping",
     "DestKey",
     "Ledger",
     "Outbox",
     "RunSpec",
     "TaskWorker",
     "coordinated",
+    "coordinator_signer",
     "dump_report",
     "dump_task",
     "failure_message",
@@ -648,6 +652,47 @@ def coordinated(coordinator: Coordinator) -> Enactment:
     return Enactment(ledger.outputs, ledger.instance_stats(),
                      processes=coordinator.process_count(), links=list(ledger.links.values()),
                      partitions=coordinator.partitions(), scaling=coordinator.record())
+
+
+class BrokerMapping(_Mapping):
+    """A mapping whose workers share the run through a broker (``redis``, ``kafka``).
+
+    Subclasses plan in :meth:`prepare`, with ``Prepared.state = (spec, settings)``, and make
+    their :class:`BrokerCoordinator` in :meth:`coordinator`.
+    """
+
+    def coordinator(self, plan: Plan, spec: RunSpec, context: Any, settings: Any,
+                    observers: list[Observer]) -> Coordinator:
+        """The run's coordinator."""
+        raise NotImplementedError
+
+    def enact(
+        self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
+    ) -> Enactment:
+        """Coordinate the run until every PE is complete."""
+        spec, settings = prepared.state
+        return coordinated(self.coordinator(prepared.plan, spec,
+                                            process_context(options.get("start_method")),
+                                            settings, list(observers)))
+
+
+def coordinator_signer(spec: RunSpec, local_workers: int) -> Signer:
+    """The coordinator's :class:`~engine.signing.Signer`, refusing a pool no worker may serve.
+
+    Raises
+    ------
+    EngineError
+        With ``local_workers=0`` and no deployment secret: remote workers could not check the
+        run's messages (only a per-run key would sign them).
+    """
+    signer = Signer.for_coordinator()
+    if not signer.shared and not signer.insecure and local_workers == 0 and spec.pooled:
+        raise EngineError(
+            "local_workers=0 leaves the pool to workers on other hosts ('dare worker'), which "
+            "need the deployment's secret: set $DARE_QUEUE_SECRET (or $DARE_QUEUE_SECRET_FILE) "
+            "to the same value here and on every worker host"
+        )
+    return signer
 
 
 #: Seconds between a broker coordinator's liveness checks.
