@@ -1,0 +1,208 @@
+"""The user documentation in docs/ agrees with the code it describes.
+
+* docs/configuration.md: every table lists exactly the keys its loader accepts, with the code's
+  defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def sections(path: Path) -> dict[str, str]:
+    """``{heading: body}`` of every ``###`` section of a page."""
+    text = path.read_text()
+    parts = re.split(r"^### (.+)$", text, flags=re.M)
+    return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def table_rows(body: str) -> list[list[str]]:
+    """The data rows of the first Markdown table in ``body`` (header and rule dropped)."""
+    rows = [line for line in body.splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in row.strip().strip("|").split("|")] for row in rows]
+    return cells[2:]
+
+
+def key_rows(body: str) -> dict[str, list[str]]:
+    """``{key: row}`` of a ``| key | type | default | meaning |`` table."""
+    return {row[0].strip("`"): row for row in table_rows(body)}
+
+
+def normalise(value: Any) -> Any:
+    """A code default as TOML would write it (tuples as arrays, mappings as tables)."""
+    if isinstance(value, tuple):
+        return [normalise(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: normalise(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+MISSING = object()
+NOT_PLAIN = object()
+
+
+def documented_default(cell: str) -> Any:
+    """The value of a default cell: a TOML literal in backticks, unset (None) or required."""
+    if cell.startswith("unset"):
+        return None
+    if cell.startswith("required"):
+        return MISSING
+    literal = re.fullmatch(r"`([^`]*)`", cell)
+    if literal is None:
+        return NOT_PLAIN
+    return tomllib.loads(f"v = {literal.group(1)}")["v"]
+
+
+def field_defaults(cls: Any) -> dict[str, Any]:
+    """``{field: default}`` of a dataclass (MISSING for a required field)."""
+    defaults = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
+        else:
+            defaults[f.name] = MISSING
+    return defaults
+
+
+# --- docs/configuration.md ---------------------------------------------------------------------
+
+def _known_keys_from_error(data: dict[str, Any], parse: Any) -> list[str]:
+    """The known keys a loader lists when it refuses an unknown key."""
+    with pytest.raises(Exception) as caught:
+        parse(data)
+    message = str(caught.value)
+    listed = re.search(r"known(?: keys)?: (.*)$", message)
+    assert listed, message
+    return [k.strip() for k in listed.group(1).split(",")]
+
+
+def code_tables() -> dict[str, dict[str, Any]]:
+    """``{heading: {key: default}}`` of every configuration table, read from the code."""
+    from dare_cli.climate.compute import IndexRequest
+    from dare_cli.commands import climate
+    from dare_cli.commands.run import DEFAULT_MAPPING
+    from dare_cli.config import RunDefaults
+    from dare_cli.ra import config as ra
+    from dare_cli.ra.download import DownloadConfig
+    from dare_cli.ra.gmpe import GMPEConfig
+    from dare_cli.ra.preprocess import PreprocessConfig
+    from dare_cli.ra.simulate.embedded import EmbeddedConfig, Medium
+    from dare_cli.ra.simulate.specfem.backends import SpecfemConfig
+    from dare_cli.ra.simulate.specfem.kubernetes import KubernetesConfig
+
+    def ra_parse(data: dict[str, Any]) -> Any:
+        return ra.parse_config(data, Path("doc.toml"))
+
+    defaults = ra.RAConfig()
+    run_keys = _known_keys_from_error({"run": {"zzz": 1}}, ra_parse)
+    assert set(run_keys) == {"out", "mapping", "mappings"}
+    simulate_keys = _known_keys_from_error({"simulate": {"zzz": 1}}, ra_parse)
+    simulate = {key: field_defaults(EmbeddedConfig).get(key, NOT_PLAIN) for key in simulate_keys}
+    simulate["solver"] = defaults.solver
+    simulate["specfem"] = {}
+    # [simulate.specfem] accepts its dataclass's fields and the kubernetes table
+    ra_parse({"simulate": {"specfem": {"kubernetes": {}}}})
+    specfem = field_defaults(SpecfemConfig) | {"kubernetes": {}}
+    index_defaults = field_defaults(IndexRequest)
+    index = {key: MISSING if key in ("name", "output") else NOT_PLAIN
+             for key in climate.INDEX_KEYS}
+    index.update(slice_mode=index_defaults["slice_mode"], var=[],
+                 time_range=None, base_period=None, threshold=None, out_unit=None,
+                 stage_out=None)
+    return {
+        "`[run]`": {"out": defaults.out, "mapping": None, "mappings": dict(defaults.mappings)},
+        "`[download]`": field_defaults(DownloadConfig),
+        "`[source]`": field_defaults(ra.SourceConfig),
+        "`[simulate]`": simulate,
+        "`[simulate.medium]`": field_defaults(Medium),
+        "`[simulate.specfem]`": specfem,
+        "`[simulate.specfem.kubernetes]`": field_defaults(KubernetesConfig),
+        "`[preprocess]`": field_defaults(PreprocessConfig),
+        "`[pgm]`": field_defaults(ra.PGMConfig),
+        "`[gmpe]`": field_defaults(GMPEConfig),
+        "`[plot]`": field_defaults(ra.PlotConfig),
+        "`[run]` (climate)": {"inputs": MISSING, "mapping": DEFAULT_MAPPING, "workers": None,
+                              "tile": None} | {k: NOT_PLAIN for k in climate.RUN_KEYS
+                                               if k not in ("inputs", "mapping", "workers",
+                                                            "tile")},
+        "`[[index]]` (climate; one per index, at least one)": index,
+        "`[run]` (dare.toml)": {key: (dict(RunDefaults().options) if key == "options" else None)
+                                for key in RunDefaults.KEYS},
+    }
+
+
+CONFIG_PAGE = DOCS / "configuration.md"
+
+
+def test_configuration_page_has_every_table():
+    assert set(code_tables()) <= set(sections(CONFIG_PAGE))
+
+
+@pytest.mark.parametrize("heading", list(code_tables()))
+def test_configuration_keys_are_the_codes(heading):
+    page = key_rows(sections(CONFIG_PAGE)[heading])
+    code = code_tables()[heading]
+    assert not set(page) - set(code), f"{heading}: documented but unknown to the code"
+    assert not set(code) - set(page), f"{heading}: accepted by the code but not documented"
+
+
+@pytest.mark.parametrize("heading", list(code_tables()))
+def test_configuration_defaults_are_the_codes(heading):
+    page = key_rows(sections(CONFIG_PAGE)[heading])
+    code = code_tables()[heading]
+    for key, row in page.items():
+        documented = documented_default(row[2])
+        expected = code[key]
+        if documented is NOT_PLAIN or expected is NOT_PLAIN:
+            continue
+        if expected is MISSING or documented is MISSING:
+            assert documented is expected, f"{heading} {key}: required in one only"
+        elif dataclasses.is_dataclass(expected):
+            continue
+        else:
+            assert documented == normalise(expected), f"{heading} {key}: default {row[2]}"
+
+
+def test_configuration_example_files_load():
+    """The example TOML blocks of the page are accepted by their loaders."""
+    from dare_cli.config import parse_config as parse_dare_toml
+    from dare_cli.ra.config import parse_config as parse_ra
+
+    text = CONFIG_PAGE.read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert len(blocks) == 3
+    parse_ra(tomllib.loads(blocks[0]), Path("doc.toml"))
+    climate = tomllib.loads(blocks[1])
+    from dare_cli.commands import climate as climate_command
+    assert set(climate["run"]) <= set(climate_command.RUN_KEYS)
+    parse_dare_toml(tomllib.loads(blocks[2]), "doc.toml")
+
+
+def test_ridgecrest_example_uses_documented_keys():
+    example = tomllib.loads((ROOT / "dare_cli/ra/examples/ridgecrest/ridgecrest.toml")
+                            .read_text())
+    documented = {heading: set(key_rows(body)) for heading, body in
+                  sections(CONFIG_PAGE).items()}
+    for table, keys in example.items():
+        for key, value in keys.items():
+            if isinstance(value, dict) and f"`[{table}.{key}]`" in documented:
+                assert set(value) <= documented[f"`[{table}.{key}]`"]
+            assert key in documented[f"`[{table}]`"], f"[{table}] {key}"
