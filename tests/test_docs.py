@@ -2,12 +2,17 @@
 
 * docs/configuration.md: every table lists exactly the keys its loader accepts, with the code's
   defaults.
+* docs/outputs.md: the files, pgm.csv columns, report.json keys and stationlist.json properties
+  it lists are exactly those of the bundled example's run folder; the climate netCDF's
+  attributes are those it lists.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,8 +29,9 @@ DOCS = ROOT / "docs"
 def sections(path: Path) -> dict[str, str]:
     """``{heading: body}`` of every ``###`` section of a page."""
     text = path.read_text()
-    parts = re.split(r"^### (.+)$", text, flags=re.M)
-    return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts), 2)}
+    parts = re.split(r"^(##|###) (.+)$", text, flags=re.M)
+    return {parts[i + 1].strip(): parts[i + 2] for i in range(1, len(parts), 3)
+            if parts[i] == "###"}
 
 
 def table_rows(body: str) -> list[list[str]]:
@@ -206,3 +212,138 @@ def test_ridgecrest_example_uses_documented_keys():
             if isinstance(value, dict) and f"`[{table}.{key}]`" in documented:
                 assert set(value) <= documented[f"`[{table}.{key}]`"]
             assert key in documented[f"`[{table}]`"], f"[{table}] {key}"
+
+
+# --- docs/outputs.md ---------------------------------------------------------------------------
+
+OUTPUTS_PAGE = DOCS / "outputs.md"
+STAGES = ("download", "simulate", "preprocess", "norm", "match", "pgm", "geojson", "plot")
+
+
+def run_command(*args: str, cwd: Path | None = None, timeout: float = 600
+                ) -> subprocess.CompletedProcess[str]:
+    """Run the ``dare`` console script of this environment."""
+    dare = Path(sys.executable).with_name("dare")
+    return subprocess.run([str(dare), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def ridgecrest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled example's run folder (run once for this module)."""
+    run_dir = tmp_path_factory.mktemp("outputs") / "ra-ridgecrest"
+    done = run_command("ra", "run", "--example", "ridgecrest", "--out", str(run_dir), "-q")
+    assert done.returncode == 0, done.stderr
+    return run_dir
+
+
+def names_in(cell: str) -> list[str]:
+    """The backticked names of a table cell."""
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def test_outputs_top_level_files(ridgecrest):
+    rows = table_rows(sections(OUTPUTS_PAGE)["Top-level files"])
+    documented = set()
+    for row in rows:
+        if "..." in row[0]:
+            documented.update(f"{stage}/" for stage in STAGES)
+        else:
+            documented.update(names_in(row[0]))
+    produced = {p.name + ("/" if p.is_dir() else "") for p in ridgecrest.iterdir()}
+    assert documented == produced
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    text = re.escape(path)
+    text = text.replace(r"NET\.STA", r"[A-Z0-9]+\.[A-Z0-9]+").replace("CHA", "[A-Z0-9]{3}")
+    return re.compile(text.replace(r"\.Q\.", r"\.(ACC|VEL|DISP)\."))
+
+
+def test_outputs_stage_folders(ridgecrest):
+    rows = table_rows(sections(OUTPUTS_PAGE)["Stage folders"])
+    patterns = [_pattern(name) for row in rows for name in names_in(row[0])]
+    produced = [str(p.relative_to(ridgecrest)) for stage in STAGES
+                for p in (ridgecrest / stage).rglob("*") if p.is_file()]
+    for stage in STAGES:
+        assert (ridgecrest / stage / ".stage.json").is_file()
+    for stage in ("simulate", "preprocess", "norm"):
+        for mseed in (ridgecrest / stage).rglob("*.mseed"):
+            assert mseed.with_name(mseed.name + ".json").is_file(), mseed
+    listed = [p for p in produced
+              if not p.endswith((".stage.json", ".mseed.json"))]
+    unlisted = [p for p in listed if not any(pt.fullmatch(p) for pt in patterns)]
+    assert not unlisted, "produced but not documented"
+    unused = [pt.pattern for pt in patterns if not any(pt.fullmatch(p) for p in listed)]
+    assert not unused, "documented but not produced"
+
+
+def test_outputs_pgm_columns(ridgecrest):
+    import csv
+
+    periods = tomllib.loads((ROOT / "dare_cli/ra/examples/ridgecrest/ridgecrest.toml")
+                            .read_text())["pgm"]["periods"]
+    documented = []
+    for row in table_rows(sections(OUTPUTS_PAGE)["`pgm.csv` columns"]):
+        name = names_in(row[0])[0]
+        documented += ([name.replace("<T>", str(float(t))) for t in periods] if "<T>" in name
+                       else [name])
+    with (ridgecrest / "pgm.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert documented == header
+
+
+def test_outputs_report_json(ridgecrest):
+    import json
+
+    report = json.loads((ridgecrest / "report.json").read_text())
+    body = sections(OUTPUTS_PAGE)["`report.json`"]
+    top, stage = re.split(r"^Each entry of `stages`:$", body, flags=re.M)
+    assert set(key_rows(top)) == set(report)
+    for entry in report["stages"]:
+        assert set(key_rows(stage)) == set(entry)
+    assert [entry["name"] for entry in report["stages"]] == list(STAGES)
+
+
+def test_outputs_stationlist(ridgecrest):
+    import json
+
+    stations = json.loads((ridgecrest / "stationlist.json").read_text())
+    assert set(stations) == {"type", "event", "rejected", "features"}
+    assert stations["type"] == "FeatureCollection"
+    properties = set().union(*(f["properties"] for f in stations["features"]))
+    assert set(key_rows(sections(OUTPUTS_PAGE)["`stationlist.json`"])) == properties
+
+
+def test_outputs_pandas_example(ridgecrest, monkeypatch, capsys):
+    text = OUTPUTS_PAGE.read_text()
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    shown = re.search(r"```python\n.*?```\n\n```text\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(ridgecrest.parent)
+    exec(compile(code, str(OUTPUTS_PAGE), "exec"), {"__name__": "docs"})
+    printed = capsys.readouterr().out
+    assert printed.split()[:4] == shown.split()[:4]
+    lines = [line.split() for line in printed.strip().splitlines()[2:]]
+    expected = [line.split() for line in shown.strip().splitlines()[2:]]
+    assert [line[0] for line in lines] == [line[0] for line in expected]
+    for got, want in zip(lines, expected, strict=True):
+        assert [float(v) for v in got[1:]] == pytest.approx([float(v) for v in want[1:]],
+                                                            rel=1e-4)
+
+
+def test_outputs_climate_netcdf(tmp_path):
+    xarray = pytest.importorskip("xarray")
+    data = ROOT / "tests/climate/data/tasmax_CanESM2_2095_12x12.nc"
+    done = run_command("climate", "index", "SU", "--input", str(data), "--output",
+                       str(tmp_path / "su.nc"), "--tile", "lat=6,lon=6", "-q")
+    assert done.returncode == 0, done.stderr
+    body = OUTPUTS_PAGE.read_text().split("## `dare climate`: the netCDF")[1]
+    rows = table_rows(body)
+    attributes = {name for row in rows[2:] for name in names_in(row[0])}
+    with xarray.open_dataset(tmp_path / "su.nc") as dataset:
+        assert set(dataset.attrs) == attributes
+        assert list(dataset.data_vars) == ["SU"]
+        assert {"time", "time_bounds"} <= set(dataset.variables)
+        last = dataset.attrs["history"].strip().splitlines()[-1]
+    assert re.fullmatch(r"\S+ dare \S+: dare climate index SU: icclim index SU over \S+ "
+                        r"in spatial tiles \(mapping simple\)", last), last
