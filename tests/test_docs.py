@@ -5,12 +5,15 @@
 * docs/outputs.md: the files, pgm.csv columns, report.json keys and stationlist.json properties
   it lists are exactly those of the bundled example's run folder; the climate netCDF's
   attributes are those it lists.
+* docs/writing-pes.md: its files are written, its Python blocks and ``dare`` commands run, and
+  they print what the page shows.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -347,3 +350,85 @@ def test_outputs_climate_netcdf(tmp_path):
         last = dataset.attrs["history"].strip().splitlines()[-1]
     assert re.fullmatch(r"\S+ dare \S+: dare climate index SU: icclim index SU over \S+ "
                         r"in spatial tiles \(mapping simple\)", last), last
+
+
+# --- docs/writing-pes.md -----------------------------------------------------------------------
+
+PES_PAGE = DOCS / "writing-pes.md"
+
+
+def page_blocks(path: Path) -> list[tuple[str, str, str | None]]:
+    """``(language, code, expected stdout or None)`` of every code block of a page.
+
+    A ```` ```text ```` block right after a python or bash block is that block's output.
+    """
+    blocks = re.findall(r"```(\w+)\n(.*?)```", path.read_text(), re.S)
+    result = []
+    for number, (language, code) in enumerate(blocks):
+        if language == "text":
+            continue
+        following = blocks[number + 1] if number + 1 < len(blocks) else None
+        expected = following[1] if following and following[0] == "text" else None
+        result.append((language, code, expected))
+    return result
+
+
+@pytest.fixture(scope="module")
+def pes_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the page's files (``# file: NAME`` blocks)."""
+    folder = tmp_path_factory.mktemp("writing-pes")
+    for language, code, _ in page_blocks(PES_PAGE):
+        first = code.splitlines()[0]
+        if language == "python" and first.startswith("# file: "):
+            (folder / first.removeprefix("# file: ").strip()).write_text(code)
+    return folder
+
+
+def _pes_cases(kind: str) -> list[Any]:
+    cases = []
+    for number, (language, code, expected) in enumerate(page_blocks(PES_PAGE)):
+        if language == "python" and not code.startswith("# file: ") and kind == "python":
+            cases.append(pytest.param(code, expected, id=f"python-{number}"))
+        elif language == "bash" and kind == "bash":
+            cases.append(pytest.param(code, expected, id=f"bash-{number}"))
+    return cases
+
+
+def test_writing_pes_page_has_its_blocks():
+    blocks = page_blocks(PES_PAGE)
+    files = [c for lang, c, _ in blocks if lang == "python" and c.startswith("# file: ")]
+    assert len(files) == 2
+    assert len(_pes_cases("python")) == 2
+    assert len(_pes_cases("bash")) == 4
+    assert all(expected is not None for _, code, expected in blocks
+               if not code.startswith("# file: "))
+
+
+def _same_output(printed: str, expected: str, code: str) -> None:
+    got = [line.rstrip() for line in printed.strip().splitlines()]
+    want = [line.rstrip() for line in expected.strip().splitlines()]
+    if "multi" in code:  # instances finish in any order: the same lines, in any order
+        got, want = sorted(got), sorted(want)
+    assert got == want
+
+
+@pytest.mark.parametrize(("code", "expected"), _pes_cases("python"))
+def test_writing_pes_python_blocks(pes_folder, code, expected):
+    script = pes_folder / "snippet.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], cwd=pes_folder, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    _same_output(done.stdout, expected, code)
+
+
+@pytest.mark.parametrize(("code", "expected"), _pes_cases("bash"))
+def test_writing_pes_commands(pes_folder, code, expected):
+    printed = ""
+    for line in code.strip().splitlines():
+        args = shlex.split(line)
+        assert args[0] == "dare", line
+        done = run_command(*args[1:], cwd=pes_folder, timeout=300)
+        assert done.returncode == 0, done.stderr
+        printed += done.stdout
+    _same_output(printed, expected, code)
