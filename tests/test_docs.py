@@ -7,6 +7,8 @@
   attributes are those it lists.
 * docs/writing-pes.md: its files are written, its Python blocks and ``dare`` commands run, and
   they print what the page shows.
+* docs/troubleshooting.md: every dare message it quotes occurs in engine/ or dare_cli/, every
+  environment variable it names is read there, and its exit codes are dare_cli.context's.
 """
 
 from __future__ import annotations
@@ -432,3 +434,73 @@ def test_writing_pes_commands(pes_folder, code, expected):
         assert done.returncode == 0, done.stderr
         printed += done.stdout
     _same_output(printed, expected, code)
+
+
+# --- docs/troubleshooting.md -------------------------------------------------------------------
+
+TROUBLE_PAGE = DOCS / "troubleshooting.md"
+
+
+def source_text() -> str:
+    """The Python source of engine/ and dare_cli/, adjacent string literals joined.
+
+    Long messages are written as implicitly concatenated literals over several lines; joining
+    ``"...␤    f"...`` lets a quoted message that spans them be found.
+    """
+    texts = [path.read_text() for package in ("engine", "dare_cli")
+             for path in sorted((ROOT / package).rglob("*.py"))]
+    joined = "\n".join(texts)
+    return re.sub(r"""(["'])\s*\n\s*[rf]{0,2}(["'])""", "", joined)
+
+
+def quoted_messages() -> list[str]:
+    body = TROUBLE_PAGE.read_text().split("## Error messages", 1)[1]
+    return [names_in(row[0])[0] for row in table_rows(body)]
+
+
+def test_troubleshooting_quotes_messages():
+    assert len(quoted_messages()) >= 20
+
+
+@pytest.mark.parametrize("message", quoted_messages())
+def test_troubleshooting_message_is_in_the_code(message):
+    source = source_text()
+    # '…' in the page is {value!r} in the code: the quotes belong to the varying part
+    fragments = [f.strip() for f in message.replace("'…'", "…").split("…")]
+    for fragment in filter(None, fragments):
+        assert fragment in source, f"{fragment!r} not in engine/ or dare_cli/"
+
+
+def test_troubleshooting_environment_variables_exist():
+    named = set(re.findall(r"\b((?:DARE|OMPI|PMI|SLURM)_[A-Z0-9_]+)\b", TROUBLE_PAGE.read_text()))
+    assert {"DARE_QUEUE_SECRET", "DARE_REDIS_URL", "DARE_KAFKA_BOOTSTRAP"} <= named
+    source = source_text()
+    missing = sorted(name for name in named if name not in source)
+    assert not missing, f"named in the page, unknown to the code: {missing}"
+
+
+def test_troubleshooting_exit_codes_are_the_codes():
+    from dare_cli import context
+
+    rows = table_rows(TROUBLE_PAGE.read_text().split("## Exit codes", 1)[1])
+    documented = {int(row[0]) for row in rows if row[0].isdigit()}
+    assert documented == {0, context.EXIT_FAILED, context.EXIT_USAGE, context.EXIT_INTERRUPTED,
+                          context.EXIT_TERMINATED}
+
+
+def test_troubleshooting_unit_timeout_example(pes_folder):
+    """The page's unit_timeout error is what dare prints for a PE that hangs."""
+    shown = re.search(r"```text\n(error: PE .*?)\n```", TROUBLE_PAGE.read_text(), re.S).group(1)
+    (pes_folder / "slow.py").write_text(
+        "import time\n"
+        "from engine import IterativePE, WorkflowGraph\n"
+        "from engine.testing import ListSource\n\n\n"
+        "class Slow(IterativePE):\n"
+        "    def apply(self, x):\n"
+        "        time.sleep(30)\n"
+        "        return x\n\n\n"
+        "graph = WorkflowGraph()\n"
+        "graph.connect(ListSource([1]), 'output', Slow(), 'input')\n")
+    done = run_command("run", "slow.py", "--unit-timeout", "1", cwd=pes_folder, timeout=120)
+    assert done.returncode == 1
+    assert " ".join(done.stderr.split()) == " ".join(shown.split())
