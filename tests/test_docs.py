@@ -180,6 +180,8 @@ def test_configuration_defaults_are_the_codes(heading):
     page = key_rows(sections(CONFIG_PAGE)[heading])
     code = code_tables()[heading]
     for key, row in page.items():
+        if key not in code:  # test_configuration_keys_are_the_codes reports it
+            continue
         documented = documented_default(row[2])
         expected = code[key]
         if documented is NOT_PLAIN or expected is NOT_PLAIN:
