@@ -272,8 +272,14 @@ def test_outputs_stage_folders(ridgecrest):
     patterns = [_pattern(name) for row in rows for name in names_in(row[0])]
     produced = [str(p.relative_to(ridgecrest)) for stage in STAGES
                 for p in (ridgecrest / stage).rglob("*") if p.is_file()]
+    import json
+
+    marker_text = re.search(r"holds a `\.stage\.json` marker with the keys (.*?)\. dare never",
+                            OUTPUTS_PAGE.read_text(), re.S).group(1)
+    marker_keys = {"fingerprint", "summary", "mapping", "workers"}
+    assert marker_keys <= set(names_in(marker_text))
     for stage in STAGES:
-        assert (ridgecrest / stage / ".stage.json").is_file()
+        assert set(json.loads((ridgecrest / stage / ".stage.json").read_text())) == marker_keys
     for stage in ("simulate", "preprocess", "norm"):
         for mseed in (ridgecrest / stage).rglob("*.mseed"):
             assert mseed.with_name(mseed.name + ".json").is_file(), mseed
