@@ -1,7 +1,8 @@
 """What every command shares: global options, the stderr console, logging and exit codes.
 
 Exit codes: 0 success; 1 the run failed (an engine error during the run); 2 usage error
-(bad flags, module, graph, JSON, configuration; unknown mapping); 130 interrupted (Ctrl-C).
+(bad flags, module, graph, JSON, configuration; unknown mapping); 130 interrupted (Ctrl-C);
+143 terminated (SIGTERM: a batch system's time limit, ``kill``).
 An error is one line ``error: <message>`` on stderr; ``-v`` adds the traceback.
 """
 

@@ -250,6 +250,12 @@ def _build(cls: Any, table: Mapping[str, Any], where: str) -> Any:
             raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, names)}; known keys: "
                               f"{', '.join(names)}")
         values[key] = _convert(value, hints[key], key, where)
+    missing = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in values
+               and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(repr(m) for m in missing)} "
+                          f"(the table needs {', '.join(names)})")
     try:
         return cls(**values)
     except ConfigError as error:

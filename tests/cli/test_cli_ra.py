@@ -48,6 +48,15 @@ def test_unknown_config_key_names_key_file_and_suggestion(cli, tmp_path):
                               "(did you mean 'radius_km'?)")
 
 
+def test_a_partial_table_names_the_missing_keys(cli, tmp_path):
+    config = tmp_path / "ra.toml"
+    config.write_text('[simulate.medium]\nvp = 6000.0\n')
+    result = cli("ra", "run", config)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"error: {config} [simulate.medium]: missing key(s) "
+                                     "'vs', 'rho' (the table needs vp, vs, rho)")
+
+
 def test_wrong_value_type_and_unknown_table(cli, tmp_path):
     config = tmp_path / "ra.toml"
     config.write_text('[pgm]\nperiods = "0.3"\n')
