@@ -74,7 +74,7 @@ from engine.mappings.tasks import (
     send_tasks,
     stop_processes,
 )
-from engine.mappings.worker import detach_signals, exit_stopped
+from engine.mappings.worker import detach_signals
 from engine.monitor import MonitorRecord
 from engine.observe import Observer
 from engine.partition import InputSpec, Plan
@@ -431,7 +431,6 @@ def _get(channel: Any, parent: int) -> bytes | None:
 
 
 def _fail(results: Any, who: str, exc: BaseException) -> None:
-    exit_stopped(exc)
     results.put(pickle.dumps(("E", who, *failure_message(exc))))
     results.close()
     results.join_thread()

@@ -39,7 +39,6 @@ from engine.mappings.worker import (
     describe_failure,
     detach_signals,
     dump_message,
-    exit_stopped,
     merge_links,
     raise_failure,
 )
@@ -203,7 +202,6 @@ def _worker_main(
         transport = _QueueTransport(index, inboxes, results)
         Worker(index, plan, location, transport, batch_size).run()
     except BaseException as exc:  # report everything, then exit non-zero
-        exit_stopped(exc)
         results.put(("error", index, *describe_failure(exc)))
         results.close()
         results.join_thread()

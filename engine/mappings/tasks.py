@@ -581,7 +581,6 @@ def in_worker_process(label: str, body: Callable[[], None],
     try:
         body()
     except BaseException as exc:
-        _shared.exit_stopped(exc)
         report_error(label, exc)
         sys.exit(1)
 

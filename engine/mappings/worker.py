@@ -22,7 +22,6 @@ through :meth:`Transport.output`, and the link counters through :meth:`Transport
 
 from __future__ import annotations
 
-import os
 import pickle
 import signal
 import time
@@ -44,13 +43,11 @@ __all__ = [
     "LinkKey",
     "Message",
     "Send",
-    "Stopped",
     "Transport",
     "Worker",
     "describe_failure",
     "detach_signals",
     "dump_message",
-    "exit_stopped",
     "merge_links",
     "raise_failure",
 ]
@@ -138,23 +135,9 @@ def detach_signals() -> None:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
-class Stopped(SystemExit):
-    """The coordinator stopped this worker (SIGTERM): nobody waits for its report."""
-
-
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
-    raise Stopped(128 + signum)
-
-
-def exit_stopped(exc: BaseException) -> None:
-    """End a worker the coordinator stopped, at once (its instances are torn down already).
-
-    Without reporting: the coordinator is no longer reading, and a report, or the queues'
-    feeder threads that exit would join, could block on a full pipe.
-    """
-    if isinstance(exc, Stopped):
-        os._exit(exc.code if isinstance(exc.code, int) else 1)
+    raise SystemExit(128 + signum)
 
 
 def describe_failure(
