@@ -135,8 +135,9 @@ class ProcessingElement:
         """Release what :meth:`setup` acquired; called once, last, if ``setup`` succeeded.
 
         It runs after :meth:`flush` when the run succeeds, and also when the run fails (or is
-        interrupted) in the process hosting the instance, so it must not rely on the flush
-        having run. A worker process that is killed cannot run it.
+        interrupted) in the process where the failure happened, so it must not rely on the
+        flush having run. Worker processes that the run then stops (SIGTERM), or that are
+        killed, end without it.
         """
 
     def process(self, port: str | None, data: Any) -> Mapping[str, Any] | None:

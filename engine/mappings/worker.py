@@ -128,16 +128,12 @@ def detach_signals() -> None:
     """Signals of a worker process: the coordinator decides when to stop.
 
     Ctrl-C (SIGINT, sent to the whole terminal's process group) is ignored: the coordinator
-    stops the workers itself. SIGTERM, which it sends them when a run fails or is interrupted,
-    ends the worker by ``SystemExit``, so that its PE instances are torn down on the way out.
+    stops the workers itself, with SIGTERM, whose default action ends the worker at once
+    (also when the process it was forked from handles SIGTERM otherwise, as ``dare`` does).
+    A worker stopped so does not tear its instances down; the worker where a run failed does.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
-    raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def describe_failure(
