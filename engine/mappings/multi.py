@@ -49,6 +49,8 @@ __all__ = ["MultiMapping"]
 
 #: Seconds between the parent's checks that every worker is alive.
 POLL_INTERVAL = 0.2
+#: Seconds the workers have, together, to exit after SIGTERM before they are killed.
+STOP_GRACE = 3.0
 
 
 class MultiMapping(Mapping):
@@ -122,12 +124,15 @@ class _Parent(Collector):
             for process in processes:
                 if process.is_alive():
                     process.terminate()
+            # one grace period for all (not 2 s each), then SIGKILL whatever is left
+            deadline = time.monotonic() + STOP_GRACE
             for process in processes:
                 if process.pid is not None:
+                    process.join(timeout=max(0.0, deadline - time.monotonic()))
+            for process in processes:
+                if process.pid is not None and process.is_alive():
+                    process.kill()
                     process.join(timeout=2)
-                    if process.is_alive():
-                        process.kill()
-                        process.join(timeout=2)
             for channel in [*inboxes, results]:
                 channel.close()
                 channel.cancel_join_thread()
