@@ -518,15 +518,7 @@ def test_a_password_protected_server(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"redis://:pass%20word@127.0.0.1:{port}/0"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                result = RedisMapping().run(squares_graph([1, 2, 3]), workers=1, redis_url=url)
-                break
-            except EngineError as exc:
-                if "cannot reach" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)  # still starting
+        result = _run_once_up(redis_url=url)
         assert sorted(result.output("Collect")) == [1, 4, 9]
         with pytest.raises(EngineError, match=f"127.0.0.1:{port}/0 refused") as caught:
             RedisMapping().run(squares_graph([1]), workers=1,
@@ -535,6 +527,18 @@ def test_a_password_protected_server(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _run_once_up(**options: Any) -> Any:
+    """Run squares of 1, 2, 3 on the redis mapping, retrying while the server starts (10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return RedisMapping().run(squares_graph([1, 2, 3]), workers=1, **options)
+        except EngineError as exc:
+            if "cannot reach" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)  # still starting
 
 
 class Hang(IterativePE):
@@ -604,15 +608,7 @@ def test_tls_with_client_certificates_and_a_password(tmp_path, monkeypatch):
         url = (f"rediss://:pw@127.0.0.1:{port}/0?ssl_ca_certs={tmp_path}/ca.pem"
                f"&ssl_certfile={tmp_path}/client.pem&ssl_keyfile={tmp_path}/client.key")
         monkeypatch.setenv("DARE_REDIS_URL", url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                result = RedisMapping().run(squares_graph([1, 2, 3]), workers=1)
-                break
-            except EngineError as exc:
-                if "cannot reach" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)  # still starting
+        result = _run_once_up()
         assert sorted(result.output("Collect")) == [1, 4, 9]
         plain = f"redis://:pw@127.0.0.1:{port}/0"  # no TLS: the server hangs up
         with pytest.raises(EngineError, match=f"cannot reach Redis at redis://127.0.0.1:{port}"):
