@@ -580,7 +580,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         ``path``.
     """
-    from dare_cli.ra.files import atomic_path
+    from engine.files import atomic_path
 
     out = ds.copy()
     encoding: dict[str, dict[str, Any]] = {}

@@ -4,9 +4,8 @@ Figures are :class:`matplotlib.figure.Figure` objects drawn on their own
 :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg` (no pyplot, no global state), so
 plotting works the same in worker processes; PNGs are written atomically.
 
-Maps are drawn offline with the Natural Earth layers shipped with the seismology part
-(``dare_cli/ra/basemap/``, drawn by :mod:`dare_cli.ra.plots`); nothing here calls cartopy's
-downloading features.
+Maps are drawn offline with the Natural Earth layers of :mod:`dare_cli.maps`, shared with the
+seismology maps; nothing here calls cartopy's downloading features.
 """
 
 from __future__ import annotations
@@ -23,8 +22,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import CenteredNorm
 from matplotlib.figure import Figure
 
-from dare_cli.ra.files import write_atomic
-from dare_cli.ra.plots import BASEMAP_LAYERS, clipped_layer
+from dare_cli.maps import draw_basemap
+from engine.files import write_atomic
 
 __all__ = ["LOCATION_DIMS", "plot_index", "plot_index_map", "plot_index_series"]
 
@@ -215,10 +214,7 @@ def plot_index_map(
         scale = {"cmap": "RdBu_r", "norm": CenteredNorm(vcenter=0.0)}
     mesh = ax.pcolormesh(lons, lats, values, transform=geodetic, shading="auto", zorder=1,
                          **scale)
-    for zorder, (layer, style) in enumerate(BASEMAP_LAYERS.items(), start=2):
-        geometries = clipped_layer(layer, box)
-        if geometries:
-            ax.add_geometries(geometries, crs=geodetic, zorder=zorder, **style)
+    draw_basemap(ax, box, geodetic, first_zorder=2)
     grid = ax.gridlines(crs=geodetic, draw_labels=True, linewidth=0.3, color="#909090",
                         alpha=0.7, linestyle="--")
     grid.top_labels = False

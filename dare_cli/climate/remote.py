@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import requests
 
 from dare_cli.climate.errors import ClimateError, ClimateUsageError
-from dare_cli.ra.files import atomic_path, write_atomic
+from engine.files import atomic_path, write_atomic
 
 __all__ = [
     "RemoteLocation",

@@ -17,30 +17,27 @@ Figures:
   one panel per component.
 
 Maps are drawn offline: coastlines, country and state borders and lakes come from Natural
-Earth 1:50m layers shipped in ``dare_cli/ra/basemap/`` (see its SOURCE.md), drawn with
-``GeoAxes.add_geometries``; nothing here calls cartopy's downloading features. A map is framed
-on its stations and epicentre with a margin. Station codes are placed by :func:`place_labels`
-(greedy, deterministic): a code goes beside its marker where it overlaps no other code, marker,
-the epicentre or the legend, and is left out (and counted on the figure) where there is no room.
+Earth 1:50m layers shipped in ``dare_cli/ra/basemap/`` (see its SOURCE.md), drawn by
+:func:`dare_cli.maps.draw_basemap`; nothing here calls cartopy's downloading features. A map
+is framed on its stations and epicentre with a margin. Station codes are placed by
+:func:`place_labels` (greedy, deterministic): a code goes beside its marker where it overlaps no
+other code, marker, the epicentre or the legend, and is left out (and counted on the figure)
+where there is no room.
 
 The rows, misfit rows, residual rows and event are those of :mod:`dare_cli.ra.outputs`.
 """
 
 from __future__ import annotations
 
-import functools
-import gzip
 import io
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import shapely
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -53,6 +50,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 from matplotlib.transforms import Bbox
 from obspy import Stream, Trace, UTCDateTime
 
+from dare_cli.maps import draw_basemap
 from dare_cli.ra.outputs import (
     STANDARD_GRAVITY,
     EventInfo,
@@ -65,11 +63,9 @@ from dare_cli.ra.outputs import (
 )
 
 __all__ = [
-    "BASEMAP_LAYERS",
     "DPI",
     "LABEL_GID",
     "QUANTITY_UNITS",
-    "basemap_geometries",
     "metric_label",
     "misfit_map_figure",
     "pga_map_figure",
@@ -82,14 +78,6 @@ __all__ = [
     "waveforms_figure",
 ]
 
-#: Shipped map layers (``basemap/<name>.geojson.gz``) and how they are drawn, bottom to top.
-BASEMAP_LAYERS: dict[str, dict[str, Any]] = {
-    "lakes": {"facecolor": "#d4e8f4", "edgecolor": "#5b8db3", "linewidth": 0.4},
-    "states": {"facecolor": "none", "edgecolor": "#707070", "linewidth": 0.6,
-               "linestyle": (0, (4, 2))},
-    "borders": {"facecolor": "none", "edgecolor": "#3c3c3c", "linewidth": 0.9},
-    "coastline": {"facecolor": "none", "edgecolor": "#2b5d8a", "linewidth": 0.7},
-}
 #: Units of the quantities of :func:`plot_waveforms`.
 QUANTITY_UNITS = {"ACC": "m/s²", "VEL": "m/s", "DISP": "m"}
 #: Resolution of every PNG (dots per inch).
@@ -103,43 +91,6 @@ _OBSERVED_COLOUR = "black"
 _SYNTHETIC_COLOUR = "#d62728"
 _HALO = [patheffects.withStroke(linewidth=2.2, foreground="white")]
 _TIMES, _SIGMA, _DASH = "\u00d7", "\u03c3", "\u2013"  # typographic signs
-
-
-# -- basemap -------------------------------------------------------------------------------------
-@functools.cache
-def basemap_geometries(layer: str) -> tuple[np.ndarray, np.ndarray]:
-    """Geometries of a shipped layer (lon/lat degrees) and their bounds, loaded once per process.
-
-    Returns
-    -------
-    geometries, bounds
-        Arrays of shapely geometries and of their ``(xmin, ymin, xmax, ymax)``.
-    """
-    if layer not in BASEMAP_LAYERS:
-        raise ValueError(f"unknown basemap layer {layer!r}; known: {sorted(BASEMAP_LAYERS)}")
-    source = resources.files("dare_cli.ra").joinpath("basemap", f"{layer}.geojson.gz")
-    collection = shapely.from_geojson(gzip.decompress(source.read_bytes()))
-    geometries = shapely.get_parts(collection)
-    return geometries, shapely.bounds(geometries)
-
-
-def clipped_layer(layer: str, box: tuple[float, float, float, float]) -> list[Any]:
-    """Geometries of a layer inside a lon/lat box; longitudes beyond ±180 are wrapped."""
-    geometries, bounds = basemap_geometries(layer)
-    west, south, east, north = box
-    clipped = []
-    for shift in (-360.0, 0.0, 360.0):
-        lo, hi = max(west - shift, -180.0), min(east - shift, 180.0)
-        if lo >= hi:
-            continue
-        near = ((bounds[:, 0] <= hi) & (bounds[:, 2] >= lo)
-                & (bounds[:, 1] <= north) & (bounds[:, 3] >= south))
-        parts = shapely.clip_by_rect(geometries[near], lo, south, hi, north)
-        parts = parts[~shapely.is_empty(parts)]
-        if shift:
-            parts = shapely.transform(parts, lambda xy, s=shift: xy + np.array([s, 0.0]))
-        clipped.extend(parts)
-    return clipped
 
 
 # -- map frame -----------------------------------------------------------------------------------
@@ -211,10 +162,7 @@ def _new_map(event: EventInfo, longitudes: Sequence[float], latitudes: Sequence[
     frame_lons = _unwrap(frame[:, 0], event.longitude)
     box = (float(frame_lons.min()) - 1.0, max(float(frame[:, 1].min()) - 1.0, -90.0),
            float(frame_lons.max()) + 1.0, min(float(frame[:, 1].max()) + 1.0, 90.0))
-    for zorder, (layer, style) in enumerate(BASEMAP_LAYERS.items(), start=1):
-        geometries = clipped_layer(layer, box)
-        if geometries:
-            ax.add_geometries(geometries, crs=geodetic, zorder=zorder, **style)
+    draw_basemap(ax, box, geodetic)
 
     grid = ax.gridlines(crs=geodetic, draw_labels=True, rotate_labels=False, linewidth=0.3,
                         color="#909090", alpha=0.7, linestyle="--")
