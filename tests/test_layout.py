@@ -38,7 +38,7 @@ def production_modules() -> list[Path]:
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
-    """``dare_cli/ra/plots.py`` -> ``dare_cli.ra.plots`` (a package's ``__init__`` is the package)."""
+    """``dare_cli/ra/plots.py`` -> ``dare_cli.ra.plots``; an ``__init__`` is its package."""
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()

@@ -117,7 +117,6 @@ from dare_cli.ra.events import (
     read_event_file,
     select_event,
 )
-from dare_cli.ra.files import atomic_path
 from dare_cli.ra.mseedcheck import Damage, DamagedFileError, check_framing, read_checked
 from dare_cli.ra.names import (
     OutsideRunFolderError,
@@ -128,6 +127,7 @@ from dare_cli.ra.names import (
     station_path,
 )
 from dare_cli.ra.runfolder import RUN_MARKER
+from engine.files import atomic_path
 
 __all__ = [
     "MANIFEST_FORMAT",

@@ -129,7 +129,7 @@ from obspy import UTCDateTime
 from scipy.constants import g as STANDARD_GRAVITY
 
 from dare_cli.ra.errors import StationError
-from dare_cli.ra.files import write_atomic
+from engine.files import write_atomic
 
 __all__ = [
     "CSV_BASE_COLUMNS",

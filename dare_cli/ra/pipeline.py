@@ -43,7 +43,6 @@ from dare_cli.ra import report as html_report
 from dare_cli.ra.config import RAConfig
 from dare_cli.ra.download import download, preflight_event
 from dare_cli.ra.errors import ConfigError, RAError, StationError
-from dare_cli.ra.files import atomic_path, write_atomic
 from dare_cli.ra.names import check_station_id, station_path
 from dare_cli.ra.norm import NORM_CODES, station_norms
 from dare_cli.ra.pes import MatchStations, StationStep
@@ -61,6 +60,7 @@ from dare_cli.ra.runfolder import (
 from dare_cli.ra.simulate.embedded import synthetics_for_station
 from dare_cli.ra.source import double_couple_tensor, moment_from_magnitude, tensor_from_event
 from engine import WorkflowGraph
+from engine.files import atomic_path, write_atomic
 from engine.pipeline import Pipeline, Stage, StageContext, StageWork
 from engine.testing import Collect
 

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from dare_cli import __version__
-from dare_cli.ra.files import write_atomic
 from dare_cli.ra.outputs import STANDARD_GRAVITY, canonical_metric, psa_period
 from dare_cli.ra.preprocess import FLAGS
+from engine.files import write_atomic
 
 __all__ = [
     "FLAG_MEANINGS",

@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 from obspy import UTCDateTime
 
 from dare_cli.ra.errors import ConfigError
-from dare_cli.ra.files import write_atomic
 from dare_cli.ra.names import contained_path
+from engine.files import write_atomic
 
 if TYPE_CHECKING:
     from engine.pipeline import Pipeline, PipelineReport

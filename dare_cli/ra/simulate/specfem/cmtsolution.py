@@ -53,7 +53,6 @@ import numpy as np
 from obspy import UTCDateTime
 from obspy.core.event import Event, Origin
 
-from dare_cli.ra.files import write_atomic
 from dare_cli.ra.simulate.specfem.errors import SpecfemFileError
 from dare_cli.ra.simulate.specfem.utm import utm_from_geographic
 from dare_cli.ra.source import (
@@ -67,6 +66,7 @@ from dare_cli.ra.source import (
     scalar_moment,
     tensor_from_event,
 )
+from engine.files import write_atomic
 
 __all__ = [
     "CMTSolution",

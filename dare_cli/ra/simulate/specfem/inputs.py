@@ -18,13 +18,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dare_cli.ra.files import write_atomic
 from dare_cli.ra.simulate.specfem.checks import check_simulation
 from dare_cli.ra.simulate.specfem.cmtsolution import CMTSolution, format_cmtsolution
 from dare_cli.ra.simulate.specfem.errors import SpecfemConfigError
 from dare_cli.ra.simulate.specfem.mesh import MeshSpec, render_interfaces, render_mesh_parfile
 from dare_cli.ra.simulate.specfem.parfile import parse_parfile, render_parfile
 from dare_cli.ra.simulate.specfem.stations import StationLine, format_stations
+from engine.files import write_atomic
 
 __all__ = ["MESHFEM_FOLDER", "MESH_PAR_TEMPLATE", "write_specfem_inputs"]
 

@@ -48,7 +48,6 @@ from typing import Any
 import yaml
 
 from dare_cli.ra.errors import ConfigError
-from dare_cli.ra.files import write_atomic
 from dare_cli.ra.simulate.specfem.backends import (
     IMAGE_BIN_DIR,
     IMAGE_WORK_DIR,
@@ -57,6 +56,7 @@ from dare_cli.ra.simulate.specfem.backends import (
     SpecfemStep,
     specfem_steps,
 )
+from engine.files import write_atomic
 
 __all__ = [
     "FORMS",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dare_cli.ra.errors import ConfigError
-from dare_cli.ra.files import write_atomic
+from engine.files import write_atomic
 
 __all__ = ["SlurmOptions", "slurm_script", "write_slurm_script"]
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from obspy import Inventory, UTCDateTime
 
-from dare_cli.ra.files import write_atomic
 from dare_cli.ra.simulate.specfem.errors import SpecfemFileError
 from dare_cli.ra.simulate.specfem.utm import utm_from_geographic
+from engine.files import write_atomic
 
 __all__ = [
     "MAX_NETWORK_LENGTH",
