@@ -107,8 +107,8 @@ def _known_keys_from_error(data: dict[str, Any], parse: Any) -> list[str]:
 
 def code_tables() -> dict[str, dict[str, Any]]:
     """``{heading: {key: default}}`` of every configuration table, read from the code."""
+    from dare_cli.climate import config as climate
     from dare_cli.climate.compute import IndexRequest
-    from dare_cli.commands import climate
     from dare_cli.commands.run import DEFAULT_MAPPING
     from dare_cli.config import RunDefaults
     from dare_cli.ra import config as ra
@@ -204,7 +204,7 @@ def test_configuration_example_files_load():
     assert len(blocks) == 3
     parse_ra(tomllib.loads(blocks[0]), Path("doc.toml"))
     climate = tomllib.loads(blocks[1])
-    from dare_cli.commands import climate as climate_command
+    from dare_cli.climate import config as climate_command
     assert set(climate["run"]) <= set(climate_command.RUN_KEYS)
     parse_dare_toml(tomllib.loads(blocks[2]), "doc.toml")
 

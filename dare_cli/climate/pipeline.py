@@ -14,6 +14,7 @@ import icclim  # noqa: F401  (3 s to import: once here, before the workers fork)
 
 from dare_cli.climate.compute import IndexRequest, Tile, index_variables, open_inputs, plan_tiles
 from dare_cli.climate.pes import IndexTiles, WriteIndices
+from dare_cli.climate.remote import stage_out
 from engine import WorkflowGraph, run
 from engine.observe import Observer
 
@@ -106,7 +107,16 @@ def history_entry(job: IndexJob, request: IndexRequest) -> str:
 
 
 def run_job(plan: Plan, observers: Iterable[Observer] = ()) -> list[dict[str, Any]]:
-    """Compute the plan on its mapping; return one record per written file."""
+    """Compute the plan on its mapping, then stage out; return one record per written file.
+
+    A file with a stage-out target (``IndexJob.stage_out``) is uploaded there once written,
+    and its record gains ``"staged_out"``: the target.
+
+    Raises
+    ------
+    ClimateError
+        A tile failed, or an upload did (nothing partial appears under the target's name).
+    """
     job = plan.job
     graph = WorkflowGraph("climate-index")
     compute = IndexTiles(plan.local_inputs, job.requests)
@@ -122,4 +132,11 @@ def run_job(plan: Plan, observers: Iterable[Observer] = ()) -> list[dict[str, An
         options["start_method"] = "forkserver"
     result = run(graph, {compute: list(plan.tiles)}, mapping=job.mapping, workers=job.workers,
                  observers=observers, **options)
-    return sorted(result.output("write"), key=lambda record: record["output"])
+    records = sorted(result.output("write"), key=lambda record: record["output"])
+    targets = dict(zip((str(path) for path in job.outputs), job.stage_out, strict=False))
+    for record in records:
+        target = targets.get(str(record["output"]))
+        if target:
+            stage_out(Path(record["output"]), target)
+            record["staged_out"] = target
+    return records

@@ -13,7 +13,6 @@ import typer
 from dare_cli.commands.run import choose_mapping
 from dare_cli.context import EXIT_FAILED, CLIState, exit_on_error, get_state, report_error
 from dare_cli.errors import DareUsageError
-from dare_cli.tomlfile import read_toml
 
 app = typer.Typer(help="Climate indices (icclim) over netCDF, streamed in tiles.",
                   no_args_is_help=True)
@@ -65,7 +64,7 @@ def _usage(error: Exception) -> DareUsageError:
 def _execute(state: CLIState, job: Any, dry_run: bool, json_output: bool) -> None:
     from dare_cli.climate.errors import ClimateError, ClimateUsageError
     from dare_cli.climate.pipeline import plan_job, run_job
-    from dare_cli.climate.remote import resolve_inputs, stage_out
+    from dare_cli.climate.remote import resolve_inputs
     from dare_cli.progress import RunReporter
     from engine.mappings import get_mapping
 
@@ -97,10 +96,6 @@ def _execute(state: CLIState, job: Any, dry_run: bool, json_output: bool) -> Non
         raise typer.Exit(EXIT_FAILED) from error
     finally:
         reporter.close()
-    for record, target in zip(records, job.stage_out or [None] * len(records), strict=False):
-        if target:
-            stage_out(Path(record["output"]), target)
-            record["staged_out"] = target
     if json_output:
         typer.echo(json.dumps(records, indent=2))
     else:
@@ -216,70 +211,21 @@ def run_config(
     json_output: JsonOption = False,
 ) -> None:
     """Compute several indices over the same inputs, reading each tile once."""
+    from dare_cli.climate.config import load_job
+    from dare_cli.climate.errors import ClimateUsageError
+
     state = get_state(ctx)
     with exit_on_error(state):
-        job = load_job(config)
+        try:
+            job = load_job(config)
+        except ClimateUsageError as error:
+            raise _usage(error) from error
         if mapping or workers:
             import dataclasses
 
             name, count = choose_mapping(mapping, workers, job.mapping, job.workers)
             job = dataclasses.replace(job, mapping=name, workers=count)
         _execute(state, job, dry_run, json_output)
-
-
-RUN_KEYS = ("inputs", "mapping", "workers", "tile")
-INDEX_KEYS = ("name", "output", "var", "slice_mode", "time_range", "base_period", "threshold",
-              "out_unit", "stage_out")
-
-
-def load_job(path: Path) -> Any:
-    """Read a ``dare climate run`` configuration (keys checked, paths relative to the file)."""
-    from dare_cli.climate.compute import IndexRequest
-    from dare_cli.climate.pipeline import IndexJob
-
-    data = read_toml(path, DareUsageError)
-    for key in data:
-        if key not in ("run", "index"):
-            raise DareUsageError(f"{path}: unknown table [{key}]; tables: [run], [[index]]")
-    run = data.get("run", {})
-    for key in run:
-        if key not in RUN_KEYS:
-            raise DareUsageError(f"{path} [run]: unknown key {key!r}; known: "
-                                 f"{', '.join(RUN_KEYS)}")
-    base = path.parent
-
-    def local(value: str) -> str:
-        return value if "://" in value or Path(value).is_absolute() else str(base / value)
-
-    inputs = tuple(local(i) for i in run.get("inputs", []))
-    if not inputs:
-        raise DareUsageError(f"{path} [run]: 'inputs' lists no file")
-    requests, outputs, stage = [], [], []
-    for number, table in enumerate(data.get("index", []), start=1):
-        for key in table:
-            if key not in INDEX_KEYS:
-                raise DareUsageError(f"{path} [[index]] #{number}: unknown key {key!r}; known: "
-                                     f"{', '.join(INDEX_KEYS)}")
-        if "name" not in table or "output" not in table:
-            raise DareUsageError(f"{path} [[index]] #{number}: 'name' and 'output' are required")
-        requests.append(IndexRequest(
-            index=table["name"], var_name=tuple(table.get("var", ())),
-            slice_mode=table.get("slice_mode", "year"),
-            time_range=tuple(table["time_range"]) if "time_range" in table else None,
-            base_period=tuple(table["base_period"]) if "base_period" in table else None,
-            threshold=tuple(table["threshold"]) if "threshold" in table else None,
-            out_unit=table.get("out_unit"),
-        ))
-        outputs.append(Path(local(table["output"])))
-        stage.append(table.get("stage_out"))
-    if not requests:
-        raise DareUsageError(f"{path}: no [[index]] table")
-    mapping, workers = choose_mapping(None, None, run.get("mapping"), run.get("workers"),
-                                      path)
-    return IndexJob(inputs=inputs, requests=tuple(requests), outputs=tuple(outputs),
-                    tile=run.get("tile"), mapping=mapping,
-                    workers=workers, command=f"dare climate run {path.name}",
-                    stage_out=tuple(stage) if any(stage) else ())
 
 
 @app.command("plot")
