@@ -134,6 +134,37 @@ def _one_time_step(da: xr.DataArray, time: str | int | None) -> xr.DataArray:
     return selected
 
 
+def _grid_coordinates(da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """The latitude and longitude coordinates of a variable to map.
+
+    Raises
+    ------
+    ValueError
+        No latitude/longitude coordinates, or dimensions other than time and the grid's.
+    """
+    lat = _coordinate(da, _LATITUDE_NAMES, "latitude", "degrees_north")
+    lon = _coordinate(da, _LONGITUDE_NAMES, "longitude", "degrees_east")
+    if lat is None or lon is None:
+        raise ValueError(f"{da.name}: no latitude/longitude coordinates to map; its dimensions "
+                         f"are {tuple(str(d) for d in da.dims)}")
+    grid_dims = set(lat.dims) | set(lon.dims)
+    extra = [str(d) for d in da.dims if d != "time" and d not in grid_dims]
+    if extra:
+        raise ValueError(f"{da.name}: cannot map dimensions {extra} besides time and "
+                         f"{sorted(str(d) for d in grid_dims)}; select one value of each first")
+    return lat, lon
+
+
+def _map_box(lons: np.ndarray, lats: np.ndarray) -> tuple[float, float, float, float]:
+    """``(west, south, east, north)`` degrees around the grid: a 5 % margin, at least 0.5°."""
+    west, east = float(np.nanmin(lons)), float(np.nanmax(lons))
+    south, north = float(np.nanmin(lats)), float(np.nanmax(lats))
+    margin_x = max(0.05 * (east - west), 0.5)
+    margin_y = max(0.05 * (north - south), 0.5)
+    return (west - margin_x, max(south - margin_y, -90.0), east + margin_x,
+            min(north + margin_y, 90.0))
+
+
 # -- plots ---------------------------------------------------------------------------------------
 def plot_index_map(
     path: str | os.PathLike[str],
@@ -172,30 +203,14 @@ def plot_index_map(
     import cartopy.crs as ccrs  # heavy, and only the maps need it
 
     da = select_variable(ds, variable)
-    lat = _coordinate(da, _LATITUDE_NAMES, "latitude", "degrees_north")
-    lon = _coordinate(da, _LONGITUDE_NAMES, "longitude", "degrees_east")
-    if lat is None or lon is None:
-        raise ValueError(f"{da.name}: no latitude/longitude coordinates to map; its dimensions "
-                         f"are {tuple(str(d) for d in da.dims)}")
-    grid_dims = set(lat.dims) | set(lon.dims)
-    extra = [str(d) for d in da.dims if d != "time" and d not in grid_dims]
-    if extra:
-        raise ValueError(f"{da.name}: cannot map dimensions {extra} besides time and "
-                         f"{sorted(str(d) for d in grid_dims)}; select one value of each first")
+    lat, lon = _grid_coordinates(da)
     step = _one_time_step(da, time)
     order = lat.dims if lat.ndim == 2 else (*lat.dims, *lon.dims)  # (y, x) or (lat, lon)
     values = np.ma.masked_invalid(np.asarray(step.transpose(*order).values, dtype=float))
     lats = np.asarray(lat.values, dtype=float)
     lons = np.asarray(lon.values, dtype=float)
-
-    west, east = float(np.nanmin(lons)), float(np.nanmax(lons))
-    south, north = float(np.nanmin(lats)), float(np.nanmax(lats))
-    margin_x = max(0.05 * (east - west), 0.5)
-    margin_y = max(0.05 * (north - south), 0.5)
-    box = (west - margin_x, max(south - margin_y, -90.0), east + margin_x,
-           min(north + margin_y, 90.0))
-    centre = 0.5 * (box[0] + box[2])
-    projection = ccrs.PlateCarree(central_longitude=centre)
+    box = _map_box(lons, lats)
+    projection = ccrs.PlateCarree(central_longitude=0.5 * (box[0] + box[2]))
     geodetic = ccrs.PlateCarree()
 
     aspect = (box[3] - box[1]) / max(box[2] - box[0], 1e-6)
