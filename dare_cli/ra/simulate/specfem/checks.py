@@ -264,67 +264,92 @@ def review_simulation(
     zone = _par_get(par, "UTM_PROJECTION_ZONE", int)
     suppress = _par_get(par, "SUPPRESS_UTM_PROJECTION", bool)
     z_mode = _par_get(par, "USE_SOURCES_RECEIVERS_Z", bool, default=False)
-    findings: list[Finding] = []
-
-    def add(check: str, level: str, message: str) -> None:
-        findings.append(Finding(check, level, message))
-
-    if nproc != mesh.nproc:
-        add("nproc", "error", f"Par_file NPROC = {nproc} but the mesh is split into NPROC_XI x "
-                              f"NPROC_ETA = {mesh.nproc_xi} x {mesh.nproc_eta} = {mesh.nproc} "
-                              f"slices: set NPROC = {mesh.nproc}")
-    else:
-        add("nproc", "ok", f"NPROC = {nproc} = NPROC_XI x NPROC_ETA = {mesh.nproc_xi} x "
-                           f"{mesh.nproc_eta}")
-    nex = _nex_problems(mesh)
-    for problem in nex:
-        add("nex", "error", problem)
-    if not nex:
-        add("nex", "ok", f"NEX_XI = {mesh.nex_xi}, NEX_ETA = {mesh.nex_eta} follow SPECFEM's "
-                         f"rules for this split and {len(mesh.doublings)} doubling(s)")
-    if suppress != mesh.suppress_utm_projection:
-        add("utm", "error", f"Par_file SUPPRESS_UTM_PROJECTION = {format_fortran(suppress)} but "
-                            f"the Mesh_Par_file has "
-                            f"{format_fortran(mesh.suppress_utm_projection)}: make them equal")
-    elif not suppress and zone != mesh.utm_zone:
-        add("utm", "error", f"Par_file UTM_PROJECTION_ZONE = {zone} but the Mesh_Par_file has "
-                            f"{mesh.utm_zone}: make them equal")
+    findings = _split_findings(mesh, nproc, zone, suppress)
     if nstep <= 0:
-        add("nstep", "error", f"NSTEP = {nstep}: it must be > 0")
+        findings.append(Finding("nstep", "error", f"NSTEP = {nstep}: it must be > 0"))
     resolution = mesh_resolution(mesh, dt if dt > 0 else None, courant_max=courant_max,
                                  points_per_wavelength=points_per_wavelength,
                                  ellipsoid=ellipsoid)
-    if not dt > 0:
-        add("stability", "error", f"DT = {dt!r}: it must be > 0")
+    findings.append(_stability_finding(dt, nstep, resolution, courant_max, courant_unstable))
+    findings.append(_resolution_finding(resolution, max_frequency, points_per_wavelength))
+    box = resolution.box
+    edge = EDGE_ELEMENTS * max((box[1] - box[0]) / mesh.nex_xi, (box[3] - box[2]) / mesh.nex_eta)
+    sources = [cmt] if not isinstance(cmt, Sequence) else list(cmt)
+    findings += _source_findings(mesh, sources, box, edge, z_mode, ellipsoid)
+    findings += _station_findings(mesh, stations, box, edge, z_mode, ellipsoid)
+    return SetupReview(resolution, tuple(findings))
+
+
+def _split_findings(mesh: MeshSpec, nproc: int, zone: int, suppress: bool) -> list[Finding]:
+    """``nproc``, ``nex`` and ``utm``: the Par_file agrees with the mesh and its split."""
+    findings: list[Finding] = []
+    if nproc != mesh.nproc:
+        findings.append(Finding(
+            "nproc", "error", f"Par_file NPROC = {nproc} but the mesh is split into NPROC_XI x "
+                              f"NPROC_ETA = {mesh.nproc_xi} x {mesh.nproc_eta} = {mesh.nproc} "
+                              f"slices: set NPROC = {mesh.nproc}"))
     else:
-        worst = resolution.stability_layer
-        courant = resolution.courant
-        assert courant is not None
-        duration = nstep * dt
-        advice = (f"set DT <= {resolution.dt_max:.4g} s (and NSTEP >= "
-                  f"{math.ceil(duration / resolution.dt_max)} to keep the {duration:g} s "
-                  "record) or use larger elements there")
-        if courant > courant_unstable:
-            add("stability", "error",
-                f"DT = {dt:g} s is above the stability limit {resolution.dt_max:.4g} s "
-                f"(Courant number {courant:.3f} > {courant_max:g} for vp {worst.vp:g} m/s in "
-                f"{worst.describe()}, elements of {worst.edge_min:.0f} m, GLL spacing "
-                f"{resolution.gll_fraction * worst.edge_min:.1f} m): {advice}")
-        elif courant > courant_max * (1 + 1e-9):
-            add("stability", "warning",
-                f"DT = {dt:g} s gives a Courant number of {courant:.3f}, above SPECFEM's "
-                f"suggested {courant_max:g} (time step {resolution.dt_max:.4g} s) though below "
-                f"the {courant_unstable:g} its mesher calls unstable, for vp {worst.vp:g} m/s "
-                f"in {worst.describe()}: {advice}")
-        else:
-            add("stability", "ok",
-                f"DT = {dt:g} s: Courant number {courant:.3f} <= {courant_max:g} (SPECFEM's "
-                f"suggested time step {resolution.dt_max:.4g} s)")
+        findings.append(Finding("nproc", "ok", f"NPROC = {nproc} = NPROC_XI x NPROC_ETA = "
+                                               f"{mesh.nproc_xi} x {mesh.nproc_eta}"))
+    nex = _nex_problems(mesh)
+    findings += [Finding("nex", "error", problem) for problem in nex]
+    if not nex:
+        findings.append(Finding(
+            "nex", "ok", f"NEX_XI = {mesh.nex_xi}, NEX_ETA = {mesh.nex_eta} follow SPECFEM's "
+                         f"rules for this split and {len(mesh.doublings)} doubling(s)"))
+    if suppress != mesh.suppress_utm_projection:
+        findings.append(Finding(
+            "utm", "error", f"Par_file SUPPRESS_UTM_PROJECTION = {format_fortran(suppress)} but "
+                            f"the Mesh_Par_file has "
+                            f"{format_fortran(mesh.suppress_utm_projection)}: make them equal"))
+    elif not suppress and zone != mesh.utm_zone:
+        findings.append(Finding(
+            "utm", "error", f"Par_file UTM_PROJECTION_ZONE = {zone} but the Mesh_Par_file has "
+                            f"{mesh.utm_zone}: make them equal"))
+    return findings
+
+
+def _stability_finding(dt: float, nstep: int, resolution: MeshResolution, courant_max: float,
+                       courant_unstable: float) -> Finding:
+    """``stability``: the Courant number of DT against SPECFEM's suggested and unstable ones."""
+    if not dt > 0:
+        return Finding("stability", "error", f"DT = {dt!r}: it must be > 0")
+    worst = resolution.stability_layer
+    courant = resolution.courant
+    assert courant is not None
+    duration = nstep * dt
+    advice = (f"set DT <= {resolution.dt_max:.4g} s (and NSTEP >= "
+              f"{math.ceil(duration / resolution.dt_max)} to keep the {duration:g} s "
+              "record) or use larger elements there")
+    if courant > courant_unstable:
+        return Finding(
+            "stability", "error",
+            f"DT = {dt:g} s is above the stability limit {resolution.dt_max:.4g} s "
+            f"(Courant number {courant:.3f} > {courant_max:g} for vp {worst.vp:g} m/s in "
+            f"{worst.describe()}, elements of {worst.edge_min:.0f} m, GLL spacing "
+            f"{resolution.gll_fraction * worst.edge_min:.1f} m): {advice}")
+    if courant > courant_max * (1 + 1e-9):
+        return Finding(
+            "stability", "warning",
+            f"DT = {dt:g} s gives a Courant number of {courant:.3f}, above SPECFEM's "
+            f"suggested {courant_max:g} (time step {resolution.dt_max:.4g} s) though below "
+            f"the {courant_unstable:g} its mesher calls unstable, for vp {worst.vp:g} m/s "
+            f"in {worst.describe()}: {advice}")
+    return Finding("stability", "ok",
+                   f"DT = {dt:g} s: Courant number {courant:.3f} <= {courant_max:g} (SPECFEM's "
+                   f"suggested time step {resolution.dt_max:.4g} s)")
+
+
+def _resolution_finding(resolution: MeshResolution, max_frequency: float | None,
+                        points_per_wavelength: float) -> Finding:
+    """``resolution``: the mesh resolves ``max_frequency`` (when given)."""
     if max_frequency is not None and not max_frequency > 0:
-        add("resolution", "error", f"max_frequency = {max_frequency!r} Hz: it must be > 0")
-    elif max_frequency is not None and max_frequency > resolution.max_frequency:
+        return Finding("resolution", "error",
+                       f"max_frequency = {max_frequency!r} Hz: it must be > 0")
+    if max_frequency is not None and max_frequency > resolution.max_frequency:
         worst = resolution.resolution_layer
-        add("resolution", "error",
+        return Finding(
+            "resolution", "error",
             f"the mesh resolves periods down to {resolution.min_period:.3g} s "
             f"({resolution.max_frequency:.3g} Hz), not max_frequency = {max_frequency:g} "
             f"Hz: in {worst.describe()} (v_min {worst.min_velocity:g} m/s) elements of up "
@@ -333,14 +358,18 @@ def review_simulation(
             f"{worst.edge_max / (worst.min_period * max_frequency):.0f} m (more NEX_XI/"
             f"NEX_ETA, more elements in the layer or fewer doublings above it) or lower "
             f"max_frequency to {resolution.max_frequency:.3g} Hz")
-    else:
-        add("resolution", "ok", f"the mesh resolves periods >= {resolution.min_period:.3g} s "
-                                f"({resolution.max_frequency:.3g} Hz; {points_per_wavelength:g}"
-                                f" GLL points per wavelength)")
-    box = resolution.box
-    edge = EDGE_ELEMENTS * max((box[1] - box[0]) / mesh.nex_xi, (box[3] - box[2]) / mesh.nex_eta)
+    return Finding("resolution", "ok",
+                   f"the mesh resolves periods >= {resolution.min_period:.3g} s "
+                   f"({resolution.max_frequency:.3g} Hz; {points_per_wavelength:g}"
+                   f" GLL points per wavelength)")
+
+
+def _source_findings(mesh: MeshSpec, sources: Sequence[CMTSolution],
+                     box: tuple[float, float, float, float], edge: float, z_mode: bool,
+                     ellipsoid: str) -> list[Finding]:
+    """``source``: each source inside the mesh (an error) and away from its sides (a warning)."""
+    findings: list[Finding] = []
     thickness = mesh.surface - mesh.bottom
-    sources = [cmt] if not isinstance(cmt, Sequence) else list(cmt)
     if sources:
         xs, ys = _positions(mesh, [s.longorUTM for s in sources], [s.latorUTM for s in sources],
                             ellipsoid)
@@ -348,36 +377,49 @@ def review_simulation(
             where = _outside(box, float(x), float(y))
             name = f"source {number} ({source.event_name})"
             if where:
-                add("source", "error",
+                findings.append(Finding(
+                    "source", "error",
                     f"{name} is outside the mesh, {where} of its UTM rectangle x "
                     f"{box[0]:.0f}..{box[1]:.0f} m, y {box[2]:.0f}..{box[3]:.0f} m: enlarge "
-                    "the mesh")
+                    "the mesh"))
             elif _edge_distance(box, float(x), float(y)) < edge:
-                add("source", "warning",
+                findings.append(Finding(
+                    "source", "warning",
                     f"{name} is {_edge_distance(box, float(x), float(y)):.0f} m from a side of "
                     f"the mesh, closer than {EDGE_ELEMENTS} surface elements ({edge:.0f} m): "
                     "the absorbing boundary's reflections may reach the stations; enlarge the "
-                    "mesh (margin_km)")
+                    "mesh (margin_km)"))
             if z_mode:
                 if not mesh.bottom <= source.depth <= mesh.surface:
-                    add("source", "error",
+                    findings.append(Finding(
+                        "source", "error",
                         f"{name} z = {source.depth:g} m (USE_SOURCES_RECEIVERS_Z) is outside "
-                        f"the mesh {mesh.bottom:g}..{mesh.surface:g} m")
+                        f"the mesh {mesh.bottom:g}..{mesh.surface:g} m"))
             elif not 0.0 <= source.depth * 1000.0 < thickness:
-                add("source", "error",
+                findings.append(Finding(
+                    "source", "error",
                     f"{name} depth {source.depth:g} km is outside the mesh (0.."
                     f"{thickness / 1e3:g} km below the surface): deepen the mesh "
-                    "(DEPTH_BLOCK_KM)")
-    if not [f for f in findings if f.check == "source"]:
-        add("source", "ok", f"{len(sources)} source(s) inside the mesh")
+                    "(DEPTH_BLOCK_KM)"))
+    if not findings:
+        findings.append(Finding("source", "ok", f"{len(sources)} source(s) inside the mesh"))
+    return findings
+
+
+def _station_findings(mesh: MeshSpec, stations: Sequence[StationLine],
+                      box: tuple[float, float, float, float], edge: float, z_mode: bool,
+                      ellipsoid: str) -> list[Finding]:
+    """``stations``: every station inside the mesh (an error) and away from its sides."""
+    findings: list[Finding] = []
     inside, outside = stations_in_mesh(mesh, stations, sources_receivers_z=z_mode,
                                        ellipsoid=ellipsoid)
     if outside:
         listed = ", ".join(f"{s.network}.{s.station} ({reason})" for s, reason in outside)
-        add("stations", "error",
+        findings.append(Finding(
+            "stations", "error",
             f"{len(outside)} station(s) outside the mesh (UTM rectangle x "
             f"{box[0]:.0f}..{box[1]:.0f} m, y {box[2]:.0f}..{box[3]:.0f} m): "
-            f"{listed}: enlarge the mesh or leave them out")
+            f"{listed}: enlarge the mesh or leave them out"))
     if inside:
         x, y = _positions(mesh, [s.longitude for s in inside], [s.latitude for s in inside],
                           ellipsoid)
@@ -386,13 +428,14 @@ def review_simulation(
         near = [(s, d) for s, d in near if d < edge]
         if near:
             listed = ", ".join(f"{s.network}.{s.station} ({d:.0f} m)" for s, d in near)
-            add("stations", "warning",
+            findings.append(Finding(
+                "stations", "warning",
                 f"{len(near)} station(s) closer than {EDGE_ELEMENTS} surface elements "
                 f"({edge:.0f} m) to a side of the mesh, where the absorbing boundary "
-                f"reflects a little: {listed}; enlarge the mesh (margin_km)")
+                f"reflects a little: {listed}; enlarge the mesh (margin_km)"))
     if not outside:
-        add("stations", "ok", f"{len(inside)} station(s) inside the mesh")
-    return SetupReview(resolution, tuple(findings))
+        findings.append(Finding("stations", "ok", f"{len(inside)} station(s) inside the mesh"))
+    return findings
 
 
 def _edge_distance(box: tuple[float, float, float, float], x: float, y: float) -> float:
