@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dare_cli.ra.pipeline import _psa_outside_band
+from dare_cli.ra.stages.pgm import _psa_outside_band
 
 PERIODS = (0.3, 1.0, 3.0)
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from dare_cli.main import app
 from dare_cli.ra.config import RAConfig, load_config
 from dare_cli.ra.errors import ConfigError
-from dare_cli.ra.pipeline import plan_specfem, prepare_specfem
+from dare_cli.ra.stages.specfem import plan_specfem, prepare_specfem
 from dare_cli.ra.simulate.specfem import (
     SpecfemConfigError,
     check_simulation,
