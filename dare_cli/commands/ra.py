@@ -176,21 +176,13 @@ class _SolverLog:
 def _stations_table(report: dict[str, Any], run_dir: Path) -> Any:
     from rich.table import Table
 
+    from dare_cli.ra.outputs import pga_summary
+
     table = Table(title=f"Rapid Assessment: {run_dir}")
     for column in ("station", "status", "obs PGA %g", "syn PGA %g", "misfit PGA", "notes"):
         table.add_column(column, justify="right" if "PGA" in column else "left")
-    peaks: dict[str, dict[str, float]] = {}
     pgm_file = run_dir / "pgm" / "pgm.json"
-    if pgm_file.exists():
-        pgm = json.loads(pgm_file.read_text())
-        for row in pgm["rows"]:
-            # the observed record as a network reports it; the synthetic in the common band
-            if row.get("component") == "maxh" and (row["kind"], row.get("band", "record")) in (
-                    ("observed", "record"), ("synthetic", "common")):
-                peaks.setdefault(row["station"], {})[row["kind"]] = row["pga"] / 9.80665 * 100
-        for item in pgm["misfits"]:
-            if item["component"] == "maxh" and item["metric"] == "pga":
-                peaks.setdefault(item["station"], {})["misfit"] = item["misfit"]
+    peaks = pga_summary(json.loads(pgm_file.read_text())) if pgm_file.exists() else {}
     for station, entry in report["stations"].items():
         values = peaks.get(station, {})
         flags = entry.get("flags", [])
@@ -318,7 +310,7 @@ def _specfem_plan_lines(config: Any) -> list[str]:
     import os
 
     from dare_cli.ra.errors import ConfigError, RAError
-    from dare_cli.ra.pipeline import plan_specfem, specfem_check_lines
+    from dare_cli.ra.stages.specfem import plan_specfem, specfem_check_lines
 
     try:
         run = plan_specfem(config)
@@ -514,8 +506,8 @@ def _simulate_plan(state: CLIState, config: Any) -> None:
 def _emit_slurm(state: CLIState, config: Any, config_file: Path | None, example: str | None,
                 options: Any) -> None:
     """Write the SPECFEM3D inputs and a Slurm script that runs them, then collects."""
-    from dare_cli.ra.pipeline import prepare_specfem
     from dare_cli.ra.simulate.specfem.slurm import write_slurm_script
+    from dare_cli.ra.stages.specfem import prepare_specfem
 
     run_dir = Path(config.out).resolve()
     download = run_dir / "download"
@@ -546,7 +538,7 @@ def _kubernetes_route(state: CLIState, config: Any, config_file: Path | None,
                       emit_batch: str | None, force: bool) -> bool:
     """``--emit-manifests``: write the manifests (True); refuse the kubernetes backend without."""
     from dare_cli.ra.errors import ConfigError
-    from dare_cli.ra.pipeline import KUBERNETES_RUNS_NOTHING
+    from dare_cli.ra.stages.specfem import KUBERNETES_RUNS_NOTHING
 
     if emit_manifests is None:
         if k8s_form is not None or namespace is not None:
@@ -584,8 +576,8 @@ def _emit_manifests(state: CLIState, config: Any, config_file: Path | None,
                     example: str | None, folder: Path, force: bool) -> None:
     """Write the SPECFEM3D inputs and the Kubernetes manifests that run them, then collect."""
     from dare_cli.ra.errors import ConfigError, RAError
-    from dare_cli.ra.pipeline import prepare_specfem
     from dare_cli.ra.simulate.specfem.kubernetes import prepare_emit_folder, write_manifests
+    from dare_cli.ra.stages.specfem import prepare_specfem
 
     run_dir = Path(config.out).resolve()
     download = run_dir / "download"
@@ -614,6 +606,80 @@ def _emit_manifests(state: CLIState, config: Any, config_file: Path | None,
                            "OUTPUT_FILES, collect)", markup=False, highlight=False)
 
 
+SolverOption = Annotated[
+    str | None,
+    typer.Option("--solver", help="embedded or specfem (default: the configuration's)."),
+]
+BackendOption = Annotated[
+    str | None, typer.Option("--backend", help="SPECFEM3D backend: local, docker or "
+                                               "kubernetes (with --emit-manifests)."),
+]
+SpecfemBinOption = Annotated[
+    Path | None, typer.Option("--specfem-bin", metavar="DIR",
+                              help="Folder of xmeshfem3D, xgenerate_databases, xspecfem3D."),
+]
+CollectOption = Annotated[
+    Path | None, typer.Option("--collect", metavar="DIR",
+                              help="Only collect the seismograms of a SPECFEM3D run made "
+                                   "elsewhere (its OUTPUT_FILES)."),
+]
+SpecfemDataOption = Annotated[
+    Path | None, typer.Option("--specfem-data", metavar="DIR",
+                              help="Run a hand-made SPECFEM3D DATA folder as it is (its "
+                                   "Par_file, CMTSOLUTION, STATIONS, meshfem3D_files/); "
+                                   "no download stage needed."),
+]
+EmitBatchOption = Annotated[
+    str | None, typer.Option("--emit-batch", metavar="SCHEDULER",
+                             help="Write the inputs and a batch script (slurm) instead of "
+                                  "running."),
+]
+NodesOption = Annotated[int, typer.Option("--nodes", help="Slurm: nodes.")]
+TasksOption = Annotated[int | None, typer.Option("--tasks", help="Slurm: tasks (= NPROC).")]
+TimeLimitOption = Annotated[str, typer.Option("--time", help="Slurm: time limit.")]
+PartitionOption = Annotated[str | None, typer.Option("--partition", help="Slurm: partition.")]
+AccountOption = Annotated[str | None, typer.Option("--account", help="Slurm: account.")]
+ModuleOption = Annotated[
+    list[str] | None, typer.Option("--module", help="Slurm: module to load; repeatable."),
+]
+EmitManifestsOption = Annotated[
+    Path | None, typer.Option("--emit-manifests", metavar="DIR",
+                              help="Kubernetes: write the run's manifests, inputs and a "
+                                   "README (kubectl commands) into DIR instead of running."),
+]
+K8sFormOption = Annotated[
+    str | None, typer.Option("--k8s-form", metavar="FORM",
+                             help="Kubernetes: mpijob (Kubeflow MPI Operator) or "
+                                  "statefulset (no operator)."),
+]
+NamespaceOption = Annotated[str | None, typer.Option("--namespace", help="Kubernetes: namespace.")]
+SimulateDryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the commands, the "
+                                                                      "mesh, the checks and the "
+                                                                      "run-time estimate; run "
+                                                                      "nothing.")]
+
+
+def _slurm_options(emit_batch: str, config: Any, **options: Any) -> Any:
+    """The ``SlurmOptions`` of ``--emit-batch slurm`` and its ``--nodes``, ``--tasks``...
+
+    Raises
+    ------
+    DareUsageError
+        Another scheduler, the embedded solver, or a value Slurm would refuse.
+    """
+    from dare_cli.ra.errors import ConfigError
+    from dare_cli.ra.simulate.specfem.slurm import SlurmOptions
+
+    if emit_batch != "slurm":
+        raise DareUsageError(f"--emit-batch {emit_batch!r}: only 'slurm' is supported")
+    if config.solver != "specfem":
+        raise DareUsageError("--emit-batch needs --solver specfem")
+    try:
+        return SlurmOptions(**options)
+    except ConfigError as error:
+        raise DareUsageError(str(error)) from error
+
+
 @app.command("simulate")
 def simulate(
     ctx: typer.Context,
@@ -622,63 +688,25 @@ def simulate(
     out: OutOption = None,
     mapping: StageMappingOption = None,
     workers: WorkersOption = None,
-    solver: Annotated[
-        str | None,
-        typer.Option("--solver", help="embedded or specfem (default: the configuration's)."),
-    ] = None,
-    backend: Annotated[
-        str | None, typer.Option("--backend", help="SPECFEM3D backend: local, docker or "
-                                                   "kubernetes (with --emit-manifests)."),
-    ] = None,
-    specfem_bin: Annotated[
-        Path | None, typer.Option("--specfem-bin", metavar="DIR",
-                                  help="Folder of xmeshfem3D, xgenerate_databases, xspecfem3D."),
-    ] = None,
-    collect: Annotated[
-        Path | None, typer.Option("--collect", metavar="DIR",
-                                  help="Only collect the seismograms of a SPECFEM3D run made "
-                                       "elsewhere (its OUTPUT_FILES)."),
-    ] = None,
-    specfem_data: Annotated[
-        Path | None, typer.Option("--specfem-data", metavar="DIR",
-                                  help="Run a hand-made SPECFEM3D DATA folder as it is (its "
-                                       "Par_file, CMTSOLUTION, STATIONS, meshfem3D_files/); "
-                                       "no download stage needed."),
-    ] = None,
-    emit_batch: Annotated[
-        str | None, typer.Option("--emit-batch", metavar="SCHEDULER",
-                                 help="Write the inputs and a batch script (slurm) instead of "
-                                      "running."),
-    ] = None,
-    nodes: Annotated[int, typer.Option("--nodes", help="Slurm: nodes.")] = 1,
-    tasks: Annotated[int | None, typer.Option("--tasks", help="Slurm: tasks (= NPROC).")]
-    = None,
-    time_limit: Annotated[str, typer.Option("--time", help="Slurm: time limit.")] = "01:00:00",
-    partition: Annotated[str | None, typer.Option("--partition", help="Slurm: partition.")]
-    = None,
-    account: Annotated[str | None, typer.Option("--account", help="Slurm: account.")] = None,
-    module: Annotated[
-        list[str] | None, typer.Option("--module", help="Slurm: module to load; repeatable."),
-    ] = None,
-    emit_manifests: Annotated[
-        Path | None, typer.Option("--emit-manifests", metavar="DIR",
-                                  help="Kubernetes: write the run's manifests, inputs and a "
-                                       "README (kubectl commands) into DIR instead of running."),
-    ] = None,
-    k8s_form: Annotated[
-        str | None, typer.Option("--k8s-form", metavar="FORM",
-                                 help="Kubernetes: mpijob (Kubeflow MPI Operator) or "
-                                      "statefulset (no operator)."),
-    ] = None,
-    namespace: Annotated[str | None, typer.Option("--namespace", help="Kubernetes: namespace.")]
-    = None,
+    solver: SolverOption = None,
+    backend: BackendOption = None,
+    specfem_bin: SpecfemBinOption = None,
+    collect: CollectOption = None,
+    specfem_data: SpecfemDataOption = None,
+    emit_batch: EmitBatchOption = None,
+    nodes: NodesOption = 1,
+    tasks: TasksOption = None,
+    time_limit: TimeLimitOption = "01:00:00",
+    partition: PartitionOption = None,
+    account: AccountOption = None,
+    module: ModuleOption = None,
+    emit_manifests: EmitManifestsOption = None,
+    k8s_form: K8sFormOption = None,
+    namespace: NamespaceOption = None,
     force: ForceOption = False,
     resolve_period: ResolvePeriodOption = None,
     velocity_model: VelocityModelOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the commands, the mesh, "
-                                                            "the checks and the run-time "
-                                                            "estimate; run nothing.")]
-    = False,
+    dry_run: SimulateDryRunOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Compute synthetic seismograms at the stations (embedded solver or SPECFEM3D).
@@ -707,18 +735,9 @@ def simulate(
                              emit_batch=emit_batch, force=force):
             return
         if emit_batch is not None:
-            if emit_batch != "slurm":
-                raise DareUsageError(f"--emit-batch {emit_batch!r}: only 'slurm' is supported")
-            if loaded.solver != "specfem":
-                raise DareUsageError("--emit-batch needs --solver specfem")
-            from dare_cli.ra.simulate.specfem.slurm import SlurmOptions
-
-            try:
-                options = SlurmOptions(nodes=nodes, tasks=tasks, time=time_limit,
-                                       partition=partition, account=account,
-                                       modules=tuple(module or ()))
-            except ConfigError as error:
-                raise DareUsageError(str(error)) from error
+            options = _slurm_options(emit_batch, loaded, nodes=nodes, tasks=tasks,
+                                     time=time_limit, partition=partition, account=account,
+                                     modules=tuple(module or ()))
             _emit_slurm(state, loaded, config, example, options)
             return
         if dry_run:

@@ -142,6 +142,8 @@ __all__ = [
     "canonical_metric",
     "channel_role",
     "component",
+    "percent_g",
+    "pga_summary",
     "psa_period",
     "station_peaks",
     "write_pgm_csv",
@@ -389,7 +391,12 @@ def _convert(metric: str, value: float) -> tuple[float, str]:
         return value * 100.0, CM_S
     if metric == "pgd":
         return value * 100.0, CM
-    return value / STANDARD_GRAVITY * 100.0, PERCENT_G
+    return percent_g(value), PERCENT_G
+
+
+def percent_g(acceleration: float) -> float:
+    """An acceleration in m/s² as a percentage of standard gravity (%g)."""
+    return acceleration / STANDARD_GRAVITY * 100.0
 
 
 def _channel_name(location: str, channel: str) -> str:
@@ -436,6 +443,29 @@ def station_peaks(
             target[metric] = max(value, target.get(metric, -math.inf))
     return {station: horizontal.get(station) or maxh.get(station, {})
             for station in sorted(horizontal.keys() | maxh.keys())}
+
+
+def pga_summary(pgm: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """PGA per station for a run's summary table, from the pgm stage's ``pgm.json``.
+
+    The maximum horizontal (``maxh``) of the observed record as a network reports it and of
+    the synthetics in the common band, in %g, and their PGA misfit.
+
+    Returns
+    -------
+    dict
+        ``{"NET.STA": {"observed": %g, "synthetic": %g, "misfit": log10(syn/obs)}}``; values
+        never computed are absent.
+    """
+    peaks: dict[str, dict[str, float]] = {}
+    for row in pgm["rows"]:
+        if row.get("component") == "maxh" and (row["kind"], row.get("band", "record")) in (
+                ("observed", "record"), ("synthetic", "common")):
+            peaks.setdefault(row["station"], {})[row["kind"]] = percent_g(row["pga"])
+    for item in pgm["misfits"]:
+        if item["component"] == "maxh" and item["metric"] == "pga":
+            peaks.setdefault(item["station"], {})["misfit"] = item["misfit"]
+    return peaks
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:

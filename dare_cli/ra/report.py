@@ -616,6 +616,95 @@ def _timings_section(stages: Sequence[Mapping[str, Any]]) -> str:
             "</section>")
 
 
+def _stations_section(pgm: Mapping[str, Any], statuses: Mapping[str, Mapping[str, Any]],
+                      coordinates: Mapping[str, Any]) -> str:
+    """The stations table, and what each flag shown means."""
+    rows = pgm.get("rows", [])
+    flags_used = sorted({f for r in rows if r.get("kind") == "observed"
+                         for f in r.get("flags") or ()}
+                        | {f["name"] for s in statuses.values() for f in s.get("flags", [])
+                           if f.get("name") in FLAG_MEANINGS})
+    flag_list = "".join(f"<dt>{_e(f)}</dt><dd>{_e(FLAG_MEANINGS.get(f, ''))}</dd>"
+                        for f in flags_used)
+    return (
+        '<section id="stations"><h2>Stations</h2>'
+        "<p>Observed values are those of the record in its own band (as a network reports "
+        "them): RotD50 and the larger horizontal component (max-H); synthetic values and "
+        "misfits are of RotD50 in the band observed and synthetic share (max-H where a station "
+        "has no RotD50). GMPE residuals are log10(motion / predicted median), in units of the "
+        "model's sigma in brackets. Distance: epicentral.</p>"
+        + _stations_table(pgm, statuses, coordinates)
+        + (f'<h3>Flags</h3><dl class="flags">{flag_list}</dl>' if flag_list else "")
+        + "</section>")
+
+
+def _maps_section(plot_dir: Path) -> str:
+    """The PGA and misfit maps."""
+    return ('<section id="maps"><h2>Maps</h2><div class="figs">'
+            + _figure(plot_dir / "pga_map.png", "Map of observed PGA",
+                      "Observed PGA of the record (RotD50; the larger horizontal where a "
+                      "station has one horizontal), %g, log scale. Dotted circles: epicentral "
+                      "distance.")
+            + _figure(plot_dir / "misfit_map.png", "Map of PGA misfits",
+                      "Misfit of the synthetics, log10(synthetic / observed) of PGA in the "
+                      "common band: red where the synthetic is larger, blue where smaller.")
+            + "</div></section>")
+
+
+def _residuals_section(pgm: Mapping[str, Any], plot_dir: Path) -> str:
+    """The GMPE residuals figure; empty without a ground-motion model."""
+    if not pgm.get("residuals"):
+        return ""
+    return ('<section id="residuals"><h2>Residuals against the ground-motion '
+            'model</h2><div class="figs">'
+            + _figure(plot_dir / "residuals.png", "GMPE residuals versus distance",
+                      "log10(motion / predicted median) of the observed records "
+                      "(black) and the synthetics (red) versus distance; grey: the "
+                      "model's ±1 sigma.").replace("<figure", '<figure class="wide"', 1)
+            + "</div></section>")
+
+
+def _waveforms_section(plot_dir: Path) -> str:
+    """One waveform figure per station drawn."""
+    waves = []
+    for path in sorted((plot_dir / "waveforms").glob("*.png")):
+        station = path.stem
+        waves.append(_figure(path, f"Waveforms of {station}",
+                             f"{_e(station)}: observed (black) and synthetic (red) traces in "
+                             "the band they share.", anchor=f"wf-{station}"))
+    return ('<section id="waveforms"><h2>Waveforms</h2><div class="figs">'
+            + ("".join(waves) or "<p>No waveform plots.</p>") + "</div></section>")
+
+
+def _failures_section(plot_failures: Sequence[Mapping[str, Any]]) -> str:
+    """The figures that could not be drawn, and why; empty when none failed."""
+    if not plot_failures:
+        return ""
+    items = "".join(f"<li><b>{_e(f.get('plot', ''))}</b>: {_e(f.get('reason', ''))}</li>"
+                    for f in plot_failures)
+    return (f'<section id="failures"><h2>Figures that failed</h2>'
+            f'<ul class="failures">{items}</ul></section>')
+
+
+def _configuration_section(config: Any) -> str:
+    """The run's configuration as TOML blocks; empty without one."""
+    if config is None:
+        return ""
+    return ('<section id="configuration"><h2>Configuration</h2>'
+            '<div class="config">'
+            + "".join(f"<pre>{_e(block)}</pre>"
+                      for block in config_text(config).split("\n\n"))
+            + "</div></section>")
+
+
+def _software_section(versions: Mapping[str, str]) -> str:
+    """The versions of the software that made the run."""
+    return ('<section id="software"><h2>Software</h2><table><tbody>'
+            + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
+                      for k, v in versions.items())
+            + "</tbody></table></section>")
+
+
 def render_report(
     run_dir: str | Path,
     *,
@@ -674,68 +763,7 @@ def render_report(
     title = (description or str(event.get("id", "event"))) + (
         "" if magnitude is None or description else f" M{float(magnitude):.1f}")
 
-    flags_used = sorted({f for r in rows if r.get("kind") == "observed"
-                         for f in r.get("flags") or ()}
-                        | {f["name"] for s in statuses.values() for f in s.get("flags", [])
-                           if f.get("name") in FLAG_MEANINGS})
-    flag_list = "".join(f"<dt>{_e(f)}</dt><dd>{_e(FLAG_MEANINGS.get(f, ''))}</dd>"
-                        for f in flags_used)
-    stations = (
-        '<section id="stations"><h2>Stations</h2>'
-        "<p>Observed values are those of the record in its own band (as a network reports "
-        "them): RotD50 and the larger horizontal component (max-H); synthetic values and "
-        "misfits are of RotD50 in the band observed and synthetic share (max-H where a station "
-        "has no RotD50). GMPE residuals are log10(motion / predicted median), in units of the "
-        "model's sigma in brackets. Distance: epicentral.</p>"
-        + _stations_table(pgm, statuses, coordinates)
-        + (f'<h3>Flags</h3><dl class="flags">{flag_list}</dl>' if flag_list else "")
-        + "</section>")
-
-    maps = ('<section id="maps"><h2>Maps</h2><div class="figs">'
-            + _figure(plot_dir / "pga_map.png", "Map of observed PGA",
-                      "Observed PGA of the record (RotD50; the larger horizontal where a "
-                      "station has one horizontal), %g, log scale. Dotted circles: epicentral "
-                      "distance.")
-            + _figure(plot_dir / "misfit_map.png", "Map of PGA misfits",
-                      "Misfit of the synthetics, log10(synthetic / observed) of PGA in the "
-                      "common band: red where the synthetic is larger, blue where smaller.")
-            + "</div></section>")
-    residuals = ""
-    if pgm.get("residuals"):
-        residuals = ('<section id="residuals"><h2>Residuals against the ground-motion '
-                     'model</h2><div class="figs">'
-                     + _figure(plot_dir / "residuals.png", "GMPE residuals versus distance",
-                               "log10(motion / predicted median) of the observed records "
-                               "(black) and the synthetics (red) versus distance; grey: the "
-                               "model's ±1 sigma.").replace("<figure", '<figure class="wide"', 1)
-                     + "</div></section>")
-    waves = []
-    for path in sorted((plot_dir / "waveforms").glob("*.png")):
-        station = path.stem
-        waves.append(_figure(path, f"Waveforms of {station}",
-                             f"{_e(station)}: observed (black) and synthetic (red) traces in "
-                             "the band they share.", anchor=f"wf-{station}"))
-    waveforms = ('<section id="waveforms"><h2>Waveforms</h2><div class="figs">'
-                 + ("".join(waves) or "<p>No waveform plots.</p>") + "</div></section>")
-    failures = ""
-    if plot_failures:
-        items = "".join(f"<li><b>{_e(f.get('plot', ''))}</b>: {_e(f.get('reason', ''))}</li>"
-                        for f in plot_failures)
-        failures = (f'<section id="failures"><h2>Figures that failed</h2>'
-                    f'<ul class="failures">{items}</ul></section>')
-    method = (f'<section id="method"><h2>Method</h2><p>{_e(_method(config, pgm))}</p>'
-              "</section>")
-    configuration = ""
-    if config is not None:
-        configuration = ('<section id="configuration"><h2>Configuration</h2>'
-                         '<div class="config">'
-                         + "".join(f"<pre>{_e(block)}</pre>"
-                                   for block in config_text(config).split("\n\n"))
-                         + "</div></section>")
-    software = ('<section id="software"><h2>Software</h2><table><tbody>'
-                + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
-                          for k, v in versions.items())
-                + "</tbody></table></section>")
+    residuals = _residuals_section(pgm, plot_dir)
     nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in (
         ("event", "Event"), ("stations", "Stations"), ("maps", "Maps"),
         ("residuals", "Residuals"), ("waveforms", "Waveforms"), ("method", "Method"),
@@ -749,8 +777,11 @@ def render_report(
         f'<p class="sub">Event {_e(event.get("id", ""))}; report written {_e(when)} by dare '
         f"{_e(versions.get('dare', __version__))}</p><nav>{nav}</nav></header>"
         + _event_section(event, statuses, pgm)
-        + stations + maps + residuals + waveforms + failures + method + configuration
-        + software + _timings_section(records)
+        + _stations_section(pgm, statuses, coordinates) + _maps_section(plot_dir) + residuals
+        + _waveforms_section(plot_dir) + _failures_section(plot_failures)
+        + f'<section id="method"><h2>Method</h2><p>{_e(_method(config, pgm))}</p></section>'
+        + _configuration_section(config) + _software_section(versions)
+        + _timings_section(records)
         + f"<footer>Run folder: {_e(run_dir)}</footer></main></body></html>\n")
 
 
