@@ -57,7 +57,7 @@ def show(
 ) -> None:
     """Show PEs, ports, instances and connections (with groupings); nothing is run."""
     from dare_cli.loading import load_graph, load_optimisation
-    from dare_cli.render import RENDERERS
+    from engine.render import RENDERERS
     from engine.errors import GraphError
     from engine.partition import build_plan
 

@@ -22,7 +22,7 @@ def mappings(
     """List the installed mappings (plugins of the 'dare.mappings' entry-point group)."""
     from rich.console import Console
 
-    from dare_cli.render import mappings_table
+    from dare_cli.tables import mappings_table
     from engine.mappings import available
 
     with exit_on_error(get_state(ctx)):

@@ -7,7 +7,7 @@ import json
 import pytest
 from cli_helpers import workflow
 
-from dare_cli.render import outputs_to_text, render_json, render_mermaid, render_text
+from engine.render import outputs_to_text, render_json, render_mermaid, render_text
 from engine import GroupBy, IterativePE, Port, WorkflowGraph
 from engine.partition import build_plan
 from engine.testing import Collect, ListSource

@@ -1,6 +1,8 @@
-"""Renderings of graphs, plans and run results: pure functions returning text or rich tables.
+"""Renderings of graphs, plans and run results: pure functions returning text.
 
-Nothing here prints or runs anything; commands decide where the text goes.
+Nothing here prints or runs anything; callers (``dare graph show``, ``dare run``) decide where
+the text goes. A graph is shown as text, as Mermaid or as JSON without running it; a
+:class:`~engine.partition.Plan` adds where each PE instance runs.
 """
 
 from __future__ import annotations
@@ -9,22 +11,18 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rich.table import Table
-
 from engine.graph import Graph, Node
-from engine.observe import RunResult, RunSummary
+from engine.observe import RunResult
 from engine.partition import Plan
 
 __all__ = [
     "RENDERERS",
     "graph_to_dict",
-    "mappings_table",
     "outputs_to_text",
     "render_json",
     "render_mermaid",
     "render_text",
     "result_to_json",
-    "summary_table",
 ]
 
 
@@ -208,30 +206,3 @@ def result_to_json(result: RunResult) -> str:
     return json.dumps(
         {"outputs": result.outputs, "summary": result.summary.as_dict()}, indent=2, default=repr
     )
-
-
-def summary_table(summary: RunSummary) -> Table:
-    """Per-PE counters of a finished run, with mapping, workers and wall time as caption."""
-    table = Table(
-        title="run summary",
-        caption=f"mapping {summary.mapping}, {summary.workers} worker(s), "
-        f"{summary.wall_seconds:.3f} s wall",
-    )
-    table.add_column("PE")
-    for column in ("instances", "units in", "units out", "process s"):
-        table.add_column(column, justify="right")
-    for pe_id, stats in summary.pes.items():
-        seconds = f"{stats.process_seconds:.3f}" if summary.timed else "-"
-        table.add_row(pe_id, str(stats.instances), str(stats.units_in), str(stats.units_out),
-                      seconds)
-    return table
-
-
-def mappings_table(mappings: Mapping[str, str]) -> Table:
-    """Installed mappings and their descriptions."""
-    table = Table(title="mappings")
-    table.add_column("name", style="bold")
-    table.add_column("description")
-    for name, description in mappings.items():
-        table.add_row(name, description)
-    return table
