@@ -285,77 +285,28 @@ def place_labels(
     labels, omitted
         The placed labels (their ``gid`` is :data:`LABEL_GID`) and how many were left out.
     """
-    figure = ax.get_figure()
-    assert isinstance(figure, Figure)
-    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(
-        figure)
-    renderer = canvas.get_renderer()
-    if hasattr(ax, "apply_aspect"):
-        ax.apply_aspect()
+    renderer, scale = _renderer_and_scale(ax)
     frame = ax.get_window_extent(renderer)
-    scale = figure.dpi / 72.0  # pixels per point
     pixels = ax.transData.transform(np.asarray(points, dtype=float).reshape(-1, 2))
-    n = len(pixels)
-    if n == 0:
+    if not len(pixels):
         return [], 0
-    radius = marker_radius * scale
-    boxes = [np.column_stack([pixels - radius, pixels + radius])]  # x0, y0, x1, y1
-    for obstacle in obstacles:
-        box = obstacle if isinstance(obstacle, Bbox) else obstacle.get_window_extent(renderer)
-        boxes.append(np.array([[box.x0, box.y0, box.x1, box.y1]]))
-    taken = np.vstack(boxes)
+    taken = _marker_and_obstacle_boxes(pixels, marker_radius * scale, obstacles, renderer)
     gaps = np.hypot(*(pixels[:, None, :] - pixels[None, :, :]).transpose(2, 0, 1))
-    near = 45.0 * scale
+    near = 45.0 * scale  # pixels: points closer than this crowd each other
     crowding = ((gaps < near).sum(axis=1) - 1).tolist()
-    order = sorted(range(n), key=lambda i: (-crowding[i], texts[i]))
-    angles = np.radians(np.arange(0.0, 360.0, 22.5))
-    compass = np.column_stack([np.cos(angles), np.sin(angles)])
-    pad = 1.5 * scale
     # where points crowd by the dozen, no long leader lines: they would hide the map
-    reach = (4.0, 7.0, 11.0, 16.0, 23.0, 31.0, 40.0) if n <= 50 else (4.0, 7.0, 11.0, 16.0)
+    reach = ((4.0, 7.0, 11.0, 16.0, 23.0, 31.0, 40.0) if len(pixels) <= 50
+             else (4.0, 7.0, 11.0, 16.0))
     placed: list[Annotation] = []
     omitted = 0
-    for index in order:
+    for index in sorted(range(len(pixels)), key=lambda i: (-crowding[i], texts[i])):
         px, py = pixels[index]
-        push = np.zeros(2)
-        for other in np.flatnonzero((gaps[index] > 0) & (gaps[index] < 3 * near)):
-            push += (pixels[index] - pixels[other]) / gaps[index, other] ** 2
-        if not push.any():  # away from the centre of the axes
-            push = np.array([px - (frame.x0 + frame.x1) / 2, py - (frame.y0 + frame.y1) / 2])
-        preferred = push / (np.hypot(*push) or 1.0)
-        if not preferred.any():
-            preferred = np.array([1.0, 0.0])
-        directions = sorted(compass.tolist(),
-                            key=lambda d: -(d[0] * preferred[0] + d[1] * preferred[1]))
-        directions.insert(0, preferred.tolist())
-        label = ax.annotate(texts[index], tuple(points[index]), xytext=(0.0, 0.0),
-                            textcoords="offset points", fontsize=fontsize, zorder=11,
-                            color=colours[index] if colours else "black",
-                            path_effects=_HALO, gid=LABEL_GID, ha="left", va="bottom")
+        directions = _label_directions(pixels, gaps, index, near, frame)
+        label = _label(ax, texts[index], points[index], fontsize,
+                       colours[index] if colours else "black")
         size = label.get_window_extent(renderer)
-        width, height = size.width, size.height
-        found = None
-        for distance in reach:
-            extra = marker_radius if distance < 8 else 0.0
-            for dx, dy in directions:
-                offset = ((distance + extra) * dx, (distance + extra) * dy)
-                align = _alignment(dx, dy)
-                x = px + offset[0] * scale
-                y = py + offset[1] * scale
-                x0 = x if align["ha"] == "left" else x - width if align["ha"] == "right" \
-                    else x - width / 2
-                y0 = y if align["va"] == "bottom" else y - height if align["va"] == "top" \
-                    else y - height / 2
-                box = (x0 - pad, y0 - pad, x0 + width + pad, y0 + height + pad)
-                if not (frame.x0 <= box[0] and box[2] <= frame.x1
-                        and frame.y0 <= box[1] and box[3] <= frame.y1):
-                    continue
-                if not np.any((taken[:, 0] < box[2]) & (taken[:, 2] > box[0])
-                              & (taken[:, 1] < box[3]) & (taken[:, 3] > box[1])):
-                    found = (distance, offset, align, box)
-                    break
-            if found:
-                break
+        found = _free_spot((px, py), (size.width, size.height), directions, reach,
+                           marker_radius, scale, frame, taken)
         if found is None:
             label.remove()
             omitted += 1
@@ -365,14 +316,113 @@ def place_labels(
         label.set(**align)
         taken = np.vstack([taken, np.array([box])])
         placed.append(label)
-        if distance > 12.0:  # a leader line from the marker to the label's nearest edge
-            ex = min(max(px, box[0] + pad), box[2] - pad)
-            ey = min(max(py, box[1] + pad), box[3] - pad)
-            ax.annotate("", tuple(points[index]), xytext=((ex - px) / scale, (ey - py) / scale),
-                        textcoords="offset points", zorder=10,
-                        arrowprops={"arrowstyle": "-", "color": "#505050", "linewidth": 0.5,
-                                    "shrinkA": 0.0, "shrinkB": marker_radius})
+        if distance > 12.0:
+            _leader_line(ax, points[index], (px, py), box, scale, marker_radius)
     return placed, omitted
+
+
+def _label(ax: Axes, text: str, point: np.ndarray, fontsize: float, colour: str) -> Annotation:
+    """A station-code label at its point (:data:`LABEL_GID`), to be moved by its offset."""
+    return ax.annotate(text, tuple(point), xytext=(0.0, 0.0), textcoords="offset points",
+                       fontsize=fontsize, zorder=11, color=colour, path_effects=_HALO,
+                       gid=LABEL_GID, ha="left", va="bottom")
+
+
+def _leader_line(ax: Axes, point: np.ndarray, pixel: tuple[float, float],
+                 box: tuple[float, float, float, float], scale: float,
+                 marker_radius: float) -> None:
+    """A thin line from the marker at ``point`` to the nearest edge of its label's ``box``."""
+    px, py = pixel
+    pad = 1.5 * scale
+    ex = min(max(px, box[0] + pad), box[2] - pad)
+    ey = min(max(py, box[1] + pad), box[3] - pad)
+    ax.annotate("", tuple(point), xytext=((ex - px) / scale, (ey - py) / scale),
+                textcoords="offset points", zorder=10,
+                arrowprops={"arrowstyle": "-", "color": "#505050", "linewidth": 0.5,
+                            "shrinkA": 0.0, "shrinkB": marker_radius})
+
+
+def _renderer_and_scale(ax: Axes) -> tuple[Any, float]:
+    """The renderer of the axes' figure, its layout applied, and its pixels per point."""
+    figure = ax.get_figure()
+    assert isinstance(figure, Figure)
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(
+        figure)
+    renderer = canvas.get_renderer()
+    if hasattr(ax, "apply_aspect"):
+        ax.apply_aspect()
+    return renderer, figure.dpi / 72.0
+
+
+def _marker_and_obstacle_boxes(pixels: np.ndarray, radius: float, obstacles: Iterable[Any],
+                               renderer: Any) -> np.ndarray:
+    """``(n, 4)`` display boxes ``x0, y0, x1, y1`` that labels must not cover."""
+    boxes = [np.column_stack([pixels - radius, pixels + radius])]
+    for obstacle in obstacles:
+        box = obstacle if isinstance(obstacle, Bbox) else obstacle.get_window_extent(renderer)
+        boxes.append(np.array([[box.x0, box.y0, box.x1, box.y1]]))
+    return np.vstack(boxes)
+
+
+_COMPASS = np.column_stack([np.cos(np.radians(np.arange(0.0, 360.0, 22.5))),
+                            np.sin(np.radians(np.arange(0.0, 360.0, 22.5)))])
+
+
+def _label_directions(pixels: np.ndarray, gaps: np.ndarray, index: int, near: float,
+                      frame: Bbox) -> list[list[float]]:
+    """Unit directions to try for a label: away from its neighbours first, then around.
+
+    Without neighbours within ``3 * near`` pixels, away from the centre of the axes.
+    """
+    px, py = pixels[index]
+    push = np.zeros(2)
+    for other in np.flatnonzero((gaps[index] > 0) & (gaps[index] < 3 * near)):
+        push += (pixels[index] - pixels[other]) / gaps[index, other] ** 2
+    if not push.any():  # away from the centre of the axes
+        push = np.array([px - (frame.x0 + frame.x1) / 2, py - (frame.y0 + frame.y1) / 2])
+    preferred = push / (np.hypot(*push) or 1.0)
+    if not preferred.any():
+        preferred = np.array([1.0, 0.0])
+    directions = sorted(_COMPASS.tolist(),
+                        key=lambda d: -(d[0] * preferred[0] + d[1] * preferred[1]))
+    directions.insert(0, preferred.tolist())
+    return directions
+
+
+def _free_spot(pixel: tuple[float, float], size: tuple[float, float],
+               directions: Sequence[Sequence[float]], reach: Sequence[float],
+               marker_radius: float, scale: float, frame: Bbox, taken: np.ndarray
+               ) -> tuple[float, tuple[float, float], dict[str, str],
+                          tuple[float, float, float, float]] | None:
+    """The first place for a label inside ``frame`` that covers no ``taken`` box.
+
+    Returns
+    -------
+    (distance, offset, alignment, box) or None
+        Distance (points) and offset (points) from the point, the text alignment, and the
+        label's padded display box; ``None`` when the label fits nowhere.
+    """
+    (px, py), (width, height) = pixel, size
+    pad = 1.5 * scale
+    for distance in reach:
+        extra = marker_radius if distance < 8 else 0.0
+        for dx, dy in directions:
+            offset = ((distance + extra) * dx, (distance + extra) * dy)
+            align = _alignment(dx, dy)
+            x = px + offset[0] * scale
+            y = py + offset[1] * scale
+            x0 = x if align["ha"] == "left" else x - width if align["ha"] == "right" \
+                else x - width / 2
+            y0 = y if align["va"] == "bottom" else y - height if align["va"] == "top" \
+                else y - height / 2
+            box = (x0 - pad, y0 - pad, x0 + width + pad, y0 + height + pad)
+            if not (frame.x0 <= box[0] and box[2] <= frame.x1
+                    and frame.y0 <= box[1] and box[3] <= frame.y1):
+                continue
+            if not np.any((taken[:, 0] < box[2]) & (taken[:, 2] > box[0])
+                          & (taken[:, 1] < box[3]) & (taken[:, 3] > box[1])):
+                return distance, offset, align, box
+    return None
 
 
 def _note_omitted(ax: Axes, omitted: int) -> None:
@@ -735,24 +785,7 @@ def residuals_figure(
              and math.isfinite(float(r["log10"])) and canonical_metric(str(r.get("metric")))]
     if not items:
         raise ValueError("no residuals to plot")
-    epicentral: dict[str, float] = {}
-    codes: dict[str, str] = {}
-    rjb: dict[str, float] = {}
-    sigma: dict[tuple[str, str], float] = {}
-    model_info: dict[str, Any] = {}
-    for row in rows:
-        station = str(row.get("station"))
-        epicentral.setdefault(station, float(row.get("distance_km", math.nan)))
-        codes.setdefault(station, str(row.get("code") or station.split(".")[-1]))
-        if row.get("kind") == "gmpe":
-            details = row.get("gmpe") or {}
-            model_info = model_info or dict(details)
-            if details.get("rjb_km") is not None:
-                rjb[station] = float(details["rjb_km"])
-            for key, value in (row.get("sigma_log10") or {}).items():
-                metric = canonical_metric(str(key))
-                if metric is not None and value is not None:
-                    sigma[(station, metric)] = float(value)
+    epicentral, codes, rjb, sigma, model_info = _residual_context(rows)
     stations = sorted({str(r["station"]) for r in items})
     use_rjb = distance == "rjb" and all(s in rjb for s in stations)
     where = rjb if use_rjb else epicentral
@@ -772,15 +805,7 @@ def residuals_figure(
     figure = Figure(figsize=(4.4 * ncols, 3.3 * nrows + 1.3), dpi=DPI)
     FigureCanvasAgg(figure)
     axes = figure.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
-    distances = np.array([where[s] for s in stations])
-    positive = distances[distances > 0]
-    log_x = positive.size == distances.size and positive.max() / positive.min() > 5.0
-    if log_x:
-        xlim = (positive.min() / 1.25, positive.max() * 1.25)
-    else:
-        span = max(float(np.ptp(distances)), 2.0)
-        xlim = (max(0.0, float(distances.min()) - 0.08 * span),
-                float(distances.max()) + 0.08 * span)
+    log_x, xlim = _distance_range(np.array([where[s] for s in stations]))
     largest = max([abs(v) for v in values.values()]
                   + [2.0 * s for (station, _), s in sigma.items() if station in stations]
                   + [0.5])
@@ -788,7 +813,6 @@ def residuals_figure(
     many = len(stations) > label_limit
     pending: list[tuple[Axes, list[tuple[float, float, str]], list[tuple[float, float, str]],
                         Any]] = []
-    size = 26.0 if not many else 10.0
     for index, ax in enumerate(axes.flat):
         if index >= len(metrics):
             ax.set_visible(False)
@@ -799,39 +823,8 @@ def residuals_figure(
         if log_x:
             ax.set_xscale("log")
         known = [(where[s], sigma[(s, metric)]) for s in stations if (s, metric) in sigma]
-        if known:
-            known.sort()
-            bx = np.array([xlim[0], *(k[0] for k in known), xlim[1]])
-            bs = np.array([known[0][1], *(k[1] for k in known), known[-1][1]])
-            ax.fill_between(bx, -bs, bs, color="#c8c8c8", alpha=0.55, linewidth=0,
-                            zorder=1)
-        ax.axhline(0.0, color="#404040", linewidth=0.8, zorder=2)
-        ax.grid(True, linewidth=0.3, alpha=0.6, zorder=0)
-        observed = [(where[s], values[("observed", metric, s)], s) for s in stations
-                    if ("observed", metric, s) in values]
-        synthetic = [(where[s], values[("synthetic", metric, s)], s) for s in stations
-                     if ("synthetic", metric, s) in values]
-        pairs = {s: v for _, v, s in synthetic}
-        for x, v, s in observed if not many else ():  # joins only where they can be read
-            if s in pairs:
-                ax.plot([x, x], [v, pairs[s]], color="#9a9a9a", linewidth=0.5, zorder=3)
-        ax.scatter([p[0] for p in synthetic], [p[1] for p in synthetic],
-                                s=size, marker="^", color=_SYNTHETIC_COLOUR,
-                                edgecolors="white" if not many else "none", linewidths=0.4,
-                                alpha=0.9 if not many else 0.6, zorder=5)
-        ax.scatter([p[0] for p in observed], [p[1] for p in observed], s=size, marker="o",
-                   color=_OBSERVED_COLOUR, edgecolors="white" if not many else "none",
-                   linewidths=0.4, alpha=1.0 if not many else 0.6, zorder=6)
-        means = []
-        for kind, points in (("obs", observed), ("syn", synthetic)):
-            if points:
-                means.append(f"{kind} {_signed(float(np.mean([p[1] for p in points])))}")
-        note = ax.text(0.02, 0.97, "mean " + ", ".join(means) + f"  (n={len(observed)})",
-                       transform=ax.transAxes, ha="left", va="top", fontsize=7,
-                       bbox={"boxstyle": "round,pad=0.25", "facecolor": "white",
-                             "edgecolor": "#c0c0c0", "alpha": 0.9}, zorder=8)
-        ax.set_title(metric_label(metric), fontsize=9.5)
-        ax.tick_params(labelsize=8)
+        observed, synthetic, note = _residual_panel(ax, metric, stations, where, values,
+                                                    known, xlim, many)
         if index % ncols == 0:
             ax.set_ylabel("log10(motion / median)", fontsize=8.5)
         if index // ncols == nrows - 1 or index + ncols >= len(metrics):
@@ -840,6 +833,110 @@ def residuals_figure(
             ax.xaxis.set_tick_params(labelbottom=True)
         if not many and observed:
             pending.append((ax, observed, synthetic, note))
+    _residuals_legend_and_title(figure, info, model, model_info)
+    radius = 4.0 * DPI / 72.0
+    for ax, observed, synthetic, note in pending:  # once the layout is final
+        pixels = ax.transData.transform(np.array([p[:2] for p in synthetic]).reshape(-1, 2))
+        obstacles = [note, *(Bbox.from_extents(x - radius, y - radius, x + radius, y + radius)
+                             for x, y in pixels)]
+        place_labels(ax, np.array([p[:2] for p in observed]),
+                     [codes.get(p[2], p[2]) for p in observed], obstacles=obstacles,
+                     marker_radius=3.5, fontsize=6.5)
+    return figure
+
+
+def _residual_context(rows: Iterable[Mapping[str, Any]]
+                      ) -> tuple[dict[str, float], dict[str, str], dict[str, float],
+                                 dict[tuple[str, str], float], dict[str, Any]]:
+    """From the station rows: epicentral distances, codes, Rjb, model sigmas, model details.
+
+    Returns
+    -------
+    epicentral, codes, rjb, sigma, model_info
+        ``{station: km}``, ``{station: code}``, ``{station: km}`` (rows with a GMPE),
+        ``{(station, metric): sigma of log10}`` and the first GMPE row's ``gmpe`` details.
+    """
+    epicentral: dict[str, float] = {}
+    codes: dict[str, str] = {}
+    rjb: dict[str, float] = {}
+    sigma: dict[tuple[str, str], float] = {}
+    model_info: dict[str, Any] = {}
+    for row in rows:
+        station = str(row.get("station"))
+        epicentral.setdefault(station, float(row.get("distance_km", math.nan)))
+        codes.setdefault(station, str(row.get("code") or station.split(".")[-1]))
+        if row.get("kind") == "gmpe":
+            details = row.get("gmpe") or {}
+            model_info = model_info or dict(details)
+            if details.get("rjb_km") is not None:
+                rjb[station] = float(details["rjb_km"])
+            for key, value in (row.get("sigma_log10") or {}).items():
+                metric = canonical_metric(str(key))
+                if metric is not None and value is not None:
+                    sigma[(station, metric)] = float(value)
+    return epicentral, codes, rjb, sigma, model_info
+
+
+def _distance_range(distances: np.ndarray) -> tuple[bool, tuple[float, float]]:
+    """Whether the distance axis is logarithmic (positive, spanning over 5x), and its limits."""
+    positive = distances[distances > 0]
+    if positive.size == distances.size and positive.max() / positive.min() > 5.0:
+        return True, (positive.min() / 1.25, positive.max() * 1.25)
+    span = max(float(np.ptp(distances)), 2.0)
+    return False, (max(0.0, float(distances.min()) - 0.08 * span),
+                   float(distances.max()) + 0.08 * span)
+
+
+def _residual_panel(ax: Axes, metric: str, stations: Sequence[str], where: Mapping[str, float],
+                    values: Mapping[tuple[str, str, str], float],
+                    known: list[tuple[float, float]], xlim: tuple[float, float], many: bool
+                    ) -> tuple[list[tuple[float, float, str]], list[tuple[float, float, str]],
+                               Any]:
+    """Draw one metric's residuals: the ±1 sigma band, observed and synthetic points, means.
+
+    Returns the observed and synthetic ``(distance, log10, station)`` points and the note of
+    the means (an obstacle for the labels).
+    """
+    size = 26.0 if not many else 10.0
+    if known:
+        known.sort()
+        bx = np.array([xlim[0], *(k[0] for k in known), xlim[1]])
+        bs = np.array([known[0][1], *(k[1] for k in known), known[-1][1]])
+        ax.fill_between(bx, -bs, bs, color="#c8c8c8", alpha=0.55, linewidth=0,
+                        zorder=1)
+    ax.axhline(0.0, color="#404040", linewidth=0.8, zorder=2)
+    ax.grid(True, linewidth=0.3, alpha=0.6, zorder=0)
+    observed = [(where[s], values[("observed", metric, s)], s) for s in stations
+                if ("observed", metric, s) in values]
+    synthetic = [(where[s], values[("synthetic", metric, s)], s) for s in stations
+                 if ("synthetic", metric, s) in values]
+    pairs = {s: v for _, v, s in synthetic}
+    for x, v, s in observed if not many else ():  # joins only where they can be read
+        if s in pairs:
+            ax.plot([x, x], [v, pairs[s]], color="#9a9a9a", linewidth=0.5, zorder=3)
+    ax.scatter([p[0] for p in synthetic], [p[1] for p in synthetic],
+               s=size, marker="^", color=_SYNTHETIC_COLOUR,
+               edgecolors="white" if not many else "none", linewidths=0.4,
+               alpha=0.9 if not many else 0.6, zorder=5)
+    ax.scatter([p[0] for p in observed], [p[1] for p in observed], s=size, marker="o",
+               color=_OBSERVED_COLOUR, edgecolors="white" if not many else "none",
+               linewidths=0.4, alpha=1.0 if not many else 0.6, zorder=6)
+    means = []
+    for kind, points in (("obs", observed), ("syn", synthetic)):
+        if points:
+            means.append(f"{kind} {_signed(float(np.mean([p[1] for p in points])))}")
+    note = ax.text(0.02, 0.97, "mean " + ", ".join(means) + f"  (n={len(observed)})",
+                   transform=ax.transAxes, ha="left", va="top", fontsize=7,
+                   bbox={"boxstyle": "round,pad=0.25", "facecolor": "white",
+                         "edgecolor": "#c0c0c0", "alpha": 0.9}, zorder=8)
+    ax.set_title(metric_label(metric), fontsize=9.5)
+    ax.tick_params(labelsize=8)
+    return observed, synthetic, note
+
+
+def _residuals_legend_and_title(figure: Figure, info: EventInfo, model: str,
+                                model_info: Mapping[str, Any]) -> None:
+    """The legend of the residual plots and the figure's title; the layout made final."""
     handles = [
         Line2D([], [], marker="o", linestyle="none", color=_OBSERVED_COLOUR,
                label="observed (record band)"),
@@ -854,15 +951,6 @@ def residuals_figure(
     figure.suptitle(_title(info, f"Residuals against {model} ({component}{site})"),
                     fontsize=10)
     figure.tight_layout(rect=(0.0, 0.05, 1.0, 1.0))
-    radius = 4.0 * DPI / 72.0
-    for ax, observed, synthetic, note in pending:  # once the layout is final
-        pixels = ax.transData.transform(np.array([p[:2] for p in synthetic]).reshape(-1, 2))
-        obstacles = [note, *(Bbox.from_extents(x - radius, y - radius, x + radius, y + radius)
-                             for x, y in pixels)]
-        place_labels(ax, np.array([p[:2] for p in observed]),
-                     [codes.get(p[2], p[2]) for p in observed], obstacles=obstacles,
-                     marker_radius=3.5, fontsize=6.5)
-    return figure
 
 
 def plot_residuals(
@@ -1002,6 +1090,89 @@ def _amplitude_axis(ax: Axes, peak: float, label: str, colour: str) -> None:
     ax.set_ylabel(label, fontsize=8, color=colour)
 
 
+def _station_heading(station: str, name: str | None, distance_km: float | None,
+                     azimuth: float | None) -> str:
+    """``NET.STA (name)   epicentral distance 12.3 km, azimuth 45°``: what is known of it."""
+    where = []
+    if distance_km is not None:
+        where.append(f"epicentral distance {distance_km:.1f} km")
+    if azimuth is not None:
+        where.append(f"azimuth {azimuth:.0f}°")
+    heading = station + (f" ({name})" if name and name != station.split(".")[-1] else "")
+    if where:
+        heading += "   " + ", ".join(where)
+    return heading
+
+
+def _missing_data_spans(obs: Sequence[Trace], obs_data: Sequence[tuple[np.ndarray, np.ndarray]],
+                        window: tuple[float, float]) -> list[tuple[float, float]]:
+    """Spans of the window (s) where the record has no data: gaps, and before or after it."""
+    covered = sorted((float(t[0]), float(t[-1])) for t, d in obs_data if np.isfinite(d).any())
+    spans = [span for t, d in obs_data for span in _missing_spans(t, d)]
+    cursor = window[0]
+    for first, last in covered:
+        if first > cursor:
+            spans.append((cursor, first))
+        cursor = max(cursor, last)
+    if obs and cursor < window[1]:
+        spans.append((cursor, window[1]))
+    if not obs:
+        spans = [window]
+    return spans
+
+
+def _waveform_panel_title(obs: Sequence[Trace], syn: Sequence[Trace], peak_obs: float,
+                          peak_syn: float, units: str) -> str:
+    """Channels, band compared, peaks and their ratio, and the record's coverage."""
+    channels = "/".join(sorted({t.stats.channel for t in (*obs, *syn)}))
+    parts = [f"{channels}", f"band compared {_band_words(obs or syn) or 'not recorded'}"]
+    if peak_obs and peak_syn:
+        parts.append(f"peak obs {peak_obs:.3g}, syn {peak_syn:.3g} {units}, "
+                     f"log10(syn/obs) {math.log10(peak_syn / peak_obs):+.2f}")
+    elif peak_obs:
+        parts.append(f"peak obs {peak_obs:.3g} {units}; no synthetic")
+    elif peak_syn:
+        parts.append(f"peak syn {peak_syn:.3g} {units}; no observed data")
+    coverage = [float(t.stats.coverage) for t in obs if t.stats.get("coverage") is not None]
+    if coverage and min(coverage) < 1.0:
+        parts.append(f"the record covers {100 * min(coverage):.0f}% of the window")
+    return "   \u00b7   ".join(parts)
+
+
+def _waveform_panel(ax: Axes, panel: tuple[Any, ...], window: tuple[float, float],
+                    own_scale: bool, units: str) -> bool:
+    """Draw one component's observed and synthetic traces; whether missing data was shaded."""
+    component, obs, syn, obs_data, syn_data = panel
+    peak_obs, peak_syn = _peak([d for _, d in obs_data]), _peak([d for _, d in syn_data])
+    ax.set_xlim(*window)
+    ax.axhline(0.0, color="#b0b0b0", linewidth=0.5, zorder=0)
+    ax.grid(True, linewidth=0.3, alpha=0.6)
+    missing_drawn = False
+    # where the record has no data: shaded, never drawn as zeros
+    for first, last in _missing_data_spans(obs, obs_data, window):
+        if last - first > 0:
+            ax.axvspan(first, last, facecolor="#eeeeee", edgecolor="#cfcfcf",
+                       hatch="////", linewidth=0.0, zorder=0)
+            missing_drawn = True
+    for times, data in obs_data:
+        ax.plot(times, data, color=_OBSERVED_COLOUR, linewidth=0.6, zorder=3)
+    target = ax
+    if own_scale and syn_data:
+        target = ax.twinx()
+        target.tick_params(axis="y", colors=_SYNTHETIC_COLOUR, labelsize=7.5)
+        _amplitude_axis(target, peak_syn, f"synthetic ({units})", _SYNTHETIC_COLOUR)
+    for times, data in syn_data:
+        target.plot(times, data, color=_SYNTHETIC_COLOUR, linewidth=0.7, alpha=0.9,
+                    zorder=4)
+    ax.tick_params(labelsize=7.5)
+    _amplitude_axis(ax, peak_obs if own_scale else max(peak_obs, peak_syn),
+                    f"{component}: observed ({units})" if own_scale
+                    else f"{component} ({units})", "black")
+    ax.set_title(_waveform_panel_title(obs, syn, peak_obs, peak_syn, units), loc="left",
+                 fontsize=7.2, pad=3)
+    return missing_drawn
+
+
 def waveforms_figure(
     station: str,
     observed: Stream,
@@ -1048,55 +1219,8 @@ def waveforms_figure(
     ends = [t.stats.endtime - reference for t in (*observed, *synthetic)]
     window = (min(starts), max(ends))
     missing_drawn = False
-    for ax, (component, obs, syn, obs_data, syn_data) in zip(axes, panels, strict=True):
-        peak_obs, peak_syn = _peak([d for _, d in obs_data]), _peak([d for _, d in syn_data])
-        ax.set_xlim(*window)
-        ax.axhline(0.0, color="#b0b0b0", linewidth=0.5, zorder=0)
-        ax.grid(True, linewidth=0.3, alpha=0.6)
-        # where the record has no data: shaded, never drawn as zeros
-        covered = sorted((float(t[0]), float(t[-1])) for t, d in obs_data if np.isfinite(d).any())
-        spans = [span for t, d in obs_data for span in _missing_spans(t, d)]
-        cursor = window[0]
-        for first, last in covered:
-            if first > cursor:
-                spans.append((cursor, first))
-            cursor = max(cursor, last)
-        if obs and cursor < window[1]:
-            spans.append((cursor, window[1]))
-        if not obs:
-            spans = [window]
-        for first, last in spans:
-            if last - first > 0:
-                ax.axvspan(first, last, facecolor="#eeeeee", edgecolor="#cfcfcf",
-                           hatch="////", linewidth=0.0, zorder=0)
-                missing_drawn = True
-        for times, data in obs_data:
-            ax.plot(times, data, color=_OBSERVED_COLOUR, linewidth=0.6, zorder=3)
-        target = ax
-        if own_scale and syn_data:
-            target = ax.twinx()
-            target.tick_params(axis="y", colors=_SYNTHETIC_COLOUR, labelsize=7.5)
-            _amplitude_axis(target, peak_syn, f"synthetic ({units})", _SYNTHETIC_COLOUR)
-        for times, data in syn_data:
-            target.plot(times, data, color=_SYNTHETIC_COLOUR, linewidth=0.7, alpha=0.9,
-                        zorder=4)
-        ax.tick_params(labelsize=7.5)
-        _amplitude_axis(ax, peak_obs if own_scale else max(peak_obs, peak_syn),
-                        f"{component}: observed ({units})" if own_scale
-                        else f"{component} ({units})", "black")
-        channels = "/".join(sorted({t.stats.channel for t in (*obs, *syn)}))
-        parts = [f"{channels}", f"band compared {_band_words(obs or syn) or 'not recorded'}"]
-        if peak_obs and peak_syn:
-            parts.append(f"peak obs {peak_obs:.3g}, syn {peak_syn:.3g} {units}, "
-                         f"log10(syn/obs) {math.log10(peak_syn / peak_obs):+.2f}")
-        elif peak_obs:
-            parts.append(f"peak obs {peak_obs:.3g} {units}; no synthetic")
-        elif peak_syn:
-            parts.append(f"peak syn {peak_syn:.3g} {units}; no observed data")
-        coverage = [float(t.stats.coverage) for t in obs if t.stats.get("coverage") is not None]
-        if coverage and min(coverage) < 1.0:
-            parts.append(f"the record covers {100 * min(coverage):.0f}% of the window")
-        ax.set_title("   \u00b7   ".join(parts), loc="left", fontsize=7.2, pad=3)
+    for ax, panel in zip(axes, panels, strict=True):
+        missing_drawn |= _waveform_panel(ax, panel, window, own_scale, units)
     axes[-1].set_xlabel(f"time after {zero} (s)" + (
         f", origin {reference.strftime('%Y-%m-%d %H:%M:%S')} UTC" if zero == "origin" else ""),
         fontsize=8.5)
@@ -1107,14 +1231,7 @@ def waveforms_figure(
     if missing_drawn:
         handles.append(Patch(facecolor="#eeeeee", edgecolor="#cfcfcf", hatch="////",
                              label="no observed data"))
-    where = []
-    if distance_km is not None:
-        where.append(f"epicentral distance {distance_km:.1f} km")
-    if azimuth is not None:
-        where.append(f"azimuth {azimuth:.0f}°")
-    heading = station + (f" ({name})" if name and name != station.split(".")[-1] else "")
-    if where:
-        heading += "   " + ", ".join(where)
+    heading = _station_heading(station, name, distance_km, azimuth)
     factor = max((max(r, 1.0 / r) for r in ratios), default=1.0)
     scale = (f"each on its own scale (peaks differ by up to a factor {factor:.2g})"
              if own_scale else "same scale")
