@@ -57,9 +57,9 @@ def show(
 ) -> None:
     """Show PEs, ports, instances and connections (with groupings); nothing is run."""
     from dare_cli.loading import load_graph, load_optimisation
-    from engine.render import RENDERERS
     from engine.errors import GraphError
     from engine.partition import build_plan
+    from engine.render import RENDERERS
 
     state = get_state(ctx)
     with exit_on_error(state):

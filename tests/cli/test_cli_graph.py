@@ -7,9 +7,9 @@ import json
 import pytest
 from cli_helpers import workflow
 
-from engine.render import outputs_to_text, render_json, render_mermaid, render_text
 from engine import GroupBy, IterativePE, Port, WorkflowGraph
 from engine.partition import build_plan
+from engine.render import outputs_to_text, render_json, render_mermaid, render_text
 from engine.testing import Collect, ListSource
 
 

@@ -38,7 +38,6 @@ from socal1d_fixtures import socal_inventory, socal_stations, write_download_sta
 
 from dare_cli.ra.config import RAConfig, load_config
 from dare_cli.ra.errors import ConfigError
-from dare_cli.ra.stages.specfem import specfem_backend
 from dare_cli.ra.simulate.specfem.backends import (
     IMAGE_BIN_DIR,
     DockerBackend,
@@ -59,6 +58,7 @@ from dare_cli.ra.simulate.specfem.kubernetes import (
     run_steps,
     write_manifests,
 )
+from dare_cli.ra.stages.specfem import specfem_backend
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

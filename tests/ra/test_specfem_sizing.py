@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from dare_cli.main import app
 from dare_cli.ra.config import RAConfig, load_config
 from dare_cli.ra.errors import ConfigError
-from dare_cli.ra.stages.specfem import plan_specfem, prepare_specfem
 from dare_cli.ra.simulate.specfem import (
     SpecfemConfigError,
     check_simulation,
@@ -36,6 +35,7 @@ from dare_cli.ra.simulate.specfem.checks import review_simulation
 from dare_cli.ra.simulate.specfem.mesh import nex_multiple
 from dare_cli.ra.simulate.specfem.sizing import element_size_for_period, size_mesh
 from dare_cli.ra.simulate.specfem.velocity_model import parse_velocity_model
+from dare_cli.ra.stages.specfem import plan_specfem, prepare_specfem
 
 SOCAL = Path(__file__).parent / "data" / "specfem" / "socal1D"
 MESH = SOCAL / "DATA" / "meshfem3D_files" / "Mesh_Par_file"
