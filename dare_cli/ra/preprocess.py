@@ -666,42 +666,11 @@ def process_record(
     sta = _single_station(st)
     failures: dict[str, _ChannelFailure] = {}
     flags: list[dict[str, str]] = []
-    merged = _merge_channels(st, config.max_gap, failures)
-    channels: list[tuple[Trace, Any, str]] = []
-    for tr in merged:
-        try:
-            _check_channel(tr, config, flags)
-            response, how = _response(tr, inventory)
-        except _ChannelFailure as failure:
-            failures[tr.id] = failure
-            continue
-        channels.append((tr, response, how))
+    channels = _usable_channels(_merge_channels(st, config.max_gap, failures), inventory,
+                                config, failures, flags)
     _stop_if_failed(sta, failures, bool(channels), config)
-    # one span for every channel, as gmprocess's stream assembly does: components of
-    # different lengths (CI.MPM: 66.1 to 68.2 s) are processed over the same window
-    common_start = max(tr.stats.starttime for tr, _, _ in channels)
-    common_end = min(tr.stats.endtime for tr, _, _ in channels)
-    if common_end - common_start < config.min_duration:
-        raise StationError(sta, f"the channels share only {max(common_end - common_start, 0):.1f}"
-                                f" s of record, at least {config.min_duration:g} s needed",
-                           quality=True)
-    for tr, _, _ in channels:
-        tr.trim(common_start, common_end, nearest_sample=True)
-
-    coordinates = _coordinates(inventory, channels[0][0])
-    distance_m, _, _ = gps2dist_azimuth(hypo.latitude, hypo.longitude,
-                                        coordinates["latitude"], coordinates["longitude"])
-    distance_km = distance_m / 1000.0
-    p_travel = processing.p_arrival_time(kilometers2degrees(distance_km), hypo.depth_km,
-                                         config.travel_time_model)
-    if p_travel is None:
-        raise StationError(sta, f"no P arrival in {config.travel_time_model} at "
-                                f"{distance_km:.1f} km")
-    starts = [tr.stats.starttime for tr, _, _ in channels]
-    split = max(hypo.time + p_travel + config.p_arrival_shift, min(starts))
-    source_duration = 1.0 / processing.brune_corner_frequency(
-        hypo.moment, WINDOW_STRESS_DROP, WINDOW_SHEAR_VELOCITY)
-    end = split + source_duration + PATH_DURATION + PATH_DURATION_PER_KM * distance_km
+    _trim_to_common_span(sta, [tr for tr, _, _ in channels], config)
+    distance_km, p_travel, split, end = _signal_window(sta, inventory, channels, hypo, config)
     snr_band = _snr_band(hypo, config)
 
     processed: list[tuple[Trace, processing.SnrCurve]] = []
@@ -716,6 +685,75 @@ def process_record(
     _choose_corners(processed, split, end, snr_band, config, failures)
     _stop_if_failed(sta, failures, any(tr.id not in failures for tr in traces), config)
     traces = [tr for tr in traces if tr.id not in failures]
+    _note_coverage(traces, hypo, config, flags)
+    streams = _ground_motions(traces, split, config, flags)
+    return RecordResult(sta, streams, rejected={k: str(v) for k, v in sorted(failures.items())},
+                        flags=flags, distance_km=distance_km, p_arrival=p_travel)
+
+
+def _usable_channels(merged: Stream, inventory: Inventory, config: PreprocessConfig,
+                     failures: dict[str, _ChannelFailure], flags: list[dict[str, str]]
+                     ) -> list[tuple[Trace, Any, str]]:
+    """The channels that pass the checks, with their response and how it was found.
+
+    A channel that fails is recorded in ``failures`` (by trace id).
+    """
+    channels: list[tuple[Trace, Any, str]] = []
+    for tr in merged:
+        try:
+            _check_channel(tr, config, flags)
+            response, how = _response(tr, inventory)
+        except _ChannelFailure as failure:
+            failures[tr.id] = failure
+            continue
+        channels.append((tr, response, how))
+    return channels
+
+
+def _trim_to_common_span(sta: str, traces: Sequence[Trace], config: PreprocessConfig) -> None:
+    """Trim every channel to the span they share (at least ``config.min_duration``).
+
+    One span for every channel, as gmprocess's stream assembly does: components of different
+    lengths (CI.MPM: 66.1 to 68.2 s) are processed over the same window.
+    """
+    common_start = max(tr.stats.starttime for tr in traces)
+    common_end = min(tr.stats.endtime for tr in traces)
+    if common_end - common_start < config.min_duration:
+        raise StationError(sta, f"the channels share only {max(common_end - common_start, 0):.1f}"
+                                f" s of record, at least {config.min_duration:g} s needed",
+                           quality=True)
+    for tr in traces:
+        tr.trim(common_start, common_end, nearest_sample=True)
+
+
+def _signal_window(sta: str, inventory: Inventory, channels: Sequence[tuple[Trace, Any, str]],
+                   hypo: Hypocentre, config: PreprocessConfig
+                   ) -> tuple[float, float, UTCDateTime, UTCDateTime]:
+    """Epicentral distance (km), P travel time (s), and the start and end of the signal.
+
+    The signal starts at the P arrival (shifted by ``config.p_arrival_shift``, not before the
+    record) and lasts the source duration (Brune) plus the path duration.
+    """
+    coordinates = _coordinates(inventory, channels[0][0])
+    distance_m, _, _ = gps2dist_azimuth(hypo.latitude, hypo.longitude,
+                                        coordinates["latitude"], coordinates["longitude"])
+    distance_km = distance_m / 1000.0
+    p_travel = processing.p_arrival_time(kilometers2degrees(distance_km), hypo.depth_km,
+                                         config.travel_time_model)
+    if p_travel is None:
+        raise StationError(sta, f"no P arrival in {config.travel_time_model} at "
+                                f"{distance_km:.1f} km")
+    starts = [tr.stats.starttime for tr, _, _ in channels]
+    split = max(hypo.time + p_travel + config.p_arrival_shift, min(starts))
+    source_duration = 1.0 / processing.brune_corner_frequency(
+        hypo.moment, WINDOW_STRESS_DROP, WINDOW_SHEAR_VELOCITY)
+    end = split + source_duration + PATH_DURATION + PATH_DURATION_PER_KM * distance_km
+    return distance_km, p_travel, split, end
+
+
+def _note_coverage(traces: Sequence[Trace], hypo: Hypocentre, config: PreprocessConfig,
+                   flags: list[dict[str, str]]) -> None:
+    """``stats.coverage``: the fraction of the analysis window recorded (flagged under 99 %)."""
     window = (hypo.time + config.window_start,
               hypo.time + config.window_start + config.window_length)
     for tr in traces:
@@ -727,6 +765,13 @@ def process_record(
                                  f"{covered / config.window_length:.0%} of the analysis window",
                   flags)
 
+
+def _ground_motions(traces: Sequence[Trace], split: UTCDateTime, config: PreprocessConfig,
+                    flags: list[dict[str, str]]) -> dict[str, Stream]:
+    """Band-pass the accelerations, remove the pre-event mean, integrate: ``{quantity: Stream}``.
+
+    Anomalies are flagged on the accelerations; their flags hold for all three quantities.
+    """
     streams: dict[str, Stream] = {q: Stream() for q in QUANTITIES}
     for tr in traces:
         info = tr.stats.dare
@@ -755,8 +800,7 @@ def process_record(
     for quantity in ("VEL", "DISP"):  # the flags of the acceleration hold for all three
         for trace, acc in zip(streams[quantity], streams["ACC"], strict=True):
             trace.stats.dare["flags"] = list(acc.stats.dare["flags"])
-    return RecordResult(sta, streams, rejected={k: str(v) for k, v in sorted(failures.items())},
-                        flags=flags, distance_km=distance_km, p_arrival=p_travel)
+    return streams
 
 
 def _stop_if_failed(sta: str, failures: Mapping[str, _ChannelFailure], any_left: bool,
@@ -1055,6 +1099,36 @@ def _three_quantities(acc: Trace) -> dict[str, Trace]:
     return {"ACC": acc, "VEL": vel, "DISP": disp}
 
 
+def _synthetic_acceleration(syn: Trace, pad_start: UTCDateTime, band: tuple[float, float],
+                            extra: tuple[float | None, float | None], info: Mapping[str, Any],
+                            config: PreprocessConfig) -> Trace:
+    """A synthetic displacement as acceleration through the observed record's filters.
+
+    Zero-padded before ``pad_start`` (the ground is at rest before the origin), tapered at its
+    end, differentiated twice in the frequency domain and filtered in the record's band
+    (``info``), then in the narrower common ``band`` where ``extra`` gives a corner.
+    """
+    (highpass, lowpass), (extra_high, extra_low) = band, extra
+    syn = syn.copy()
+    if syn.stats.starttime > pad_start:
+        syn.trim(starttime=pad_start, pad=True, fill_value=0.0, nearest_sample=False)
+        _note(syn, "zero_pad_front(reason='at rest before the origin')")
+    syn.taper(max_percentage=config.taper_fraction, type="hann", side="right")
+    npts = syn.stats.npts
+    padded = np.concatenate([syn.data, np.zeros(npts)])  # no wrap-around of the filters
+    acc = processing.differentiate_in_frequency(
+        processing.differentiate_in_frequency(padded, syn.stats.delta), syn.stats.delta)
+    for h, lo in ((info["highpass"], info["lowpass"]), (extra_high, extra_low)):
+        if h or lo:
+            acc = processing.filter_in_frequency(acc, syn.stats.delta, highpass=h,
+                                                 lowpass=lo, order=config.filter_order)
+    syn.data = acc[:npts]
+    _note(syn, f"differentiate(frequency_domain) twice; bandpass(record band "
+               f"{info['highpass']:.5g}-{info['lowpass']:.5g} Hz, then common band "
+               f"{highpass:.5g}-{lowpass:.5g} Hz)")
+    return syn
+
+
 def comparison_copies(
     record: RecordResult, synthetic: Stream, inventory: Inventory, origin_time: UTCDateTime,
     synthetic_band: tuple[float, float], config: PreprocessConfig,
@@ -1112,23 +1186,8 @@ def comparison_copies(
                                                       order=config.filter_order)
             _note(obs, f"bandpass(common band::highpass={highpass:.5g}::lowpass="
                        f"{lowpass:.5g}::order={config.filter_order})")
-        syn = syn.copy()
-        if syn.stats.starttime > pad_start:
-            syn.trim(starttime=pad_start, pad=True, fill_value=0.0, nearest_sample=False)
-            _note(syn, "zero_pad_front(reason='at rest before the origin')")
-        syn.taper(max_percentage=config.taper_fraction, type="hann", side="right")
-        npts = syn.stats.npts
-        padded = np.concatenate([syn.data, np.zeros(npts)])  # no wrap-around of the filters
-        acc = processing.differentiate_in_frequency(
-            processing.differentiate_in_frequency(padded, syn.stats.delta), syn.stats.delta)
-        for h, lo in ((info["highpass"], info["lowpass"]), (extra_high, extra_low)):
-            if h or lo:
-                acc = processing.filter_in_frequency(acc, syn.stats.delta, highpass=h,
-                                                     lowpass=lo, order=config.filter_order)
-        syn.data = acc[:npts]
-        _note(syn, f"differentiate(frequency_domain) twice; bandpass(record band "
-                   f"{info['highpass']:.5g}-{info['lowpass']:.5g} Hz, then common band "
-                   f"{highpass:.5g}-{lowpass:.5g} Hz)")
+        syn = _synthetic_acceleration(syn, pad_start, (highpass, lowpass),
+                                      (extra_high, extra_low), info, config)
         band = {"highpass": highpass, "lowpass": lowpass,
                 "record_band": [info["highpass"], info["lowpass"]]}
         for kind, acc_trace, out in (("observed", obs, observed_out),
