@@ -1,54 +1,59 @@
-"""``dare climate``: the written files equal icclim's own, on every mapping; bad input; WebDAV."""
+"""``dare climate``: the written files equal icclim's own, on every mapping; bad input; WebDAV.
+
+``dare`` runs in-process (typer's ``CliRunner``), and so does the reference ``icclim.index``
+call, both with dask's synchronous scheduler (HDF5 is not thread-safe). The multi mapping's
+workers start from a fork server (``dare_cli/climate/pipeline.py``), never forked from this
+process, so they do not share its open netCDF files. One test runs the console script in a
+process of its own, as users do.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import dask
+import icclim
 import numpy as np
 import pytest
 import xarray as xr
 from climate_helpers import CITIES, NRCAN, PR_GRID, TASMAX_GRID, normalised_attrs
+from typer.testing import CliRunner, Result
+
+from dare_cli.main import app
 
 MAPPINGS = [["--mapping", "simple"], ["--mapping", "multi", "-n", "2"]]
+# icclim's reference for an index, by name and keyword arguments (a module fixture)
+Reference = Callable[..., xr.Dataset]
 
 
-@dataclass
-class Done:
-    exit_code: int
-    stdout: str
-    stderr: str
+def dare(*args: object) -> Result:
+    """Run ``dare`` in-process; ``stdout`` and ``stderr`` come apart."""
+    return CliRunner().invoke(app, [str(arg) for arg in args], catch_exceptions=False)
 
 
-def dare(*args: object) -> Done:
-    """Run the ``dare`` command in its own process, as users do.
+@pytest.fixture(scope="module")
+def icclim_file(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    """icclim alone writing its own file from the same input, computed once per module."""
+    folder = tmp_path_factory.mktemp("icclim")
+    done: dict[str, xr.Dataset] = {}
 
-    netCDF/HDF5 state is per process and HDF5 is not thread-safe: keeping every icclim and
-    netCDF call out of the test process keeps the tests independent of each other.
-    """
-    done = subprocess.run([sys.executable, "-m", "dare_cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
-    return Done(done.returncode, done.stdout, done.stderr)
+    def reference(name: str, **kwargs: Any) -> xr.Dataset:
+        key = json.dumps({"index_name": name, **kwargs}, sort_keys=True)
+        if key not in done:
+            out = folder / f"icclim_{len(done)}_{name}.nc"
+            with dask.config.set(scheduler="synchronous"):
+                icclim.index(index_name=name, out_file=str(out), logs_verbosity="SILENT",
+                             **kwargs)
+            with xr.open_dataset(out) as dataset:
+                done[key] = dataset.load()
+        return done[key]
 
-
-REFERENCE = """
-import json, sys, dask, icclim
-kwargs = json.loads(sys.argv[2])
-with dask.config.set(scheduler="synchronous"):
-    icclim.index(out_file=sys.argv[1], logs_verbosity="SILENT", **kwargs)
-"""
-
-
-def icclim_file(tmp_path: Path, name: str, **kwargs: object) -> xr.Dataset:
-    """The reference: icclim alone writing its own file from the same input (own process)."""
-    out = tmp_path / f"icclim_{name}.nc"
-    subprocess.run([sys.executable, "-c", REFERENCE, str(out),
-                    json.dumps({"index_name": name, **kwargs})], check=True, timeout=600)
-    with xr.open_dataset(out) as dataset:
-        return dataset.load()
+    return reference
 
 
 def assert_equal_to_icclim(ours: Path, reference: xr.Dataset) -> None:
@@ -69,29 +74,29 @@ def assert_equal_to_icclim(ours: Path, reference: xr.Dataset) -> None:
 
 
 @pytest.mark.parametrize("mapping", MAPPINGS, ids=["simple", "multi-2"])
-def test_su_on_a_grid_equals_icclim(tmp_path, mapping):
+def test_su_on_a_grid_equals_icclim(tmp_path, mapping, icclim_file):
     out = tmp_path / "su.nc"
     result = dare("climate", "index", "SU", "--input", TASMAX_GRID, "--output", out,
                   "--tile", "lat=5,lon=7", *mapping)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == str(out)
-    assert_equal_to_icclim(out, icclim_file(tmp_path, "SU", in_files=TASMAX_GRID))
+    assert_equal_to_icclim(out, icclim_file("SU", in_files=TASMAX_GRID))
 
 
 @pytest.mark.parametrize("mapping", MAPPINGS, ids=["simple", "multi-2"])
-def test_percentile_index_on_stations_equals_icclim(tmp_path, mapping):
+def test_percentile_index_on_stations_equals_icclim(tmp_path, mapping, icclim_file):
     out = tmp_path / "tx90p.nc"
     result = dare("climate", "index", "TX90p", "--input", NRCAN, "--output", out,
                   "--base-period", "1961-01-01", "1990-12-31",
                   "--time-range", "1991-01-01", "1995-12-31", "--tile", "location=1", *mapping)
     assert result.exit_code == 0, result.stderr
-    reference = icclim_file(tmp_path, "TX90p", in_files=NRCAN,
+    reference = icclim_file("TX90p", in_files=NRCAN,
                             base_period_time_range=["1961-01-01", "1990-12-31"],
                             time_range=["1991-01-01", "1995-12-31"])
     assert_equal_to_icclim(out, reference)
 
 
-def test_run_config_computes_several_indices_reading_tiles_once(tmp_path):
+def test_run_config_computes_several_indices_reading_tiles_once(tmp_path, icclim_file):
     config = tmp_path / "indices.toml"
     config.write_text(
         f'[run]\ninputs = ["{PR_GRID}"]\nmapping = "multi"\nworkers = 2\n'
@@ -105,17 +110,17 @@ def test_run_config_computes_several_indices_reading_tiles_once(tmp_path):
     records = json.loads(result.stdout)
     assert [(Path(r["output"]).name, r["tiles"]) for r in records] == [
         ("cdd.nc", 4), ("prcptot.nc", 4), ("rr1.nc", 4)]
-    assert_equal_to_icclim(tmp_path / "cdd.nc", icclim_file(tmp_path, "CDD", in_files=PR_GRID))
+    assert_equal_to_icclim(tmp_path / "cdd.nc", icclim_file("CDD", in_files=PR_GRID))
     assert_equal_to_icclim(tmp_path / "rr1.nc",
-                           icclim_file(tmp_path, "RR1", in_files=PR_GRID, slice_mode="month"))
+                           icclim_file("RR1", in_files=PR_GRID, slice_mode="month"))
 
 
-def test_generic_index_with_a_threshold(tmp_path):
+def test_generic_index_with_a_threshold(tmp_path, icclim_file):
     out = tmp_path / "hot.nc"
     result = dare("climate", "index", "count_occurrences", "--input", CITIES, "--var", "tasmax",
                   "--threshold", "> 25 degC", "--output", out, "--mapping", "multi", "-n", "2")
     assert result.exit_code == 0, result.stderr
-    reference = icclim_file(tmp_path, "count_occurrences", in_files=CITIES, var_name="tasmax",
+    reference = icclim_file("count_occurrences", in_files=CITIES, var_name="tasmax",
                             threshold="> 25 degC")
     assert_equal_to_icclim(out, reference)
 
@@ -130,10 +135,12 @@ def test_dry_run_prints_the_plan(tmp_path):
     assert not (tmp_path / "su.nc").exists()
 
 
-def test_list_reads_icclim(tmp_path):
-    result = dare("climate", "list", "--json")
-    assert result.exit_code == 0
-    names = {item["name"]: item for item in json.loads(result.stdout)}
+def test_list_reads_icclim_in_the_console_script():
+    """The one run of ``dare`` in a process of its own, as users start it."""
+    done = subprocess.run([sys.executable, "-m", "dare_cli", "climate", "list", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    names = {item["name"]: item for item in json.loads(done.stdout)}
     assert len(names) >= 80
     assert names["SU"]["group"] == "ECA&D" and "tasmax" in names["SU"]["variables"]
     assert "count_occurrences" in names
@@ -171,7 +178,7 @@ def test_plot_writes_a_png(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-def test_webdav_input_and_stage_out(tmp_path, webdav, webdav_credentials):
+def test_webdav_input_and_stage_out(tmp_path, webdav, webdav_credentials, icclim_file):
     (webdav.root / "in").mkdir()
     (webdav.root / "in" / "tasmax.nc").write_bytes(Path(TASMAX_GRID).read_bytes())
     out = tmp_path / "su.nc"
@@ -179,7 +186,7 @@ def test_webdav_input_and_stage_out(tmp_path, webdav, webdav_credentials):
                   "--output", out, "--stage-out", webdav.ref("results/2095/su.nc"))
     assert result.exit_code == 0, result.stderr
     assert (webdav.root / "results" / "2095" / "su.nc").read_bytes() == out.read_bytes()
-    assert_equal_to_icclim(out, icclim_file(tmp_path, "SU", in_files=TASMAX_GRID))
+    assert_equal_to_icclim(out, icclim_file("SU", in_files=TASMAX_GRID))
 
 
 def test_run_config_errors_name_the_key(tmp_path):
