@@ -12,7 +12,7 @@ damping).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -286,46 +286,74 @@ def station_pgm(
             row[psa_key(period)] = spectral_acceleration(tr, period, damping)
         row["coverage"] = _coverage([tr, components["VEL"][i], components["DISP"][i]])
         rows.append(row)
-    horizontals = parts["ACC"][0]
-    vertical = parts["ACC"][1]
+    horizontals, vertical = parts["ACC"]
+    rows += _norm_rows(norms, horizontals, vertical, station, periods, damping)
+    horizontal_rows = rows[:len(horizontals)]
+    if horizontal_rows:
+        rows.append(_maxh_row(horizontal_rows, horizontals, station, location, periods))
+    if len(horizontals) == 2:
+        rows.append(_rotd50_row(parts, horizontal_rows, station, location, periods, damping))
+    return rows
+
+
+def _norm_rows(norms: Mapping[str, Sequence[Trace]], horizontals: Sequence[Trace],
+               vertical: Trace | None, station: str, periods: Sequence[float],
+               damping: float) -> list[dict[str, float | str]]:
+    """Rows of the horizontal (``H``) and three-component (``3``) norms.
+
+    Their PSA is that of the vector of the oscillators of the components (RotD100 for ``H``).
+    """
+    rows: list[dict[str, float | str]] = []
     for k, norm_acc in enumerate(norms["ACC"]):
         norm_traces = [norm_acc, norms["VEL"][k], norms["DISP"][k]]
         code = norm_acc.stats.channel[-1]
         accs = horizontals if code == HORIZONTAL else [vertical, *horizontals]
-        row = {"id": norm_acc.id, "station": station, "location": norm_acc.stats.location,
-               "channel": norm_acc.stats.channel, "component": code,
-               "pga": peak(norm_traces[0]), "pgv": peak(norm_traces[1]),
-               "pgd": peak(norm_traces[2])}
+        row: dict[str, float | str] = {
+            "id": norm_acc.id, "station": station, "location": norm_acc.stats.location,
+            "channel": norm_acc.stats.channel, "component": code,
+            "pga": peak(norm_traces[0]), "pgv": peak(norm_traces[1]),
+            "pgd": peak(norm_traces[2])}
         for period in periods:
             row[psa_key(period)] = _vector_psa(accs, period, damping)
         row["coverage"] = _coverage(norm_traces)
         rows.append(row)
-    metrics = ["pga", "pgv", "pgd", *(psa_key(p) for p in periods), "coverage"]
-    horizontal_rows = rows[:len(horizontals)]
-    if horizontal_rows:
-        letters = "".join(tr.stats.channel[-1] for tr in horizontals)
-        maxh_channel = f"{horizontals[0].stats.channel[:-1]}[{letters}]"
-        maxh: dict[str, float | str] = {
-            "id": f"{station}.{location}.{maxh_channel}", "station": station,
-            "location": location, "channel": maxh_channel, "component": "maxh",
-        }
-        for key in metrics:
-            values = [float(r[key]) for r in horizontal_rows]
-            maxh[key] = min(values) if key == "coverage" else max(values)
-        rows.append(maxh)
-    if len(horizontals) == 2:
-        rotd50: dict[str, float | str] = {
-            "id": f"{station}.{location}.rotd50", "station": station, "location": location,
-            "channel": "rotd50", "component": "rotd50",
-        }
-        for key, quantity in (("pga", "ACC"), ("pgv", "VEL"), ("pgd", "DISP")):
-            h1, h2 = parts[quantity][0]
-            rotd50[key] = rotd(h1.data, h2.data)
-        for period in periods:
-            rotd50[psa_key(period)] = _rotd_psa(horizontals, period, damping)
-        rotd50["coverage"] = min(float(r["coverage"]) for r in horizontal_rows)
-        rows.append(rotd50)
     return rows
+
+
+def _maxh_row(horizontal_rows: Sequence[Mapping[str, float | str]],
+              horizontals: Sequence[Trace], station: str, location: str,
+              periods: Sequence[float]) -> dict[str, float | str]:
+    """The larger horizontal, metric by metric (its coverage: the smallest)."""
+    metrics = ["pga", "pgv", "pgd", *(psa_key(p) for p in periods), "coverage"]
+    letters = "".join(tr.stats.channel[-1] for tr in horizontals)
+    maxh_channel = f"{horizontals[0].stats.channel[:-1]}[{letters}]"
+    maxh: dict[str, float | str] = {
+        "id": f"{station}.{location}.{maxh_channel}", "station": station,
+        "location": location, "channel": maxh_channel, "component": "maxh",
+    }
+    for key in metrics:
+        values = [float(r[key]) for r in horizontal_rows]
+        maxh[key] = min(values) if key == "coverage" else max(values)
+    return maxh
+
+
+def _rotd50_row(parts: Mapping[str, tuple[Sequence[Trace], Trace | None]],
+                horizontal_rows: Sequence[Mapping[str, float | str]], station: str,
+                location: str, periods: Sequence[float], damping: float
+                ) -> dict[str, float | str]:
+    """The median over horizontal directions of the two horizontals (RotD50)."""
+    horizontals = parts["ACC"][0]
+    rotd50: dict[str, float | str] = {
+        "id": f"{station}.{location}.rotd50", "station": station, "location": location,
+        "channel": "rotd50", "component": "rotd50",
+    }
+    for key, quantity in (("pga", "ACC"), ("pgv", "VEL"), ("pgd", "DISP")):
+        h1, h2 = parts[quantity][0]
+        rotd50[key] = rotd(h1.data, h2.data)
+    for period in periods:
+        rotd50[psa_key(period)] = _rotd_psa(horizontals, period, damping)
+    rotd50["coverage"] = min(float(r["coverage"]) for r in horizontal_rows)
+    return rotd50
 
 
 def misfit(synthetic: float, observed: float) -> float:
