@@ -88,7 +88,7 @@ three-component ground motion in southern California. BSSA 89, 888-902.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -891,43 +891,12 @@ def station_displacement(
         return factor * displacement_cartesian(m, np.zeros(3), offset, medium, t, stf_function)
     else:
         operator = factor * np.eye(3, dtype=complex)
-    n = t.size
-    if n < 2:
-        raise ValueError("need at least two evenly spaced times")
-    delta = float(t[1] - t[0])
-    if not (delta > 0.0 and np.allclose(np.diff(t), delta, rtol=1e-9, atol=0.0)):
-        raise ValueError("times must be evenly spaced and increasing")
+    delta = _time_step(t)
     c = _wave_terms(m, offset, medium)
-    # pad beyond the window: the pulses arriving near its end, the attenuation operators' and
-    # the Hilbert transform's tails must not wrap around onto its start
-    end_time = float(getattr(stf_function, "end_time", t[-1]))
-    pad = n + max(0, math.ceil((end_time - t[0]) / delta))
-    n_fft = next_fast_len(n + pad, real=True)
-    te = t[0] + delta * np.arange(n_fft)
-
-    rate_p = stf_function.antiderivative(te - c.tp, 0)
-    rate_s = stf_function.antiderivative(te - c.ts, 0)
-    step_p = stf_function.antiderivative(te - c.tp, 1)
-    step_s = stf_function.antiderivative(te - c.ts, 1)
-    near = _near_field_time_function(stf_function, te, c.tp, c.ts, 2)
-    if attenuation is not None:
-        operators = {wave: attenuation.spectrum(n_fft, delta, travel, wave, medium)
-                     for wave, travel in (("P", c.tp), ("S", c.ts))}
-
-        def attenuate(x: np.ndarray, wave: str) -> np.ndarray:
-            return np.fft.irfft(np.fft.rfft(x) * operators[wave], n_fft)
-
-        def integral(x: np.ndarray) -> np.ndarray:
-            return cumulative_trapezoid(x, dx=delta, initial=0.0)
-
-        attenuated_p, attenuated_s = attenuate(rate_p, "P"), attenuate(rate_s, "S")
-        step_p = step_p + integral(attenuated_p - rate_p)
-        step_s = step_s + integral(attenuated_s - rate_s)
-        near_rate = _near_field_time_function(stf_function, te, c.tp, c.ts, 1)
-        near = near + integral(attenuate(near_rate, "S") - near_rate)
-        rate_p, rate_s = attenuated_p, attenuated_s
-    real = operator.real
-    u = (np.outer(real @ c.far_p, rate_p) + np.outer(real @ c.far_s, rate_s)
+    te = _padded_times(t, delta, stf_function)
+    rate_p, rate_s, step_p, step_s, near = _time_functions(stf_function, te, delta, c.tp,
+                                                           c.ts, attenuation, medium)
+    u = (np.outer(operator.real @ c.far_p, rate_p) + np.outer(operator.real @ c.far_s, rate_s)
          + factor * (np.outer(c.intermediate_p, step_p) + np.outer(c.intermediate_s, step_s)
                      + np.outer(c.near, near)))
     # the P responses are real; a post-critical SV response is not: Re(C) u + Im(C) H[u],
@@ -936,7 +905,70 @@ def station_displacement(
     if np.any(imaginary):
         taper = head_wave_taper(te, offset, medium)
         u += np.outer(imaginary, taper * np.imag(hilbert(rate_s)))
-    return u[:, :n]
+    return u[:, :t.size]
+
+
+def _padded_times(t: np.ndarray, delta: float, stf_function: MomentFunction) -> np.ndarray:
+    """The times ``t`` extended for the FFTs (a fast length).
+
+    Padded beyond the window: the pulses arriving near its end (until the source time
+    function's ``end_time``), the attenuation operators' and the Hilbert transform's tails
+    must not wrap around onto its start.
+    """
+    n = t.size
+    end_time = float(getattr(stf_function, "end_time", t[-1]))
+    pad = n + max(0, math.ceil((end_time - t[0]) / delta))
+    n_fft = next_fast_len(n + pad, real=True)
+    return t[0] + delta * np.arange(n_fft)
+
+
+def _time_step(t: np.ndarray) -> float:
+    """The step (s) of evenly spaced, increasing times; :class:`ValueError` otherwise."""
+    if t.size < 2:
+        raise ValueError("need at least two evenly spaced times")
+    delta = float(t[1] - t[0])
+    if not (delta > 0.0 and np.allclose(np.diff(t), delta, rtol=1e-9, atol=0.0)):
+        raise ValueError("times must be evenly spaced and increasing")
+    return delta
+
+
+def _time_functions(stf_function: MomentFunction, te: np.ndarray, delta: float, tp: float,
+                    ts: float, attenuation: Attenuation | None, medium: Medium
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The time functions of the P, S and near-field terms on the padded times ``te``.
+
+    ``te`` is evenly spaced by ``delta`` (s).
+
+    Returns
+    -------
+    rate_p, rate_s, step_p, step_s, near
+        Moment rate and moment (normalised) delayed by the P and S travel times ``tp`` and
+        ``ts``, and the near-field time function; attenuated when ``attenuation`` is given
+        (the operator acts on the rates, and the others are integrated back from them).
+    """
+    rate_p = stf_function.antiderivative(te - tp, 0)
+    rate_s = stf_function.antiderivative(te - ts, 0)
+    step_p = stf_function.antiderivative(te - tp, 1)
+    step_s = stf_function.antiderivative(te - ts, 1)
+    near = _near_field_time_function(stf_function, te, tp, ts, 2)
+    if attenuation is None:
+        return rate_p, rate_s, step_p, step_s, near
+    n_fft = te.size
+    operators = {wave: attenuation.spectrum(n_fft, delta, travel, wave, medium)
+                 for wave, travel in (("P", tp), ("S", ts))}
+
+    def attenuate(x: np.ndarray, wave: str) -> np.ndarray:
+        return np.fft.irfft(np.fft.rfft(x) * operators[wave], n_fft)
+
+    def integral(x: np.ndarray) -> np.ndarray:
+        return cumulative_trapezoid(x, dx=delta, initial=0.0)
+
+    attenuated_p, attenuated_s = attenuate(rate_p, "P"), attenuate(rate_s, "S")
+    step_p = step_p + integral(attenuated_p - rate_p)
+    step_s = step_s + integral(attenuated_s - rate_s)
+    near_rate = _near_field_time_function(stf_function, te, tp, ts, 1)
+    near = near + integral(attenuate(near_rate, "S") - near_rate)
+    return attenuated_p, attenuated_s, step_p, step_s, near
 
 
 def head_wave_taper(times: np.ndarray, receiver_ned: Any, medium: Medium) -> np.ndarray:
@@ -1232,15 +1264,7 @@ def synthetics_for_station(
     for name in ("time", "latitude", "longitude", "depth"):
         if getattr(event_origin, name, None) is None:
             raise ValueError(f"the event origin has no {name}")
-    try:
-        coordinates = {key: float(station_coordinates[key])
-                       for key in ("latitude", "longitude")}
-        for key in ("elevation", "local_depth"):
-            coordinates[key] = float(station_coordinates.get(key) or 0.0)
-    except (KeyError, TypeError, ValueError) as error:
-        raise StationError(station_id, f"bad or missing station coordinates: {error!r}") from None
-    if not all(math.isfinite(v) for v in coordinates.values()):
-        raise StationError(station_id, f"non-finite station coordinates {coordinates}")
+    coordinates = _station_position(station_id, station_coordinates)
     m = np.asarray(moment_tensor, dtype=float)
     m0 = scalar_moment(m)
     if m0 <= 0.0:
@@ -1254,15 +1278,30 @@ def synthetics_for_station(
     if config.surface_model == "plane_wave" and incidence_angle(receiver) >= 90.0:
         raise StationError(station_id, "the plane-wave free surface needs the station above "
                            "the hypocentre")
+    times = np.arange(config.npts) / config.sampling_rate
+    u = station_displacement(m, receiver, config.medium, times, stf,
+                             free_surface=config.surface_model,
+                             attenuation=config.attenuation_model)
+    processing = _synthetics_processing(config, m, m0, stf_note, receiver, distance)
+    traces = []
+    for channel, data in zip(CHANNELS, (u[1], u[0], -u[2]), strict=True):
+        trace = Trace(data=np.ascontiguousarray(data), header={
+            "network": network, "station": station, "location": location, "channel": channel,
+            "starttime": event_origin.time, "sampling_rate": config.sampling_rate,
+        })
+        trace.stats.processing = list(processing)
+        traces.append(trace)
+    return Stream(traces)
+
+
+def _synthetics_processing(config: EmbeddedConfig, m: np.ndarray, m0: float, stf_note: str,
+                           receiver: np.ndarray, distance: float) -> list[str]:
+    """The ``stats.processing`` entries of the synthetics: solution, medium, source, models."""
+    medium = config.medium
+    attenuation = config.attenuation_model
     note_geometry = ""
     if math.hypot(receiver[0], receiver[1]) > FLAT_EARTH_LIMIT:
         note_geometry = f" (beyond {FLAT_EARTH_LIMIT / 1e3:g} km: approximate)"
-    times = np.arange(config.npts) / config.sampling_rate
-    attenuation = config.attenuation_model
-    u = station_displacement(m, receiver, config.medium, times, stf,
-                             free_surface=config.surface_model, attenuation=attenuation)
-
-    medium = config.medium
     tp, ts = distance / medium.vp, distance / medium.vs
     if attenuation is None:
         attenuation_note = "attenuation none (elastic)"
@@ -1274,7 +1313,7 @@ def synthetics_for_station(
             f"S {attenuation.t_star(one_hz, ts, 'S', medium)[0]:.4g} s (with kappa0); causal "
             "minimum-phase operator (dispersion referenced to the Nyquist frequency)")
     version = f"dare {__version__}"
-    processing = [
+    return [
         f"{version}: embedded analytical synthetics, Aki & Richards (2002) eq. 4.29 "
         "(near, intermediate and far field), displacement in m",
         f"{version}: medium homogeneous {medium}",
@@ -1287,12 +1326,24 @@ def synthetics_for_station(
         f"{version}: geometry flat Earth{note_geometry}, hypocentral distance {distance:.1f} m, "
         f"[north east down]=[{receiver[0]:.1f} {receiver[1]:.1f} {receiver[2]:.1f}] m",
     ]
-    traces = []
-    for channel, data in zip(CHANNELS, (u[1], u[0], -u[2]), strict=True):
-        trace = Trace(data=np.ascontiguousarray(data), header={
-            "network": network, "station": station, "location": location, "channel": channel,
-            "starttime": event_origin.time, "sampling_rate": config.sampling_rate,
-        })
-        trace.stats.processing = list(processing)
-        traces.append(trace)
-    return Stream(traces)
+
+
+def _station_position(station_id: str, station_coordinates: Mapping[str, Any]
+                      ) -> dict[str, float]:
+    """``latitude``, ``longitude``, ``elevation`` and ``local_depth`` as finite floats.
+
+    Raises
+    ------
+    StationError
+        A coordinate missing, not a number, or not finite.
+    """
+    try:
+        coordinates = {key: float(station_coordinates[key])
+                       for key in ("latitude", "longitude")}
+        for key in ("elevation", "local_depth"):
+            coordinates[key] = float(station_coordinates.get(key) or 0.0)
+    except (KeyError, TypeError, ValueError) as error:
+        raise StationError(station_id, f"bad or missing station coordinates: {error!r}") from None
+    if not all(math.isfinite(v) for v in coordinates.values()):
+        raise StationError(station_id, f"non-finite station coordinates {coordinates}")
+    return coordinates
