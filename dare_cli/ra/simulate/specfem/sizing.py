@@ -266,18 +266,7 @@ def size_mesh(
         Both or neither of ``layers`` and ``model``; both ``element_size_km`` and
         ``resolve_period``; a period or size that is not > 0.
     """
-    if (layers is None) == (model is None):
-        raise SpecfemConfigError("give the mesh's layers or a velocity model (one of them)")
-    if element_size_km is not None and resolve_period is not None:
-        raise SpecfemConfigError(
-            f"element_size_km = {element_size_km:g} and resolve_period = {resolve_period:g} "
-            "both set the element size: give one of them")
-    if resolve_period is not None and not (math.isfinite(resolve_period) and resolve_period > 0):
-        raise SpecfemConfigError(f"resolve_period must be > 0 s, not {resolve_period}")
-    if element_size_km is not None and not (math.isfinite(element_size_km)
-                                            and element_size_km > 0):
-        raise SpecfemConfigError(f"element_size_km must be > 0, not {element_size_km}")
-    notes: list[str] = []
+    _check_sizing(layers, model, element_size_km, resolve_period)
     if resolve_period is None:
         size_km = element_size_km or DEFAULT_ELEMENT_SIZE_KM
         if model is not None:
@@ -285,29 +274,11 @@ def size_mesh(
         else:
             assert layers is not None
             mesh_layers = tuple(layers)
-        notes.append(f"surface elements of at most {size_km:g} km")
+        notes = [f"surface elements of at most {size_km:g} km"]
     else:
-        if model is not None:
-            kept = model.within(depth_km)
-            heights = [element_size_for_period(
-                resolve_period, layer.vs if layer.vs > 0 else layer.vp,
-                points_per_wavelength=points_per_wavelength, ngll=ngll) for layer in kept]
-            mesh_layers = model.mesh_layers(depth_km, heights)
-        else:
-            assert layers is not None
-            mesh_layers = _taller_layers(tuple(layers), depth_km, resolve_period,
-                                         points_per_wavelength, ngll)
-        factors = _coarsening(mesh_layers, doublings)
-        sizes = [element_size_for_period(resolve_period, v,
-                                         points_per_wavelength=points_per_wavelength,
-                                         ngll=ngll) / f
-                 for v, f in zip(_layer_velocities(mesh_layers), factors, strict=True)]
-        size_km = min(sizes) / 1000.0
-        slowest = min(_layer_velocities(mesh_layers))
-        notes.append(f"sized to resolve {resolve_period:g} s: elements <= "
-                     f"{element_size_for_period(resolve_period, slowest):.0f} m where the "
-                     f"slowest speed is {slowest:g} m/s ({points_per_wavelength:g} GLL points "
-                     f"per wavelength, NGLL {ngll})")
+        mesh_layers, size_km, note = _layers_for_period(
+            layers, model, depth_km, resolve_period, doublings, points_per_wavelength, ngll)
+        notes = [note]
     for _ in range(8):
         mesh = mesh_around(cmt, stations, layers=mesh_layers, depth_km=depth_km,
                            element_size_km=size_km, margin_km=margin_km, nproc_xi=nproc_xi,
@@ -324,6 +295,54 @@ def size_mesh(
                  f"periods >= {resolution.min_period:.3g} s")
     return MeshDesign(mesh=mesh, resolution=resolution, element_size_km=size_km,
                       resolve_period=resolve_period, notes=tuple(notes))
+
+
+def _check_sizing(layers: Sequence[MeshLayer] | None, model: VelocityModel | None,
+                  element_size_km: float | None, resolve_period: float | None) -> None:
+    """One of ``layers`` and ``model``; at most one of a size and a period, each > 0."""
+    if (layers is None) == (model is None):
+        raise SpecfemConfigError("give the mesh's layers or a velocity model (one of them)")
+    if element_size_km is not None and resolve_period is not None:
+        raise SpecfemConfigError(
+            f"element_size_km = {element_size_km:g} and resolve_period = {resolve_period:g} "
+            "both set the element size: give one of them")
+    if resolve_period is not None and not (math.isfinite(resolve_period) and resolve_period > 0):
+        raise SpecfemConfigError(f"resolve_period must be > 0 s, not {resolve_period}")
+    if element_size_km is not None and not (math.isfinite(element_size_km)
+                                            and element_size_km > 0):
+        raise SpecfemConfigError(f"element_size_km must be > 0, not {element_size_km}")
+
+
+def _layers_for_period(layers: Sequence[MeshLayer] | None, model: VelocityModel | None,
+                       depth_km: float, resolve_period: float, doublings: Sequence[int],
+                       points_per_wavelength: float, ngll: int
+                       ) -> tuple[tuple[MeshLayer, ...], float, str]:
+    """Layers whose elements resolve ``resolve_period``, the surface element size (km), a note.
+
+    Each layer's element height follows from its slowest speed; the surface element size is
+    the smallest the layers need, given the coarsening of the doublings below them.
+    """
+    if model is not None:
+        kept = model.within(depth_km)
+        heights = [element_size_for_period(
+            resolve_period, layer.vs if layer.vs > 0 else layer.vp,
+            points_per_wavelength=points_per_wavelength, ngll=ngll) for layer in kept]
+        mesh_layers = model.mesh_layers(depth_km, heights)
+    else:
+        assert layers is not None
+        mesh_layers = _taller_layers(tuple(layers), depth_km, resolve_period,
+                                     points_per_wavelength, ngll)
+    factors = _coarsening(mesh_layers, doublings)
+    sizes = [element_size_for_period(resolve_period, v,
+                                     points_per_wavelength=points_per_wavelength,
+                                     ngll=ngll) / f
+             for v, f in zip(_layer_velocities(mesh_layers), factors, strict=True)]
+    slowest = min(_layer_velocities(mesh_layers))
+    note = (f"sized to resolve {resolve_period:g} s: elements <= "
+            f"{element_size_for_period(resolve_period, slowest):.0f} m where the "
+            f"slowest speed is {slowest:g} m/s ({points_per_wavelength:g} GLL points "
+            f"per wavelength, NGLL {ngll})")
+    return mesh_layers, min(sizes) / 1000.0, note
 
 
 def _taller_layers(layers: tuple[MeshLayer, ...], depth_km: float, period: float,
