@@ -10,11 +10,11 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
 from cli_helpers import workflow
+from polling import group_members, poll_until, wait_until
 
 
 def dare_script() -> str:
@@ -63,19 +63,10 @@ def test_python_dash_m():
     assert completed.stdout == "dare 0.1.0\n"
 
 
-def _group_survivors(group: int) -> list[str]:
-    """Live processes of a process group (from /proc), waiting up to 5 s for them to end."""
-    deadline = time.monotonic() + 5
-    while True:
-        alive = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError):
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) == group and fields[0] != "Z":
-                    alive.append(stat.parent.name)
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.1)
+def _group_survivors(group: int) -> list[int]:
+    """Live processes of a process group, waiting up to 5 s for them to end."""
+    poll_until(lambda: not group_members(group), 5)
+    return group_members(group)
 
 
 @pytest.mark.parametrize(("stop", "status", "message"), [
@@ -96,10 +87,7 @@ def test_ctrl_c_stops_cleanly(tmp_path, mapping_name, stop, status, message):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), "the workflow did not start"
+        wait_until(marker.exists, 30, "the workflow to start (its marker file)")
         process.send_signal(stop)
         process.wait(timeout=20)
     finally:

@@ -180,7 +180,7 @@ failing = chain(ListSource(range(50)), FailOn(17, id="fragile", instances=1), Co
 
 
 class Sleepy(IterativePE):
-    """Sleep ``seconds`` per unit (1e6: hang); touch ``$DARE_TEST_STARTED`` at the first."""
+    """Sleep ``seconds`` per unit (1e6: hang); touch ``$DARE_TEST_STARTED.<pid>`` first."""
 
     def __init__(self, seconds: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -189,7 +189,7 @@ class Sleepy(IterativePE):
     def apply(self, data: Any) -> Any:
         marker = os.environ.get("DARE_TEST_STARTED")
         if marker:
-            Path(marker).touch()
+            Path(f"{marker}.{os.getpid()}").touch()  # one per instance
         time.sleep(self.seconds)
         return data
 

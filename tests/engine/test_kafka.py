@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from kafka_broker import KafkaBroker, have_tansu, kafka_broker
+from polling import poll_until
 from queue_cases import FLOW, squares_graph
 
 from engine import IterativePE, WorkflowGraph
@@ -167,10 +168,8 @@ def test_killing_a_pool_worker_mid_task_loses_nothing(broker, tmp_path):
 
     def kill_the_stuck_worker() -> None:
         stuck = tmp_path / "stuck"
-        deadline = time.monotonic() + 30
-        while not stuck.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)  # the file is the only signal the worker gives
-        if stuck.exists():
+        # the file is the only signal the worker gives; a thread cannot fail the test
+        if poll_until(stuck.exists, 30):
             victim = int(stuck.read_text())
             os.kill(victim, signal.SIGKILL)
             killed.append(victim)
@@ -309,11 +308,8 @@ def test_a_run_refuses_an_unsigned_task_and_fails_clearly(broker, tmp_path):
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-        deadline = time.monotonic() + 30
-        while topics.pool not in admin.list_topics(timeout=5).topics:
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.05)
+        if not poll_until(lambda: topics.pool in admin.list_topics(timeout=5).topics, 30, 0.05):
+            return
         producer = Producer({"bootstrap.servers": broker.bootstrap})
         for partition in range(8):
             producer.produce(topics.pool, pickle.dumps(("T", "x", Evil(marker))),

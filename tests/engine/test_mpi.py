@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_until
 
 from engine import EngineError, IterativePE, WorkflowGraph
 from engine.mappings.mpi import SIZE_VARIABLES, MpiMapping, mpi_world_size
@@ -179,11 +180,8 @@ def test_ctrl_c_stops_every_rank_at_once(case, tmp_path):
                                stderr=subprocess.PIPE, text=True, start_new_session=True,
                                env={**os.environ, "DARE_TEST_STARTED": str(started)})
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while not started.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert started.exists(), "the run never started"
-        time.sleep(0.5)  # every servant inside a unit
+        wait_until(lambda: len(list(tmp_path.glob("started.*"))) >= 2, TIMEOUT,
+                   "both servants to be inside a unit")
         interrupted = time.monotonic()
         os.killpg(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=TIMEOUT)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import poll_until, wait_until
 from queue_cases import FLOW, squares_graph
 from redis_server import RedisServer, redis_server
 
@@ -286,11 +287,11 @@ def test_killing_a_worker_mid_task_loses_nothing(server, flow_file, tmp_path):
     coordinating = coordinator(flow_file, server.url, run_id, tmp_path, True, 1.0)
     try:
         stuck = tmp_path / "stuck"
-        deadline = time.monotonic() + 30
-        while not stuck.exists():  # the first worker to reach unit 0 hangs there
-            assert time.monotonic() < deadline, "no worker reached unit 0"
+        def reached() -> bool:  # the first worker to reach unit 0 hangs there
             assert coordinating.poll() is None, coordinating.communicate()[1]
-            time.sleep(0.02)
+            return stuck.exists()
+
+        wait_until(reached, 30, "a worker to reach unit 0")
         victim = int(stuck.read_text())
         assert victim in {w.pid for w in workers}
         os.kill(victim, signal.SIGKILL)
@@ -392,9 +393,7 @@ def test_a_run_refuses_an_unsigned_task_and_fails_clearly(server, tmp_path):
     client = redis.Redis.from_url(server.url)
 
     def inject() -> None:
-        deadline = time.monotonic() + 20
-        while client.get(keys.state) != b"running" and time.monotonic() < deadline:
-            time.sleep(0.02)
+        poll_until(lambda: client.get(keys.state) == b"running", 20)
         client.xadd(keys.pool, {"t": pickle.dumps(Evil(marker))})
 
     graph = WorkflowGraph()

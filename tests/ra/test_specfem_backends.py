@@ -17,12 +17,12 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from obspy import read
+from polling import poll_until
 from socal1d_fixtures import ORIGIN_TIME, socal_stations, write_download_stage
 
 from dare_cli.ra.config import RAConfig
@@ -233,10 +233,8 @@ def test_sigterm_to_dare_stops_the_solver_and_its_ranks(tmp_path: Path) -> None:
         env={**os.environ, "SPECFEM_DOUBLE_HANG": "xspecfem3D",
              "SPECFEM_DOUBLE_SEISMOGRAMS": str(ARCHIVE)})
     try:
-        deadline = time.monotonic() + 120
-        while (time.monotonic() < deadline and process.poll() is None
-               and len(list(tmp_path.rglob("hung.*"))) < 2):
-            time.sleep(0.1)
+        poll_until(lambda: process.poll() is not None
+                   or len(list(tmp_path.rglob("hung.*"))) >= 2, 120)
         ranks = [int(path.read_text()) for path in tmp_path.rglob("hung.*")]
         assert len(ranks) == 2, f"the solver's ranks never started: {process.stderr}"
         process.send_signal(signal.SIGTERM)
@@ -246,9 +244,7 @@ def test_sigterm_to_dare_stops_the_solver_and_its_ranks(tmp_path: Path) -> None:
             process.kill()
     assert process.returncode == 143, stderr
     assert stderr.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in ranks):
-        time.sleep(0.1)
+    poll_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in ranks), 10)
     alive = [pid for pid in ranks if Path(f"/proc/{pid}").exists()
              and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
     for pid in alive:
