@@ -95,6 +95,82 @@ def _clean(value: float, uncertainty: float) -> float:
     return value
 
 
+def _seismogram_codes(file: Path, source: str, network: str | None, station: str | None,
+                      channel: str | None) -> tuple[str, str, str, str]:
+    """The extension and the codes of a seismogram, given or from its ``NET.STA.CHA.EXT`` name."""
+    parts = file.name.split(".")
+    extension = parts[-1].lower() if len(parts) > 1 else ""
+    if extension not in QUANTITIES:
+        raise SpecfemFileError(source, f"unknown extension {extension!r}: expected one of "
+                                       f"{', '.join(QUANTITIES)}")
+    if len(parts) == 4:
+        network = parts[0] if network is None else network
+        station = parts[1] if station is None else station
+        channel = parts[2] if channel is None else channel
+        from_name = True
+    else:
+        from_name = False
+    if network is None or station is None or channel is None:
+        raise SpecfemFileError(source, "the file name is not NET.STA.CHA.EXT: give network, "
+                                       "station and channel")
+    if from_name and not (len(channel) == 3 and channel[0] in BANDS and channel[1] == "X"
+                          and channel[2] in COMPONENTS):
+        raise SpecfemFileError(source, f"channel {channel!r} is not a SPECFEM3D code "
+                                       f"([{BANDS}]X[{COMPONENTS}]): pass channel= to override")
+    return extension, network, station, channel
+
+
+def _two_columns(file: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Times and finite values of a two-column ASCII seismogram of at least two samples."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            table = np.loadtxt(file, dtype=float, comments="#", ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise SpecfemFileError(source, f"not a two-column ASCII seismogram ({exc})") from None
+    columns = table.shape[1] if table.size else 0
+    if columns != 2:
+        raise SpecfemFileError(source, f"expected 2 columns (time, value), found {columns}")
+    npts = table.shape[0]
+    if npts < 2:
+        raise SpecfemFileError(source, f"{npts} sample(s): need at least 2 to know the "
+                                       "sampling")
+    times, data = table[:, 0], table[:, 1]
+    if not np.all(np.isfinite(times)):
+        raise SpecfemFileError(source, "non-finite times")
+    bad = ~np.isfinite(data)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise SpecfemFileError(source, f"{int(bad.sum())} non-finite value(s) from t = "
+                                       f"{times[first]:g} s (line {first + 1}): the simulation "
+                                       "was probably unstable (check DT against the mesh)")
+    return times, data
+
+
+def _sampling(times: np.ndarray, source: str) -> tuple[float, float]:
+    """The sampling interval and the first time (s), cleaned of float32 rounding.
+
+    Each is rounded to the shortest decimal within the float32 rounding error of SPECFEM's
+    time column; the steps must be uniform within that error (or 1 %).
+    """
+    npts = times.size
+    span = float(times[-1] - times[0])
+    if not span > 0:
+        raise SpecfemFileError(source, "times do not increase")
+    reach = float(np.abs(times).max())
+    delta = span / (npts - 1)
+    # float32 time column: each time is within eps/2 * |t| of the exact one
+    jitter = _FLOAT32_EPS * reach
+    steps = np.diff(times)
+    worst = int(np.argmax(np.abs(steps - delta)))
+    if abs(steps[worst] - delta) > max(0.01 * delta, 2.0 * jitter):
+        raise SpecfemFileError(source, f"the sampling is not uniform: step {steps[worst]:g} s "
+                                       f"against {delta:g} s on average", worst + 2)
+    delta = _clean(delta, jitter / (npts - 1))
+    start = _clean(float(times[0]), 0.5 * _FLOAT32_EPS * abs(float(times[0])))
+    return delta, start
+
+
 def read_seismogram(
     path: str | os.PathLike[str],
     origin_time: UTCDateTime,
@@ -133,61 +209,10 @@ def read_seismogram(
     """
     file = Path(path)
     source = os.fspath(path)
-    parts = file.name.split(".")
-    extension = parts[-1].lower() if len(parts) > 1 else ""
-    if extension not in QUANTITIES:
-        raise SpecfemFileError(source, f"unknown extension {extension!r}: expected one of "
-                                       f"{', '.join(QUANTITIES)}")
-    if len(parts) == 4:
-        network = parts[0] if network is None else network
-        station = parts[1] if station is None else station
-        channel = parts[2] if channel is None else channel
-        from_name = True
-    else:
-        from_name = False
-    if network is None or station is None or channel is None:
-        raise SpecfemFileError(source, "the file name is not NET.STA.CHA.EXT: give network, "
-                                       "station and channel")
-    if from_name and not (len(channel) == 3 and channel[0] in BANDS and channel[1] == "X"
-                          and channel[2] in COMPONENTS):
-        raise SpecfemFileError(source, f"channel {channel!r} is not a SPECFEM3D code "
-                                       f"([{BANDS}]X[{COMPONENTS}]): pass channel= to override")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-            table = np.loadtxt(file, dtype=float, comments="#", ndmin=2)
-    except (OSError, ValueError) as exc:
-        raise SpecfemFileError(source, f"not a two-column ASCII seismogram ({exc})") from None
-    columns = table.shape[1] if table.size else 0
-    if columns != 2:
-        raise SpecfemFileError(source, f"expected 2 columns (time, value), found {columns}")
-    npts = table.shape[0]
-    if npts < 2:
-        raise SpecfemFileError(source, f"{npts} sample(s): need at least 2 to know the "
-                                       "sampling")
-    times, data = table[:, 0], table[:, 1]
-    if not np.all(np.isfinite(times)):
-        raise SpecfemFileError(source, "non-finite times")
-    bad = ~np.isfinite(data)
-    if bad.any():
-        first = int(np.argmax(bad))
-        raise SpecfemFileError(source, f"{int(bad.sum())} non-finite value(s) from t = "
-                                       f"{times[first]:g} s (line {first + 1}): the simulation "
-                                       "was probably unstable (check DT against the mesh)")
-    span = float(times[-1] - times[0])
-    if not span > 0:
-        raise SpecfemFileError(source, "times do not increase")
-    reach = float(np.abs(times).max())
-    delta = span / (npts - 1)
-    # float32 time column: each time is within eps/2 * |t| of the exact one
-    jitter = _FLOAT32_EPS * reach
-    steps = np.diff(times)
-    worst = int(np.argmax(np.abs(steps - delta)))
-    if abs(steps[worst] - delta) > max(0.01 * delta, 2.0 * jitter):
-        raise SpecfemFileError(source, f"the sampling is not uniform: step {steps[worst]:g} s "
-                                       f"against {delta:g} s on average", worst + 2)
-    delta = _clean(delta, jitter / (npts - 1))
-    start = _clean(float(times[0]), 0.5 * _FLOAT32_EPS * abs(float(times[0])))
+    extension, network, station, channel = _seismogram_codes(file, source, network, station,
+                                                             channel)
+    times, data = _two_columns(file, source)
+    delta, start = _sampling(times, source)
     quantity, units, description = QUANTITIES[extension]
     trace = Trace(data=np.ascontiguousarray(data), header={
         "network": network, "station": station, "location": "", "channel": channel,
