@@ -21,7 +21,7 @@ from fdsn_server import EXAMPLE, FDSNServer
 from obspy import Stream, UTCDateTime
 from obspy.geodetics import gps2dist_azimuth
 
-import dare_cli.ra.download as dl
+import dare_cli.ra.download.deliver as dl
 from dare_cli.ra.download import DownloadConfig, download
 from dare_cli.ra.errors import ConfigError, RAError
 
