@@ -390,9 +390,32 @@ def read_mesh_spec(path: str | os.PathLike[str], *,
         materials[number] = material
     # SPECFEM3D 4 calls it NREGIONS, older versions NSUBREGIONS
     region_key = "NSUBREGIONS" if "NSUBREGIONS" in entries else "NREGIONS"
+    regions = _layered_regions(
+        table_rows(lines, entries[region_key][0] if region_key in entries else -1,
+                   get(region_key, int), source, "region"), source, nex_xi, nex_eta, materials)
+    interfaces_path = (Path(interfaces) if interfaces is not None
+                       else Path(path).parent / get("INTERFACES_FILE", str))
+    tops, elements = _read_interfaces(interfaces_path, interfaces_path.parent)
+    layers = _region_layers(tops, elements, regions, materials, source)
+    zone = get("UTM_PROJECTION_ZONE", int)
+    try:
+        return MeshSpec(
+            x_min=get("LONGITUDE_MIN"), x_max=get("LONGITUDE_MAX"), y_min=get("LATITUDE_MIN"),
+            y_max=get("LATITUDE_MAX"), depth_km=get("DEPTH_BLOCK_KM"), nex_xi=nex_xi,
+            nex_eta=nex_eta, layers=tuple(layers), nproc_xi=get("NPROC_XI", int),
+            nproc_eta=get("NPROC_ETA", int), doublings=doublings,
+            utm_zone=None if suppress and zone == 0 else zone,
+            suppress_utm_projection=suppress)
+    except ValueError as exc:
+        raise SpecfemFileError(source, str(exc)) from None
+
+
+def _layered_regions(rows: Sequence[tuple[int, list[str]]], source: str, nex_xi: int,
+                     nex_eta: int, materials: Mapping[int, Material]
+                     ) -> list[tuple[int, int, int, int]]:
+    """``(z0, z1, material, line)`` of region rows that each span the whole surface."""
     regions = []
-    for row, tokens in table_rows(lines, entries[region_key][0] if region_key in entries
-                                  else -1, get(region_key, int), source, "region"):
+    for row, tokens in rows:
         if len(tokens) < 7:
             raise SpecfemFileError(source, "a region row needs 7 values", row + 1)
         numbers_ = [parse_number(t, source, row + 1, "region value", int) for t in tokens[:7]]
@@ -407,9 +430,13 @@ def read_mesh_spec(path: str | os.PathLike[str], *,
             raise SpecfemFileError(source, f"region uses material {mat}, not in the table",
                                    row + 1)
         regions.append((z0, z1, mat, row + 1))
-    interfaces_path = (Path(interfaces) if interfaces is not None
-                       else Path(path).parent / get("INTERFACES_FILE", str))
-    tops, elements = _read_interfaces(interfaces_path, interfaces_path.parent)
+    return regions
+
+
+def _region_layers(tops: Sequence[float], elements: Sequence[int],
+                   regions: Sequence[tuple[int, int, int, int]],
+                   materials: Mapping[int, Material], source: str) -> list[MeshLayer]:
+    """The layers between the interfaces, each covered by exactly one region."""
     layers = []
     k0 = 1
     for number, (top, count) in enumerate(zip(tops, elements, strict=True), start=1):
@@ -421,17 +448,22 @@ def read_mesh_spec(path: str | os.PathLike[str], *,
                                            f"range, found {[(r[0], r[1]) for r in covering]}")
         layers.append(MeshLayer(top=top, elements=count, material=materials[covering[0][2]]))
         k0 = k1 + 1
-    zone = get("UTM_PROJECTION_ZONE", int)
-    try:
-        return MeshSpec(
-            x_min=get("LONGITUDE_MIN"), x_max=get("LONGITUDE_MAX"), y_min=get("LATITUDE_MIN"),
-            y_max=get("LATITUDE_MAX"), depth_km=get("DEPTH_BLOCK_KM"), nex_xi=nex_xi,
-            nex_eta=nex_eta, layers=tuple(layers), nproc_xi=get("NPROC_XI", int),
-            nproc_eta=get("NPROC_ETA", int), doublings=doublings,
-            utm_zone=None if suppress and zone == 0 else zone,
-            suppress_utm_projection=suppress)
-    except ValueError as exc:
-        raise SpecfemFileError(source, str(exc)) from None
+    return layers
+
+
+def _projected(lon: Sequence[float], lat: Sequence[float], utm_zone: int | None,
+               ellipsoid: str) -> tuple[np.ndarray, np.ndarray]:
+    """UTM x, y (m) of points in degrees, or the coordinates as they are without a zone."""
+    if utm_zone is None:
+        return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    x, y = utm_from_geographic(lon, lat, utm_zone, ellipsoid=ellipsoid)
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+
+def _element_count(width: float, size: float, nproc: int, ndoublings: int) -> int:
+    """The fewest elements of at most ``size`` across ``width`` that SPECFEM accepts."""
+    step = nex_multiple(nproc, ndoublings)
+    return step * max(1, math.ceil(width / size / step))
 
 
 def _material_text(number: int, m: Material) -> str:
@@ -488,44 +520,15 @@ def render_mesh_parfile(template: str, mesh: MeshSpec, *,
     entries0 = parfile_entries(lines0, source)
     region_key = "NREGIONS" if "NREGIONS" in entries0 else "NSUBREGIONS"
     materials, regions = _mesh_tables(mesh)
-    settings: dict[str, Any] = {
-        "LATITUDE_MIN": mesh.y_min, "LATITUDE_MAX": mesh.y_max,
-        "LONGITUDE_MIN": mesh.x_min, "LONGITUDE_MAX": mesh.x_max,
-        "DEPTH_BLOCK_KM": mesh.depth_km,
-        "SUPPRESS_UTM_PROJECTION": mesh.suppress_utm_projection,
-        "INTERFACES_FILE": interfaces_file,
-        "NEX_XI": mesh.nex_xi, "NEX_ETA": mesh.nex_eta,
-        "NPROC_XI": mesh.nproc_xi, "NPROC_ETA": mesh.nproc_eta,
-        "USE_REGULAR_MESH": mesh.regular, "NDOUBLINGS": len(mesh.doublings),
-        "NMATERIALS": len(materials), region_key: len(regions),
-    }
-    if mesh.utm_zone is not None:
-        settings["UTM_PROJECTION_ZONE"] = mesh.utm_zone
+    settings = _mesh_settings(mesh, interfaces_file, region_key, len(materials), len(regions))
     settings.update(values or {})
     old_counts = {key: parse_number(entries0[key][1]["value"], source, entries0[key][0] + 1,
                                     key, int)
                   for key in ("NMATERIALS", region_key) if key in entries0}
     lines = render_parfile(template, settings, source=source).splitlines(keepends=True)
     entries = parfile_entries(lines, source)
-    newline = "\n"
     replacements: dict[int, list[str]] = {}
-
-    # doubling layers: set NZ_DOUBLING_1..n, add the missing ones after the last present
-    doubling_lines = {int(key.rsplit("_", 1)[1]): index for key, (index, _) in entries.items()
-                      if re.fullmatch(r"NZ_DOUBLING_\d+", key)}
-    wanted = list(enumerate(mesh.doublings, start=1)) or (
-        [] if doubling_lines else [(1, 0)])
-    anchor = max(doubling_lines.values(), default=entries["NDOUBLINGS"][0])
-    for number, layer in wanted:
-        if number in doubling_lines:
-            index = doubling_lines[number]
-            match = entries[f"NZ_DOUBLING_{number}"][1]
-            if fortran_value(match["value"]) != layer:
-                replacements[index] = [f"{match['head']}{layer}{match['tail']}{newline}"]
-    for number, layer in wanted:
-        if number not in doubling_lines:
-            replacements.setdefault(anchor, [lines[anchor]]).append(
-                f"{f'NZ_DOUBLING_{number}':<32}= {layer}{newline}")
+    _replace_doublings(mesh, lines, entries, replacements)
 
     # material and region tables
     def replace_rows(key: str, count: int, new_rows: list[str], same: bool) -> None:
@@ -533,10 +536,10 @@ def render_mesh_parfile(template: str, mesh: MeshSpec, *,
         if same:
             return
         for i, (index, _) in enumerate(rows):
-            replacements[index] = [row + newline for row in new_rows] if i == 0 else []
+            replacements[index] = [row + "\n" for row in new_rows] if i == 0 else []
         if not rows:
             replacements.setdefault(entries[key][0], [lines[entries[key][0]]]).extend(
-                row + newline for row in new_rows)
+                row + "\n" for row in new_rows)
 
     old_materials = [_material_row(tokens, source, index + 1)
                      for index, tokens in table_rows(lines, entries["NMATERIALS"][0],
@@ -560,6 +563,45 @@ def render_mesh_parfile(template: str, mesh: MeshSpec, *,
     for index, line in enumerate(lines):
         out.extend(replacements.get(index, [line]))
     return "".join(out)
+
+
+def _mesh_settings(mesh: MeshSpec, interfaces_file: str, region_key: str, nmaterials: int,
+                   nregions: int) -> dict[str, Any]:
+    """The ``Mesh_Par_file`` values of a mesh: box, depth, UTM, NEX, NPROC, doublings, tables."""
+    settings: dict[str, Any] = {
+        "LATITUDE_MIN": mesh.y_min, "LATITUDE_MAX": mesh.y_max,
+        "LONGITUDE_MIN": mesh.x_min, "LONGITUDE_MAX": mesh.x_max,
+        "DEPTH_BLOCK_KM": mesh.depth_km,
+        "SUPPRESS_UTM_PROJECTION": mesh.suppress_utm_projection,
+        "INTERFACES_FILE": interfaces_file,
+        "NEX_XI": mesh.nex_xi, "NEX_ETA": mesh.nex_eta,
+        "NPROC_XI": mesh.nproc_xi, "NPROC_ETA": mesh.nproc_eta,
+        "USE_REGULAR_MESH": mesh.regular, "NDOUBLINGS": len(mesh.doublings),
+        "NMATERIALS": nmaterials, region_key: nregions,
+    }
+    if mesh.utm_zone is not None:
+        settings["UTM_PROJECTION_ZONE"] = mesh.utm_zone
+    return settings
+
+
+def _replace_doublings(mesh: MeshSpec, lines: Sequence[str], entries: Mapping[str, Any],
+                       replacements: dict[int, list[str]]) -> None:
+    """Set ``NZ_DOUBLING_1..n`` in ``replacements``; the missing ones go after the last present."""
+    doubling_lines = {int(key.rsplit("_", 1)[1]): index for key, (index, _) in entries.items()
+                      if re.fullmatch(r"NZ_DOUBLING_\d+", key)}
+    wanted = list(enumerate(mesh.doublings, start=1)) or (
+        [] if doubling_lines else [(1, 0)])
+    anchor = max(doubling_lines.values(), default=entries["NDOUBLINGS"][0])
+    for number, layer in wanted:
+        if number in doubling_lines:
+            index = doubling_lines[number]
+            match = entries[f"NZ_DOUBLING_{number}"][1]
+            if fortran_value(match["value"]) != layer:
+                replacements[index] = [f"{match['head']}{layer}{match['tail']}\n"]
+    for number, layer in wanted:
+        if number not in doubling_lines:
+            replacements.setdefault(anchor, [lines[anchor]]).append(
+                f"{f'NZ_DOUBLING_{number}':<32}= {layer}\n")
 
 
 def render_interfaces(mesh: MeshSpec, *, name: str = "interfaces.dat") -> dict[str, str]:
@@ -672,22 +714,15 @@ def mesh_around(
         raise ValueError("element_size_km and depth_km must be > 0 and margin_km >= 0")
     lon = [s.longorUTM for s in sources] + [s.longitude for s in stations]
     lat = [s.latorUTM for s in sources] + [s.latitude for s in stations]
-    if suppress_utm_projection:
-        x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    else:
-        if utm_zone is None:
-            utm_zone = utm_zone_of(sources[0].longorUTM, sources[0].latorUTM)
-        x, y = (np.asarray(v, dtype=float) for v in
-                utm_from_geographic(lon, lat, utm_zone, ellipsoid=ellipsoid))
+    if not suppress_utm_projection and utm_zone is None:
+        utm_zone = utm_zone_of(sources[0].longorUTM, sources[0].latorUTM)
+    x, y = _projected(lon, lat, None if suppress_utm_projection else utm_zone, ellipsoid)
     margin = margin_km * 1000.0
     x0, x1 = float(x.min()) - margin, float(x.max()) + margin
     y0, y1 = float(y.min()) - margin, float(y.max()) + margin
     size = element_size_km * 1000.0
-    def count(width: float, nproc: int) -> int:
-        step = nex_multiple(nproc, len(doublings))
-        return step * max(1, math.ceil(width / size / step))
-
-    nex_xi, nex_eta = count(x1 - x0, nproc_xi), count(y1 - y0, nproc_eta)
+    nex_xi = _element_count(x1 - x0, size, nproc_xi, len(doublings))
+    nex_eta = _element_count(y1 - y0, size, nproc_eta, len(doublings))
     if not suppress_utm_projection:
         assert utm_zone is not None
         lon0, lat0 = geographic_from_utm(x0, y0, utm_zone, ellipsoid=ellipsoid)
