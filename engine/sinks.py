@@ -17,6 +17,8 @@ __all__ = ["Collect"]
 class Collect(IterativePE):
     """Pass every unit through to ``output``; left unconnected, the run returns them.
 
+    As from any :class:`~engine.pe.IterativePE`, a ``None`` unit is emitted as nothing.
+
     >>> from engine import WorkflowGraph, run
     >>> graph = WorkflowGraph()
     >>> _ = graph.add(Collect(id="kept"))
