@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 from obspy import UTCDateTime
-from obspy.core.event import Event, Origin
+from obspy.core.event import Event, FocalMechanism, MomentTensor, Origin
 
 from dare_cli.ra.simulate.specfem.errors import SpecfemFileError
 from dare_cli.ra.simulate.specfem.utm import utm_from_geographic
@@ -326,48 +326,71 @@ def cmtsolution_from_event(
     mt = mechanism.moment_tensor
     tensor = tensor_from_event(event)
     if tensor is None:
-        planes = mechanism.nodal_planes
-        plane = planes.nodal_plane_1 if planes is not None else None
-        if plane is None or None in (plane.strike, plane.dip, plane.rake):
-            raise ValueError("the focal mechanism has neither a moment tensor nor a nodal plane")
-        m0 = mt.scalar_moment if mt is not None and mt.scalar_moment else None
-        if m0 is None:
-            mw = _magnitude(event, ("mw",))
-            if mw is None:
-                raise ValueError("the focal mechanism has a nodal plane but no scalar moment and"
-                                 " the event has no Mw")
-            m0 = moment_from_magnitude(mw)
-        tensor = double_couple_tensor(plane.strike, plane.dip, plane.rake, float(m0))
+        tensor = _nodal_plane_tensor(event, mechanism)
     m0 = float(mt.scalar_moment) if mt is not None and mt.scalar_moment else scalar_moment(tensor)
 
-    centroid = origin
-    if mt is not None and mt.derived_origin_id is not None:
-        centroid = next((o for o in event.origins if o.resource_id == mt.derived_origin_id),
-                        origin)
+    centroid = _centroid(event, origin, mt)
     depth_m = centroid.depth if centroid.depth is not None else origin.depth
     if depth_m is None:
         raise ValueError("neither the centroid nor the hypocentre has a depth")
     time_shift = float(centroid.time - origin.time) if centroid.time is not None else 0.0
-    stf = mt.source_time_function if mt is not None else None
-    if stf is not None and stf.duration:
-        half_duration = float(stf.duration) / 2.0
-    else:
-        half_duration = half_duration_from_moment(m0)
-    fallback = event.preferred_magnitude() or (event.magnitudes[0] if event.magnitudes else None)
-    default = float(fallback.mag) if fallback is not None and fallback.mag is not None \
-        else magnitude_from_moment(m0)
-    mb = _magnitude(event, ("mb",))
-    ms = _magnitude(event, ("ms",))
+    half_duration = _half_duration(mt, m0)
+    mb, ms = _header_magnitudes(event, m0)
     lat, lon = _location(float(centroid.latitude), float(centroid.longitude), utm_zone,
                          ellipsoid)
     return _from_tensor(
         tensor, catalogue=catalogue, origin_time=origin.time, latitude=origin.latitude,
         longitude=origin.longitude,
         depth_km=(origin.depth if origin.depth is not None else depth_m) / 1000.0,
-        mb=default if mb is None else mb, ms=default if ms is None else ms,
-        region=_region(event), event_name=event_name or _event_name(event, origin.time),
+        mb=mb, ms=ms, region=_region(event),
+        event_name=event_name or _event_name(event, origin.time),
         time_shift=time_shift, half_duration=half_duration, latorUTM=lat, longorUTM=lon,
         depth=depth_m / 1000.0)
+
+
+def _nodal_plane_tensor(event: Event, mechanism: FocalMechanism) -> np.ndarray:
+    """The double couple of a mechanism's first nodal plane (N·m, NED).
+
+    Its moment is the moment tensor's scalar moment or, failing that, that of the event's Mw.
+    """
+    mt = mechanism.moment_tensor
+    planes = mechanism.nodal_planes
+    plane = planes.nodal_plane_1 if planes is not None else None
+    if plane is None or None in (plane.strike, plane.dip, plane.rake):
+        raise ValueError("the focal mechanism has neither a moment tensor nor a nodal plane")
+    m0 = mt.scalar_moment if mt is not None and mt.scalar_moment else None
+    if m0 is None:
+        mw = _magnitude(event, ("mw",))
+        if mw is None:
+            raise ValueError("the focal mechanism has a nodal plane but no scalar moment and"
+                             " the event has no Mw")
+        m0 = moment_from_magnitude(mw)
+    return double_couple_tensor(plane.strike, plane.dip, plane.rake, float(m0))
+
+
+def _centroid(event: Event, origin: Origin, mt: MomentTensor | None) -> Origin:
+    """The moment tensor's derived origin, if the event has it, else ``origin``."""
+    if mt is not None and mt.derived_origin_id is not None:
+        return next((o for o in event.origins if o.resource_id == mt.derived_origin_id), origin)
+    return origin
+
+
+def _half_duration(mt: MomentTensor | None, m0: float) -> float:
+    """Half the duration of the tensor's source time function, else the Global CMT scaling."""
+    stf = mt.source_time_function if mt is not None else None
+    if stf is not None and stf.duration:
+        return float(stf.duration) / 2.0
+    return half_duration_from_moment(m0)
+
+
+def _header_magnitudes(event: Event, m0: float) -> tuple[float, float]:
+    """The header's mb and Ms: the event's, else its preferred magnitude, else Mw of ``m0``."""
+    fallback = event.preferred_magnitude() or (event.magnitudes[0] if event.magnitudes else None)
+    default = float(fallback.mag) if fallback is not None and fallback.mag is not None \
+        else magnitude_from_moment(m0)
+    mb = _magnitude(event, ("mb",))
+    ms = _magnitude(event, ("ms",))
+    return default if mb is None else mb, default if ms is None else ms
 
 
 def cmtsolution_from_double_couple(
