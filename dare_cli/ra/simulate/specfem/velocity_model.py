@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,7 +336,38 @@ def _model(names: list[str], factors: list[float | None], rows: list[tuple[int, 
         if len(values) != width:
             raise SpecfemFileError(source, f"{len(values)} values, expected {width} "
                                            f"({' '.join(names)})", number)
-    # units of the columns without an explicit one
+    units = _column_units(names, factors, rows, source)
+    layers = []
+    top = 0.0
+    for index, (number, values) in enumerate(rows):
+        def get(name: str, row: list[float] = values) -> float:
+            return row[column[name]] * units.get(name, 1.0)
+
+        vp, vs, rho = get("vp"), get("vs"), get("rho")
+        _check_layer(vp, vs, rho, source, number)
+        q_kappa, q_mu = _quality_factors(values, column, vp, vs, source, number)
+        if "depth" in column:
+            top = get("depth")
+        elif index > 0:
+            thickness = rows[index - 1][1][column["thickness"]] * units["thickness"]
+            if not thickness > 0:
+                raise SpecfemFileError(source, f"thickness must be > 0, got {thickness:g} m "
+                                               "(only the last layer, the half-space, may "
+                                               "have 0)", rows[index - 1][0])
+            top += thickness
+        layers.append(ModelLayer(top=top, vp=vp, vs=vs, rho=rho, q_kappa=q_kappa, q_mu=q_mu,
+                                 line=number))
+    return VelocityModel(tuple(layers), source)
+
+
+def _column_units(names: list[str], factors: list[float | None],
+                  rows: list[tuple[int, list[float]]], source: str) -> dict[str, float]:
+    """SI factor of each column; for those without a unit, guessed from the first row.
+
+    Speeds are km/s when the first vp is under 20, m/s when over 100; lengths follow the
+    speeds; densities are g/cm³ under 20, kg/m³ over 500; in between is an error.
+    """
+    column = {name: i for i, name in enumerate(names)}
     first_vp = rows[0][1][column["vp"]]
     speed = factors[column["vp"]]
     if speed is None:
@@ -373,51 +404,45 @@ def _model(names: list[str], factors: list[float | None], rows: list[tuple[int, 
                                                    "from kg/m³ (> 500); give the unit in a "
                                                    "header, e.g. rho(g/cm3)", rows[0][0])
         units[name] = factor
-    layers = []
-    top = 0.0
-    for index, (number, values) in enumerate(rows):
-        def get(name: str, row: list[float] = values) -> float:
-            return row[column[name]] * units.get(name, 1.0)
+    return units
 
-        vp, vs, rho = get("vp"), get("vs"), get("rho")
-        if not vp > 0:
-            raise SpecfemFileError(source, f"vp must be > 0, got {vp:g} m/s", number)
-        if vs < 0:
-            raise SpecfemFileError(source, f"vs must be >= 0 (0: a fluid), got {vs:g} m/s",
-                                   number)
-        if vs > vp / math.sqrt(2.0) * (1 + 1e-9):
-            raise SpecfemFileError(source, f"vs = {vs:g} m/s is above vp/sqrt(2) = "
-                                           f"{vp / math.sqrt(2.0):.6g} m/s (vp = {vp:g} m/s): "
-                                           "a negative Poisson's ratio; are the vp and vs "
-                                           "columns swapped?", number)
-        if not rho > 0:
-            raise SpecfemFileError(source, f"rho must be > 0, got {rho:g} kg/m³", number)
-        q = {name: values[column[name]] for name in ("qkappa", "qmu", "qp", "qs")
-             if name in column}
-        for name, value in q.items():
-            if not value > 0:
-                raise SpecfemFileError(source, f"{name} must be > 0, got {value:g}", number)
-        q_mu = q.get("qmu", q.get("qs", NO_ATTENUATION))
-        if "qkappa" in q:
-            q_kappa = q["qkappa"]
-        elif "qp" in q:
-            q_kappa = (q_kappa_from_qp_qs(q["qp"], q.get("qs", NO_ATTENUATION), vp, vs)
-                       if vs > 0 else q["qp"])
-        else:
-            q_kappa = NO_ATTENUATION
-        q_kappa, q_mu = min(q_kappa, NO_ATTENUATION), min(q_mu, NO_ATTENUATION)
-        if "depth" in column:
-            top = get("depth")
-        elif index > 0:
-            thickness = rows[index - 1][1][column["thickness"]] * units["thickness"]
-            if not thickness > 0:
-                raise SpecfemFileError(source, f"thickness must be > 0, got {thickness:g} m "
-                                               "(only the last layer, the half-space, may "
-                                               "have 0)", rows[index - 1][0])
-            top += thickness
-        layers.append(ModelLayer(top=top, vp=vp, vs=vs, rho=rho, q_kappa=q_kappa, q_mu=q_mu,
-                                 line=number))
-    return VelocityModel(tuple(layers), source)
+
+def _check_layer(vp: float, vs: float, rho: float, source: str, number: int) -> None:
+    """Check a layer's speeds and density (SI): vp > 0, 0 <= vs <= vp/sqrt(2), rho > 0."""
+    if not vp > 0:
+        raise SpecfemFileError(source, f"vp must be > 0, got {vp:g} m/s", number)
+    if vs < 0:
+        raise SpecfemFileError(source, f"vs must be >= 0 (0: a fluid), got {vs:g} m/s",
+                               number)
+    if vs > vp / math.sqrt(2.0) * (1 + 1e-9):
+        raise SpecfemFileError(source, f"vs = {vs:g} m/s is above vp/sqrt(2) = "
+                                       f"{vp / math.sqrt(2.0):.6g} m/s (vp = {vp:g} m/s): "
+                                       "a negative Poisson's ratio; are the vp and vs "
+                                       "columns swapped?", number)
+    if not rho > 0:
+        raise SpecfemFileError(source, f"rho must be > 0, got {rho:g} kg/m³", number)
+
+
+def _quality_factors(values: list[float], column: Mapping[str, int], vp: float, vs: float,
+                     source: str, number: int) -> tuple[float, float]:
+    """Q_kappa and Q_mu of a row from its ``qkappa``/``qmu`` or ``qp``/``qs`` columns.
+
+    A missing one is :data:`NO_ATTENUATION`, which also caps both.
+    """
+    q = {name: values[column[name]] for name in ("qkappa", "qmu", "qp", "qs")
+         if name in column}
+    for name, value in q.items():
+        if not value > 0:
+            raise SpecfemFileError(source, f"{name} must be > 0, got {value:g}", number)
+    q_mu = q.get("qmu", q.get("qs", NO_ATTENUATION))
+    if "qkappa" in q:
+        q_kappa = q["qkappa"]
+    elif "qp" in q:
+        q_kappa = (q_kappa_from_qp_qs(q["qp"], q.get("qs", NO_ATTENUATION), vp, vs)
+                   if vs > 0 else q["qp"])
+    else:
+        q_kappa = NO_ATTENUATION
+    return min(q_kappa, NO_ATTENUATION), min(q_mu, NO_ATTENUATION)
 
 
 def read_velocity_model(path: str | os.PathLike[str]) -> VelocityModel:
