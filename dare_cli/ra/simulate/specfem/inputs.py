@@ -155,13 +155,7 @@ def write_specfem_inputs(
     """
     if not stations:
         raise SpecfemConfigError("no station to write into STATIONS")
-    values: dict[str, Any] = {}
-    if mesh is not None:
-        values["NPROC"] = mesh.nproc
-        values["SUPPRESS_UTM_PROJECTION"] = mesh.suppress_utm_projection
-        if mesh.utm_zone is not None:
-            values["UTM_PROJECTION_ZONE"] = mesh.utm_zone
-    values.update(par_values)
+    values = {**_mesh_par_values(mesh), **par_values}
     par_text = render_parfile(par_template, values, source="Par_file template")
     texts = {
         "CMTSOLUTION": format_cmtsolution(cmt, common_exponent=common_exponent),
@@ -173,11 +167,20 @@ def write_specfem_inputs(
     if mesh is not None:
         check_simulation(mesh, parse_parfile(par_text, source="rendered Par_file"), cmt,
                          stations, max_frequency=max_frequency)
-        interfaces = render_interfaces(mesh)
-        texts["Mesh_Par_file"] = render_mesh_parfile(
-            MESH_PAR_TEMPLATE if mesh_par_template is None else mesh_par_template, mesh)
-        targets["Mesh_Par_file"] = folder / MESHFEM_FOLDER / "Mesh_Par_file"
-        for name, text in interfaces.items():
-            texts[name] = text
-            targets[name] = folder / MESHFEM_FOLDER / name
+        mesher = {"Mesh_Par_file": render_mesh_parfile(
+            MESH_PAR_TEMPLATE if mesh_par_template is None else mesh_par_template, mesh),
+            **render_interfaces(mesh)}
+        texts.update(mesher)
+        targets.update({name: folder / MESHFEM_FOLDER / name for name in mesher})
     return {name: write_atomic(targets[name], text) for name, text in texts.items()}
+
+
+def _mesh_par_values(mesh: MeshSpec | None) -> dict[str, Any]:
+    """The Par_file values a mesh sets: NPROC and the UTM settings (none without a mesh)."""
+    values: dict[str, Any] = {}
+    if mesh is not None:
+        values["NPROC"] = mesh.nproc
+        values["SUPPRESS_UTM_PROJECTION"] = mesh.suppress_utm_projection
+        if mesh.utm_zone is not None:
+            values["UTM_PROJECTION_ZONE"] = mesh.utm_zone
+    return values
