@@ -16,6 +16,9 @@ from engine.monitor import FORMAT, monitoring_record, parse_record
 from engine.observe import RunResult
 from engine.optimise import Optimisation
 
+# helper modules whose asserts show pytest's diffs, as test modules' do
+pytest.register_assert_rewrite("climate_helpers", "docker_engine")
+
 #: Worker counts tried for every parallel mapping: 1 and 2 force partitions, 5 replicates.
 PARALLEL_WORKERS = (1, 2, 5)
 #: Mappings that need an outside launcher (mpi: see the block below) or a service (a real
@@ -146,9 +149,13 @@ def same(mapping: MappingCase) -> Callable[[list[Any], list[Any]], bool]:
     """Compare outputs: exactly for ordered mappings, as sorted lists otherwise."""
 
     def compare(actual: list[Any], expected: list[Any]) -> bool:
+        """Assert here (pytest shows the diff of the two lists), and return True."""
         if mapping.ordered:
-            return actual == expected
-        return sorted(actual, key=repr) == sorted(expected, key=repr)
+            assert actual == expected, f"outputs differ on {mapping} (in order)"
+        else:
+            assert sorted(actual, key=repr) == sorted(expected, key=repr), \
+                f"outputs differ on {mapping} (compared sorted)"
+        return True
 
     return compare
 
