@@ -471,12 +471,7 @@ def prepare_run(
         limit, NPROC not the mesh split...): the message names each value to change.
     """
     work = Path(work_dir)
-    par_template, mesh_template = default_templates()
-    par_template = Path(config.par_template) if config.par_template else par_template
-    mesh_template = Path(config.mesh_par_template) if config.mesh_par_template else mesh_template
-    for path, key in ((par_template, "par_template"), (mesh_template, "mesh_par_template")):
-        if not path.is_file():
-            raise ConfigError(f"[simulate.specfem] {key}: no file {path}")
+    par_template, mesh_template = _templates(config)
     stations = stations_from_inventory(inventory)
     if not stations:
         raise RAError("no station to simulate")
@@ -490,7 +485,36 @@ def prepare_run(
     mesh = design.mesh
     dt = config.dt or _round_down(0.9 * mesh_resolution(mesh).dt_max)
     nstep = config.nstep or math.ceil(duration / dt)
-    template_values = read_parfile(par_template)
+    values = _run_par_values(config, read_parfile(par_template), mesh, nstep, dt)
+    review = review_simulation(mesh, values, cmt, stations, max_frequency=config.max_frequency)
+    review.raise_for_errors()
+    resolution = review.resolution
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "OUTPUT_FILES" / "DATABASES_MPI").mkdir(parents=True)
+    files = write_specfem_inputs(work / "DATA", cmt=cmt, stations=stations,
+                                 par_template=par_template.read_text(), par_values=values,
+                                 mesh=mesh, mesh_par_template=mesh_template.read_text(),
+                                 max_frequency=config.max_frequency)
+    return SpecfemRun(work, config.nproc, cmt, list(stations), mesh, values, resolution,
+                      dict(files), notes=list(design.notes), findings=list(review.findings),
+                      estimate=estimate_from_par(mesh, values))
+
+
+def _templates(config: SpecfemConfig) -> tuple[Path, Path]:
+    """The Par_file and Mesh_Par_file templates: the configured ones, else the shipped ones."""
+    par_template, mesh_template = default_templates()
+    par_template = Path(config.par_template) if config.par_template else par_template
+    mesh_template = Path(config.mesh_par_template) if config.mesh_par_template else mesh_template
+    for path, key in ((par_template, "par_template"), (mesh_template, "mesh_par_template")):
+        if not path.is_file():
+            raise ConfigError(f"[simulate.specfem] {key}: no file {path}")
+    return par_template, mesh_template
+
+
+def _run_par_values(config: SpecfemConfig, template_values: Mapping[str, Any], mesh: MeshSpec,
+                    nstep: int, dt: float) -> dict[str, Any]:
+    """The Par_file values of a run (those the template has), ``[simulate.specfem] par`` last."""
     values: dict[str, Any] = {
         "NPROC": config.nproc, "NSTEP": nstep, "DT": dt,
         "UTM_PROJECTION_ZONE": mesh.utm_zone, "SUPPRESS_UTM_PROJECTION": False,
@@ -507,19 +531,7 @@ def prepare_run(
     }
     values = {k: v for k, v in values.items() if k in template_values}
     values.update(config.par)
-    review = review_simulation(mesh, values, cmt, stations, max_frequency=config.max_frequency)
-    review.raise_for_errors()
-    resolution = review.resolution
-    if work.exists():
-        shutil.rmtree(work)
-    (work / "OUTPUT_FILES" / "DATABASES_MPI").mkdir(parents=True)
-    files = write_specfem_inputs(work / "DATA", cmt=cmt, stations=stations,
-                                 par_template=par_template.read_text(), par_values=values,
-                                 mesh=mesh, mesh_par_template=mesh_template.read_text(),
-                                 max_frequency=config.max_frequency)
-    return SpecfemRun(work, config.nproc, cmt, list(stations), mesh, values, resolution,
-                      dict(files), notes=list(design.notes), findings=list(review.findings),
-                      estimate=estimate_from_par(mesh, values))
+    return values
 
 
 def parfile_nproc(par: Mapping[str, str], source: str | os.PathLike[str]) -> int:
