@@ -22,8 +22,9 @@ pytest.register_assert_rewrite("climate_helpers", "docker_engine")
 #: Worker counts tried for every parallel mapping: 1 and 2 force partitions, 5 replicates.
 PARALLEL_WORKERS = (1, 2, 5)
 #: Mappings that need an outside launcher (mpi: see the block below) or a service (a real
-#: server started once per session by a fixture); their cases carry the marker of that name.
-SERVICES = {"mpi", "redis", "kafka"}
+#: server, or dask's LocalCluster, started once per session by a fixture); their cases carry
+#: the marker of that name.
+SERVICES = {"mpi", "redis", "kafka", "dask"}
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,19 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
 
 
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """A real dask.distributed LocalCluster (2 worker processes); the dask mapping's default."""
+    import logging
+
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            _environment("DARE_DASK_SCHEDULER", cluster.scheduler_address):
+        yield cluster.scheduler_address
+
+
 @pytest.fixture(params=_cases(), ids=str)
 def mapping(request: pytest.FixtureRequest) -> MappingCase:
     """Every mapping (and worker count) the semantic tests must pass on."""
@@ -141,6 +155,8 @@ def mapping(request: pytest.FixtureRequest) -> MappingCase:
         request.getfixturevalue("redis_url")
     elif case.name == "kafka":
         request.getfixturevalue("kafka_bootstrap")
+    elif case.name == "dask":
+        request.getfixturevalue("dask_scheduler")
     return case
 
 

@@ -361,14 +361,20 @@ class _Driver(Collector):
         with contextlib.suppress(Exception):
             code = self.futures[index].result(timeout=2.0)
         hosted = [f"{pe}[{i}]" for pe, i in self.plan.workers[index]]
-        raise WorkerDied(index, code, hosted)
+        error = WorkerDied(index, code, hosted)
+        worker = self.hosts[index]
+        with contextlib.suppress(Exception):
+            if worker not in self.cluster.workers():
+                error.args = (f"{error}: its Dask worker {worker} left the cluster (killed, "
+                              "out of memory, or its job ended)",)
+        raise error
 
     def _stop(self) -> None:
         """Let the tasks end (their processes stop once the driver has gone), then cancel."""
         from distributed import wait as wait_futures
 
         with contextlib.suppress(Exception):
-            wait_futures(self.futures, timeout=STOP_GRACE + 2)
+            wait_futures(self.futures, timeout=STOP_GRACE + 1)
         with contextlib.suppress(Exception):
             self.cluster.client.cancel(self.futures, force=True)
 
