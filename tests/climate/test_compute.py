@@ -1,6 +1,5 @@
 """Tiles joined == icclim on the whole input, on real data; bad input gives clear errors."""
 
-import time
 
 import cftime
 import numpy as np
@@ -226,17 +225,3 @@ def test_time_range_outside_the_data():
 def test_unknown_index_is_a_usage_error():
     with pytest.raises(ClimateUsageError, match="did you mean: TX90p"):
         compute_whole([TASMAX_GRID], IndexRequest("TX9p"))
-
-
-def test_tiles_are_faster_single_threaded():
-    """Measure (not a strict speed test): loaded tile + synchronous dask vs whole lazy run."""
-    request = IndexRequest("SU")
-    compute_whole([TASMAX_GRID], request)  # warm up imports
-    start = time.perf_counter()
-    compute_whole([TASMAX_GRID], request)
-    whole = time.perf_counter() - start
-    start = time.perf_counter()
-    compute_tile([TASMAX_GRID], request, Tile(0, ()))
-    tile = time.perf_counter() - start
-    print(f"SU 12x12x365: whole (lazy, threaded dask) {whole:.2f} s, one tile {tile:.2f} s")
-    assert tile < 60 and whole < 60

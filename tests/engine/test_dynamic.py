@@ -164,7 +164,7 @@ def test_a_dead_pool_worker_ends_the_run_within_seconds():
     started = time.monotonic()
     with pytest.raises(WorkerDied) as caught:
         DynamicMapping().run(graph, workers=2, batch_size=8)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # an error, never a hang (generous: no benchmark)
     assert caught.value.exitcode == -signal.SIGKILL
     assert any(label.startswith("DieOn[") for label in caught.value.hosted)
 

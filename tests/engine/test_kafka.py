@@ -384,7 +384,7 @@ def test_no_broker_is_a_clear_error_within_seconds():
     with pytest.raises(EngineError, match=rf"cannot reach a Kafka broker at {bootstrap} .*"
                                           "DARE_KAFKA_BOOTSTRAP"):
         KafkaMapping().run(squares_graph([1]), workers=1, kafka_url=bootstrap)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20  # an error, never a hang (generous: no benchmark)
 
 
 def test_client_settings_come_from_a_file(tmp_path, monkeypatch):

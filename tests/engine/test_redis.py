@@ -403,11 +403,12 @@ def test_a_run_refuses_an_unsigned_task_and_fails_clearly(server, tmp_path):
     started = time.monotonic()
     try:
         with pytest.raises(EngineError) as caught:
-            RedisMapping().run(graph, {"Tick": 100}, workers=2, redis_url=server.url,
+            RedisMapping().run(graph, {"Tick": 300}, workers=2, redis_url=server.url,
                                run_id=run_id, batch_size=1)
     finally:
         thread.join(timeout=30)
-    assert time.monotonic() - started < 8, "the run went on after the injection"
+    # 30 s of ticks: a run that went on after the injection would take them all
+    assert time.monotonic() - started < 20, "the run went on after the injection"
     assert not marker.exists()
     assert f"refused an unsigned message on stream dare:{{{run_id}}}:pool" in str(caught.value)
 
@@ -492,7 +493,7 @@ def test_no_server_is_a_clear_error_within_seconds():
     started = time.monotonic()
     with pytest.raises(EngineError, match=rf"cannot reach Redis at {url} .*DARE_REDIS_URL"):
         RedisMapping().run(squares_graph([1]), workers=1, redis_url=url)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15  # an error, never a hang (generous: no benchmark)
     completed = subprocess.run([*dare_worker(url, "r"), "--wait", "0"], cwd=ROOT,
                                capture_output=True, text=True, timeout=30, env=WITH_SECRET)
     assert completed.returncode == 1 and f"cannot reach Redis at {url}" in completed.stderr
@@ -562,7 +563,7 @@ def test_a_task_that_hangs_fails_the_run_after_max_deliveries(server, tmp_path):
     with pytest.raises(EngineError) as caught:
         RedisMapping().run(graph, workers=3, redis_url=server.url, batch_size=1,
                            visibility_timeout=0.5, max_deliveries=2)
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 30  # an error, never a hang (generous: no benchmark)
     message = str(caught.value)
     assert "PE Hang (pool), units ListSource[0]#1" in message
     assert "delivered 2 times" in message and "max_deliveries=2" in message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -958,19 +957,3 @@ def test_synthetics_bad_station_coordinates(ridgecrest):
         synthetics_for_station(origin, STRIKE_SLIP,
                                {"latitude": float("nan"), "longitude": 0.0, "elevation": 0.0},
                                "CI", "BAD", EmbeddedConfig())
-
-
-def test_synthetics_speed_for_ten_stations(ridgecrest):
-    # the example's use: 10 stations x 200 s x 50 Hz with every default (Brune, attenuation,
-    # plane-wave free surface); target well under a second per station (measured here:
-    # about 0.1 s per station)
-    origin, stations = ridgecrest
-    tensor = double_couple_tensor(321.0, 81.0, 180.0, moment_from_magnitude(7.1))
-    config = EmbeddedConfig(sampling_rate=50.0, duration=200.0)
-    start = time.perf_counter()
-    for seed_id, coordinates in stations.items():
-        network, station = seed_id.split(".")[:2]
-        synthetics_for_station(origin, tensor, coordinates, network, station, config)
-    per_station = (time.perf_counter() - start) / len(stations)
-    assert len(stations) == 10
-    assert per_station < 1.0

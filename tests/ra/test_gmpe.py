@@ -6,9 +6,6 @@ import csv
 import dataclasses
 import math
 import pickle
-import subprocess
-import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -464,27 +461,4 @@ def test_period_outside_the_models_range_rejected_with_the_range():
         predict(RIDGECREST_EVENT, station, (0.0,), GMPEConfig(distance="epicentral"))
 
 
-# ---------------------------------------------------------------------------------------------
-# cost
-
-def test_cost_of_imports_and_of_ten_stations(capsys):
-    code = ("import time; t = time.perf_counter(); import pygmm, ps2ff.run; "
-            "print(time.perf_counter() - t)")
-    imports = float(subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                   text=True, check=True).stdout)
-    stations = ridgecrest_stations()
-    event = Earthquake(6.4, 35.705, -117.504, 10.7, rake=5.0)  # not cached by other tests
-    t = time.perf_counter()
-    with_ps2ff = predict(event, stations, PERIODS)
-    t_ps2ff = time.perf_counter() - t
-    t = time.perf_counter()
-    epicentral = predict(event, stations, PERIODS, GMPEConfig(distance="epicentral"))
-    t_epi = time.perf_counter() - t
-    assert len(with_ps2ff) == len(epicentral) == 10
-    with capsys.disabled():
-        print(f"\n[gmpe cost] import pygmm+ps2ff {imports:.2f} s; 10 stations x 5 metrics: "
-              f"{t_ps2ff:.2f} s with ps2ff (new event), {t_epi * 1000:.0f} ms epicentral")
-    # generous bounds for a 2-core CI machine: a ps2ff node costs about 0.2 s
-    assert imports < 10
-    assert t_ps2ff < 15
-    assert t_epi < 2
+# The cost of the imports and of ten stations: benchmarks/costs_bench.py (gmpe-*).

@@ -11,7 +11,6 @@ import itertools
 import math
 import multiprocessing
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -113,10 +112,7 @@ def marker_boxes(ax: Any, xy: np.ndarray, radius_points: float = 4.0) -> list[An
 # -- maps ----------------------------------------------------------------------------------------
 def test_pga_map_offline_and_sane(tmp_path, offline):
     path = tmp_path / "out" / "pga_map.png"
-    started = time.perf_counter()
-    assert plots.plot_pga_map(path, EVENT, rows()) == path
-    elapsed = time.perf_counter() - started
-    assert elapsed < 20.0  # 1.5 s measured at 200 dpi (with cartopy's import: 5 s); generous
+    assert plots.plot_pga_map(path, EVENT, rows()) == path  # its cost: benchmarks/costs_bench.py
     image = check_png(path)
     assert image.shape[0] > 1000 and image.shape[1] > 1200  # 200 dpi
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 200
@@ -255,10 +251,8 @@ def test_crowded_map_leaves_labels_out_rather_than_overlap(offline):
     crowd = [(f"S{i:03d}", EVENT["latitude"] + generator.normal(0, 0.25),
               EVENT["longitude"] + generator.normal(0, 0.3), 30.0,
               float(generator.uniform(0.5, 5.0))) for i in range(200)]
-    started = time.perf_counter()
-    figure = plots.pga_map_figure(EVENT, rows(crowd))
+    figure = plots.pga_map_figure(EVENT, rows(crowd))  # its cost: benchmarks/costs_bench.py
     boxes = label_boxes(figure)
-    assert time.perf_counter() - started < 30.0  # about 5 s measured
     assert 20 < len(boxes) < 200  # 79 measured
     assert_no_overlap(boxes)
     notes = [t.get_text() for t in figure.axes[0].texts if "left out" in t.get_text()]
