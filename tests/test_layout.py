@@ -20,16 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("dare_cli", "engine")
 MAX_LINES = 80
 
-#: Functions over the limit today, in files whose owners are splitting them, with their length:
-#: an entry may only shrink (then be removed); a new long function, or one growing, fails.
-TOO_LONG_TODAY: dict[str, int] = {
-    "dare_cli/commands/ra.py::simulate": 119,
-    "dare_cli/commands/run.py::run": 133,
-    "dare_cli/ra/download.py::_Run._deliver": 106,
-    "dare_cli/ra/pipeline.py::build_pipeline": 207,
-    "dare_cli/ra/pipeline.py::simulate_specfem": 94,
-    "dare_cli/ra/report.py::render_report": 136,
-}
+#: Functions over the limit while their owners split them, with their length: an entry may
+#: only shrink, then leave; a new long function, or one growing, fails. Empty: none is.
+TOO_LONG_TODAY: dict[str, int] = {}
 
 
 def production_modules() -> list[Path]:
