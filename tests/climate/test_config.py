@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dare_cli.climate.compute import IndexRequest
 from dare_cli.climate.config import INDEX_KEYS, RUN_KEYS, load_job, parse_job
 from dare_cli.climate.errors import ClimateUsageError
+from dare_cli.climate.pipeline import IndexJob
 
 FILE = Path("/jobs/indices.toml")
 INDEX = {"name": "SU", "output": "su.nc"}
 
 
-def job(run: dict | None = None, *indices: dict, **tables: object):
+def job(run: dict | None = None, *indices: Any, **tables: object) -> IndexJob:
     data = {"run": {"inputs": ["in.nc"]} | (run or {}), "index": list(indices or [INDEX])}
     return parse_job(data | tables, FILE)
 
