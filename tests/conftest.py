@@ -142,7 +142,7 @@ def dask_scheduler() -> Iterator[str]:
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             _environment("DARE_DASK_SCHEDULER", cluster.scheduler_address):
         yield cluster.scheduler_address
 

@@ -173,7 +173,7 @@ class _Cluster:
             return cls(scheduler, str(scheduler.scheduler_info()["address"]))
         if scheduler is None:
             local = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                 processes=True, dashboard_address=None,
+                                 processes=True, dashboard_address=":0",
                                  silence_logs=logging.ERROR)
             client = Client(local)
             return cls(client, str(local.scheduler_address), [client, local])

@@ -146,7 +146,7 @@ def test_a_killed_dask_worker_fails_the_run_clearly():
 
     graph = chain(ListSource(range(2000)), KillParent(700), Collect())
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster:
+                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster:
         started = time.monotonic()
         with pytest.raises(WorkerDied) as caught:
             engine.run(graph, mapping="dask", workers=2, batch_size=16, scheduler=cluster)
