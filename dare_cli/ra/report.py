@@ -705,6 +705,23 @@ def _software_section(versions: Mapping[str, str]) -> str:
             + "</tbody></table></section>")
 
 
+def _title(run_dir: Path, event: Mapping[str, Any]) -> str:
+    """The event's description (else its id and magnitude), for the page's title."""
+    description = _event_description(run_dir)
+    magnitude = event.get("magnitude")
+    return (description or str(event.get("id", "event"))) + (
+        "" if magnitude is None or description else f" M{float(magnitude):.1f}")
+
+
+def _nav(*, with_residuals: bool) -> str:
+    """Links to the page's sections (to the residuals only when it has them)."""
+    return "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in (
+        ("event", "Event"), ("stations", "Stations"), ("maps", "Maps"),
+        ("residuals", "Residuals"), ("waveforms", "Waveforms"), ("method", "Method"),
+        ("configuration", "Configuration"), ("software", "Software"),
+        ("timings", "Timings")) if anchor != "residuals" or with_residuals)
+
+
 def render_report(
     run_dir: str | Path,
     *,
@@ -756,19 +773,11 @@ def render_report(
     rows = pgm.get("rows", [])
     listed = {str(r.get("station")) for r in rows}
     coordinates = _rejected_coordinates(run_dir, event, [s for s in statuses if s not in listed])
-    description = _event_description(run_dir)
     versions = dict(versions or software_versions())
     when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
-    magnitude = event.get("magnitude")
-    title = (description or str(event.get("id", "event"))) + (
-        "" if magnitude is None or description else f" M{float(magnitude):.1f}")
-
+    title = _title(run_dir, event)
     residuals = _residuals_section(pgm, plot_dir)
-    nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in (
-        ("event", "Event"), ("stations", "Stations"), ("maps", "Maps"),
-        ("residuals", "Residuals"), ("waveforms", "Waveforms"), ("method", "Method"),
-        ("configuration", "Configuration"), ("software", "Software"),
-        ("timings", "Timings")) if anchor != "residuals" or residuals)
+    nav = _nav(with_residuals=bool(residuals))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
