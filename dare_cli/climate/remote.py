@@ -38,6 +38,7 @@ from engine.files import atomic_path, write_atomic
 __all__ = [
     "RemoteLocation",
     "credentials_for",
+    "default_cache_dir",
     "fetch",
     "is_opendap",
     "is_webdav",
@@ -280,6 +281,15 @@ def fetch(ref: str, cache_dir: Path) -> Path:
             }
     write_atomic(meta_path, json.dumps(new_meta, indent=1, sort_keys=True))
     return data_path
+
+
+def default_cache_dir() -> Path:
+    """Where remote (WebDAV) inputs are cached: ``$XDG_CACHE_HOME/dare/climate``.
+
+    ``XDG_CACHE_HOME`` defaults to ``~/.cache``.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dare" / "climate"
 
 
 def resolve_inputs(refs: Sequence[str], cache_dir: Path) -> list[str]:

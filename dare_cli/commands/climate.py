@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,12 +32,6 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the plan; c
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def cache_dir() -> Path:
-    """Where remote (WebDAV) inputs are cached."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dare" / "climate"
-
-
 def parse_tile(text: str | None) -> dict[str, int] | None:
     """``lat=10,lon=10`` -> ``{"lat": 10, "lon": 10}``."""
     if not text:
@@ -64,13 +57,13 @@ def _usage(error: Exception) -> DareUsageError:
 def _execute(state: CLIState, job: Any, dry_run: bool, json_output: bool) -> None:
     from dare_cli.climate.errors import ClimateError, ClimateUsageError
     from dare_cli.climate.pipeline import plan_job, run_job
-    from dare_cli.climate.remote import resolve_inputs
+    from dare_cli.climate.remote import default_cache_dir, resolve_inputs
     from dare_cli.progress import RunReporter
     from engine.mappings import get_mapping
 
     get_mapping(job.mapping)  # an unknown mapping is a usage error listing the others
     try:
-        local = resolve_inputs(list(job.inputs), cache_dir())
+        local = resolve_inputs(list(job.inputs), default_cache_dir())
         plan = plan_job(job, local)
     except ClimateUsageError as error:
         raise _usage(error) from error

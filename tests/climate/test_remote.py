@@ -19,6 +19,7 @@ from dare_cli.climate.errors import ClimateError, ClimateUsageError
 from dare_cli.climate.remote import (
     RemoteLocation,
     credentials_for,
+    default_cache_dir,
     fetch,
     is_opendap,
     is_webdav,
@@ -301,3 +302,11 @@ def test_resolve_inputs_mixes_local_opendap_webdav(
             assert got.tasmax.attrs["units"] == "K"
     with pytest.raises(ClimateUsageError, match=r"unsupported input 'ftp://h/a\.nc'"):
         resolve_inputs(["ftp://h/a.nc"], tmp_path / "cache")
+
+
+def test_default_cache_dir_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "dare" / "climate"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "dare" / "climate"
