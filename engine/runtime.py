@@ -29,6 +29,7 @@ __all__ = [
     "InstanceRunner",
     "UnitTimeout",
     "fan_out",
+    "paused_unit_timer",
     "teardown_after_failure",
     "tearing_down",
     "time_limited",
@@ -366,3 +367,21 @@ def time_limited(
             setitimer(timer, max(outer - (time.monotonic() - started), 1e-6) if outer else 0)
 
     return limited
+
+
+@contextlib.contextmanager
+def paused_unit_timer() -> Iterator[None]:
+    """Stop the clock of the unit in progress, if any, for the time of the ``with`` block.
+
+    A worker waiting for a slow receiver (back-pressure) is not the PE's doing: the wait does
+    not count against the emitting unit's ``unit_timeout``.
+    """
+    if not _LIMITS:
+        yield
+        return
+    remaining, _ = signal.setitimer(signal.ITIMER_REAL, 0)
+    try:
+        yield
+    finally:
+        if remaining:
+            signal.setitimer(signal.ITIMER_REAL, remaining)

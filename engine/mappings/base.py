@@ -161,9 +161,11 @@ class Mapping:
 
 def check_option_values(options: dict[str, Any]) -> None:
     """Reject values of the common options that no mapping accepts."""
-    batch_size = options.get("batch_size")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise EngineError(f"batch_size must be an integer >= 1, not {batch_size!r}")
+    for name in ("batch_size", "queue_depth"):
+        value = options.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < 1):
+            raise EngineError(f"{name} must be an integer >= 1, not {value!r}")
     if options.get("unit_timeout") is not None:
         check_unit_timeout(options["unit_timeout"])
 

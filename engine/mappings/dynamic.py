@@ -59,14 +59,18 @@ from engine.mappings.base import Enactment, Mapping, Prepared
 from engine.mappings.tasks import (
     DestKey,
     Ledger,
+    Pace,
     Ready,
     Report,
     RunSpec,
     TaskWorker,
+    Throttle,
+    backlog_limit,
     coordinated,
     dump_report,
     dump_task,
     failure_message,
+    pace_of,
     partition_rows,
     plan_run,
     process_context,
@@ -74,7 +78,7 @@ from engine.mappings.tasks import (
     send_tasks,
     stop_processes,
 )
-from engine.mappings.worker import detach_signals
+from engine.mappings.worker import DEFAULT_QUEUE_DEPTH, detach_signals
 from engine.monitor import MonitorRecord
 from engine.observe import Observer
 from engine.partition import InputSpec, Plan
@@ -135,8 +139,8 @@ class DynamicMapping(Mapping):
     name = "dynamic"
     description = ("autoscaling pool of worker processes on one machine; stateful PEs keep "
                    "dedicated instances")
-    options = ("batch_size", "min_workers", "max_workers", "threshold", "tick", "patience",
-               "start_method", "record")
+    options = ("batch_size", "queue_depth", "min_workers", "max_workers", "threshold", "tick",
+               "patience", "start_method", "record")
 
     def prepare(
         self,
@@ -174,9 +178,11 @@ class DynamicMapping(Mapping):
     ) -> Enactment:
         """Run the pool and the dedicated processes until every PE is complete."""
         spec, scaling = prepared.state
+        limit = backlog_limit(options.get("queue_depth", DEFAULT_QUEUE_DEPTH),
+                              scaling.max_workers, spec.batch_size)
         coordinator = _Coordinator(prepared.plan, spec,
                                    process_context(options.get("start_method")), scaling,
-                                   list(observers))
+                                   list(observers), Throttle(limit))
         return coordinated(coordinator)
 
 
@@ -197,6 +203,7 @@ class _Coordinator:
     context: Any
     scaling: Scaling
     observers: Sequence[Observer]
+    throttle: Throttle
     pool: list[_PoolWorker] = field(default_factory=list)
     sizes: list[list[float]] = field(default_factory=list)
     grown: int = 0
@@ -212,6 +219,11 @@ class _Coordinator:
         self.queue = context.Queue()
         self.results = context.Queue()
         dedicated = spec.dedicated()
+        sources = [key for key in dedicated if key[0] in self.plan.iterations]
+        #: The flow published to the sources (back-pressure), in shared memory: whether
+        #: they pause, then the commits counted of each source.
+        self.flow = context.Array("q", 1 + len(sources), lock=False)
+        self.source_slots = {f"{pe}[{i}]": 1 + n for n, (pe, i) in enumerate(sources)}
         self.inboxes: dict[DestKey, Any] = {
             key: context.Queue() for key in dedicated if key[0] not in self.plan.iterations
         }
@@ -219,7 +231,9 @@ class _Coordinator:
             context.Process(
                 target=_dedicated_main,
                 args=(number, key, spec, self.plan.iterations.get(key[0]), self.inboxes.get(key),
-                      self.queue, self.inboxes, self.results),
+                      self.queue, self.inboxes, self.results,
+                      (self.flow, self.source_slots.get(f"{key[0]}[{key[1]}]"),
+                       self.throttle.limit)),
                 name=f"dare-dynamic-{key[0]}[{key[1]}]", daemon=True,
             )
             for number, key in enumerate(dedicated)
@@ -261,6 +275,12 @@ class _Coordinator:
         kind = message[0]
         if kind == "R":
             self.ledger.apply(message[1])
+            flow = self.throttle.flow(self.ledger)
+            if flow is not None:
+                paused, counted = flow
+                for source, slot in self.source_slots.items():
+                    self.flow[slot] = counted[source]
+                self.flow[0] = int(paused)
         elif kind == "B":
             _, number, reason = message
             if reason == "retire":
@@ -437,6 +457,14 @@ def _fail(results: Any, who: str, exc: BaseException) -> None:
     sys.exit(1)
 
 
+def _pace(key: tuple[str, int], shared: Any, slot: int | None, limit: int) -> Pace | None:
+    """The pace of source ``key`` from the coordinator's shared ``flow`` array."""
+    if slot is None or limit <= 0:
+        return None
+    label = f"{key[0]}[{key[1]}]"
+    return pace_of(label, limit, lambda: (bool(shared[0]), {label: shared[slot]}))
+
+
 def _dedicated_main(
     number: int,
     key: tuple[str, int],
@@ -446,6 +474,7 @@ def _dedicated_main(
     pool: Any,
     inboxes: dict[DestKey, Any],
     results: Any,
+    flow: tuple[Any, int | None, int],
 ) -> None:
     detach_signals()
     parent = os.getppid()
@@ -453,7 +482,7 @@ def _dedicated_main(
     try:
         with TaskWorker(spec, number) as worker:
             if iterations is not None:
-                worker.run_source(key, iterations, sender.commit)
+                worker.run_source(key, iterations, sender.commit, _pace(key, *flow))
             else:
                 worker.runner(*key)  # set up before the first unit, even if none comes
                 expected: int | None = None

@@ -62,6 +62,7 @@ from engine.graph import Graph, WorkflowGraph
 from engine.loading import remember_files, user_code
 from engine.mappings.base import DEFAULT_BATCH_SIZE, Enactment, Mapping, Prepared
 from engine.mappings.worker import (
+    DEFAULT_QUEUE_DEPTH,
     Collector,
     Message,
     Send,
@@ -158,7 +159,7 @@ class MpiMapping(Mapping):
 
     name = "mpi"
     description = "MPI ranks (mpi4py) under mpiexec or srun; one worker per rank"
-    options = ("batch_size", "optimisation")
+    options = ("batch_size", "queue_depth", "optimisation")
 
     def prepare(
         self,
@@ -193,13 +194,19 @@ class MpiMapping(Mapping):
     def enact(
         self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
     ) -> Enactment:
-        """Run the plan on every rank, rank 0 included (``batch_size``: units per batch)."""
+        """Run the plan on every rank, rank 0 included.
+
+        Options: ``batch_size`` (units per batch), ``queue_depth`` (batches in flight to one
+        PE instance from one rank: the back-pressure, as in ``multi``).
+        """
         session: _Session = prepared.state
         plan = prepared.plan
         session.busy = True
         try:
             collector = _Collector(plan, list(observers))
-            session.drive(plan, options.get("batch_size", DEFAULT_BATCH_SIZE), collector)
+            flow = (options.get("batch_size", DEFAULT_BATCH_SIZE),
+                    options.get("queue_depth", DEFAULT_QUEUE_DEPTH))
+            session.drive(plan, flow, collector)
         finally:
             session.busy = False
         return Enactment(collector.outputs, collector.stats, processes=len(plan.workers),
@@ -254,7 +261,7 @@ class _Session:
         _wait_requests(MPI, requests, None)
 
     # -- rank 0 --------------------------------------------------------------------------
-    def drive(self, plan: Plan, batch_size: int, collector: _Collector) -> None:
+    def drive(self, plan: Plan, flow: tuple[int, int], collector: _Collector) -> None:
         """Rank 0: send the plan to the servants, run rank 0's share, collect the rest."""
         MPI = self.MPI
         requests = []
@@ -264,7 +271,7 @@ class _Session:
             for dest in range(1, self.size):
                 own = _iterations_of(plan, dest)
                 command = pickle.dumps(
-                    ("run", shared, _dumps(own), list(sys.path), files, batch_size, levels),
+                    ("run", shared, _dumps(own), list(sys.path), files, flow, levels),
                     pickle.HIGHEST_PROTOCOL,
                 )
                 requests.append(self.control.Isend([command, MPI.BYTE], dest, _COMMAND))
@@ -275,7 +282,7 @@ class _Session:
             for rank, problem in enumerate(problems):
                 if problem is not None:
                     raise EngineError(f"MPI rank {rank} cannot load the graph: {problem}")
-            _enact(self, comms, plan, batch_size, collector)
+            _enact(self, comms, plan, flow, collector)
         finally:
             for comm in comms:
                 comm.Free()
@@ -307,7 +314,7 @@ class _Session:
         try:
             problem = None
             try:
-                plan, batch_size = _load_plan(command, self.rank)
+                plan, flow = _load_plan(command, self.rank)
             except BaseException as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             problems = _agree(self.MPI, comms[0], problem)
@@ -315,7 +322,7 @@ class _Session:
                 return
             # A failure is reported to rank 0, which raises it; wait for the next run.
             with contextlib.suppress(BaseException), _interruptible():
-                _enact(self, comms, plan, batch_size, None)
+                _enact(self, comms, plan, flow, None)
         finally:
             for comm in comms:
                 comm.Free()
@@ -451,9 +458,9 @@ def _unpicklable(plan: Plan) -> str:
     return ""
 
 
-def _load_plan(command: Message, rank: int) -> tuple[Plan, int]:
+def _load_plan(command: Message, rank: int) -> tuple[Plan, tuple[int, int]]:
     """A servant: rebuild the plan rank 0 sent, importing what it refers to."""
-    _, shared, own, path, files, batch_size, levels = command
+    _, shared, own, path, files, flow, levels = command
     _apply_log_levels(levels, rank)
     for entry in path:
         if entry not in sys.path:
@@ -462,7 +469,7 @@ def _load_plan(command: Message, rank: int) -> tuple[Plan, int]:
     with user_code():  # user modules import dispel4py: give them the engine's, as on rank 0
         plan: Plan = pickle.loads(shared)
         iterations = pickle.loads(own)
-    return replace(plan, iterations=iterations), batch_size
+    return replace(plan, iterations=iterations), flow
 
 
 def _log_levels() -> dict[str, int]:
@@ -495,7 +502,7 @@ def _enact(
     session: _Session,
     comms: tuple[Any, Any],
     plan: Plan,
-    batch_size: int,
+    flow: tuple[int, int],
     collector: _Collector | None,
 ) -> None:
     """Run this rank's PE instances; on rank 0, also collect; raise the run's failure."""
@@ -504,7 +511,7 @@ def _enact(
     try:
         if rank < len(plan.workers):
             location = {key: index for index, keys in enumerate(plan.workers) for key in keys}
-            Worker(rank, plan, location, transport, batch_size).run()
+            Worker(rank, plan, location, transport, *flow).run()
         else:
             transport.finish([])
         transport.complete()

@@ -30,6 +30,7 @@ from typing import Any
 from engine.errors import EngineError, WorkerDied
 from engine.mappings.base import DEFAULT_BATCH_SIZE, Enactment, Mapping, Prepared
 from engine.mappings.worker import (
+    DEFAULT_QUEUE_DEPTH,
     Collector,
     InstanceKey,
     Message,
@@ -58,24 +59,26 @@ class MultiMapping(Mapping):
 
     name = "multi"
     description = "multiprocessing on one machine; partitions PEs when workers are few"
-    options = ("batch_size", "start_method", "optimisation")
+    options = ("batch_size", "queue_depth", "start_method", "optimisation")
 
     def enact(
         self, prepared: Prepared, observers: Sequence[Observer], options: dict[str, Any]
     ) -> Enactment:
         """Run the plan on its worker processes (``start_method``: fork where available).
 
-        Options: ``batch_size`` (units per batch, default 1024), ``start_method``, and
-        ``optimisation`` (:class:`engine.optimise.Optimisation`), which replaces the default
-        placement.
+        Options: ``batch_size`` (units per batch, default 1024), ``queue_depth`` (batches in
+        flight to one PE instance from one worker, default 8: the back-pressure),
+        ``start_method``, and ``optimisation`` (:class:`engine.optimise.Optimisation`), which
+        replaces the default placement.
         """
         plan = prepared.plan
         start_method = options.get("start_method")
         if start_method is None:
             start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(start_method)
-        batch_size = options.get("batch_size", DEFAULT_BATCH_SIZE)
-        outputs, stats, links = _Parent(plan, context, batch_size, list(observers)).run()
+        flow = (options.get("batch_size", DEFAULT_BATCH_SIZE),
+                options.get("queue_depth", DEFAULT_QUEUE_DEPTH))
+        outputs, stats, links = _Parent(plan, context, flow, list(observers)).run()
         return Enactment(outputs, stats, processes=len(plan.workers), links=links)
 
 
@@ -83,12 +86,12 @@ class _Parent(Collector):
     """Starts the workers, collects their messages, and stops them on failure."""
 
     def __init__(
-        self, plan: Plan, context: Any, batch_size: int, observers: list[Observer]
+        self, plan: Plan, context: Any, flow: tuple[int, int], observers: list[Observer]
     ) -> None:
         super().__init__(plan, observers)
         self.plan = plan
         self.context = context
-        self.batch_size = batch_size
+        self.flow = flow
 
     def run(
         self,
@@ -101,7 +104,7 @@ class _Parent(Collector):
         processes = [
             context.Process(
                 target=_worker_main,
-                args=(index, plan, location, inboxes, results, self.batch_size,
+                args=(index, plan, location, inboxes, results, self.flow,
                       os.getpid() if context.get_start_method() == "fork" else None),
                 name=f"dare-multi-{index}",
                 daemon=True,
@@ -198,14 +201,14 @@ def _worker_main(
     location: dict[InstanceKey, int],
     inboxes: list[Any],
     results: Any,
-    batch_size: int,
+    flow: tuple[int, int],
     parent_pid: int | None = None,
 ) -> None:
     detach_signals()
     _die_with_parent(parent_pid)
     try:
         transport = _QueueTransport(index, inboxes, results)
-        Worker(index, plan, location, transport, batch_size).run()
+        Worker(index, plan, location, transport, *flow).run()
     except BaseException as exc:  # report everything, then exit non-zero
         results.put(("error", index, *describe_failure(exc)))
         results.close()

@@ -100,10 +100,12 @@ from engine.mappings.tasks import (
     BrokerCoordinator,
     BrokerMapping,
     Coordinator,
+    Pace,
     Ready,
     Report,
     RunSpec,
     TaskWorker,
+    backlog_limit,
     coordinator_signer,
     dump_report,
     dump_task,
@@ -112,13 +114,14 @@ from engine.mappings.tasks import (
     load_spec,
     local_count,
     modules_of,
+    pace_of,
     plan_run,
     raise_failure,
     run_source,
     send_tasks,
     shareable,
 )
-from engine.mappings.worker import detach_signals
+from engine.mappings.worker import DEFAULT_QUEUE_DEPTH, detach_signals
 from engine.observe import Observer
 from engine.partition import InputSpec, Plan
 from engine.signing import SignatureError, Signer
@@ -234,7 +237,7 @@ class RunKeys:
         return f"dare:{{{self.run_id}}}:"
 
     def __getattr__(self, name: str) -> str:
-        if name in ("state", "spec", "meta", "pool", "reports", "done", "workers"):
+        if name in ("state", "spec", "meta", "pool", "reports", "done", "workers", "flow"):
             return self.prefix + name
         raise AttributeError(name)
 
@@ -245,6 +248,7 @@ class RunKeys:
     def all(self, spec: RunSpec) -> list[str]:
         """Every key of the run but ``state``."""
         return [self.spec, self.meta, self.pool, self.reports, self.done, self.workers,
+                self.flow,
                 *(self.instance(pe, i) for pe, i in spec.dedicated())]
 
 
@@ -334,8 +338,8 @@ class RedisMapping(BrokerMapping):
     name = "redis"
     description = ("workers on any host share the run through Redis streams "
                    "(dare worker --redis URL --run RUN_ID)")
-    options = ("redis_url", "local_workers", "batch_size", "visibility_timeout", "run_id",
-               "reconnect_timeout", "start_method", "max_deliveries")
+    options = ("redis_url", "local_workers", "batch_size", "queue_depth", "visibility_timeout",
+               "run_id", "reconnect_timeout", "start_method", "max_deliveries")
 
     def coordinator(self, plan: Plan, spec: RunSpec, context: Any, settings: Any,
                     observers: list[Observer]) -> Coordinator:
@@ -356,6 +360,7 @@ class RedisMapping(BrokerMapping):
         starts (0: only workers started with ``dare worker`` serve the pool, which needs
         ``$DARE_QUEUE_SECRET``). A pool task whose worker hangs or dies is taken over after
         ``visibility_timeout`` seconds, and the run fails after ``max_deliveries`` attempts.
+        The sources pause while more than ``queue_depth`` (default 8) tasks per worker wait.
         """
         visibility_timeout = options.get("visibility_timeout", 5.0)
         max_deliveries = options.get("max_deliveries", DEFAULT_MAX_DELIVERIES)
@@ -370,7 +375,9 @@ class RedisMapping(BrokerMapping):
         settings = _Settings(options.get("redis_url") or default_url(), local,
                              visibility_timeout, options.get("reconnect_timeout", 30.0),
                              options.get("run_id") or uuid.uuid4().hex[:12], signer,
-                             int(max_deliveries))
+                             int(max_deliveries),
+                             backlog_limit(options.get("queue_depth", DEFAULT_QUEUE_DEPTH),
+                                           workers, spec.batch_size))
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
         return Prepared(plan, instances=placement, state=(spec, settings))
 
@@ -384,6 +391,8 @@ class _Settings:
     run_id: str
     signer: Signer
     max_deliveries: int = DEFAULT_MAX_DELIVERIES
+    #: Tasks waiting or running above which the sources pause (back-pressure).
+    backlog_limit: int = 8
 
 
 @dataclass
@@ -466,6 +475,10 @@ class _Coordinator(BrokerCoordinator):
         else:  # pragma: no cover - a protocol error is a bug
             raise EngineError(f"unexpected message in the reports stream: {message!r}")
 
+    def _publish_flow(self, paused: bool, counted: dict[str, int]) -> None:
+        self.store.call(self.store.client.hset, self.keys.flow,
+                        mapping={"paused": int(paused), **counted})
+
     def _send_markers(self) -> None:
         for (pe, instance), count in self.ledger.advance():
             assert instance is not None
@@ -533,22 +546,37 @@ def _dedicated_main(number: int, key: tuple[str, int], spec: RunSpec,
     store = _Store(settings.url, RunKeys(settings.run_id), settings.reconnect_timeout,
                    settings.signer)
     in_worker_process(f"{key[0]}[{key[1]}]",
-                      lambda: _run_dedicated(store, number, key, spec, iterations),
+                      lambda: _run_dedicated(store, number, key, spec, iterations,
+                                             settings.backlog_limit),
                       store.report_error)
 
 
 def _run_dedicated(store: _Store, number: int, key: tuple[str, int], spec: RunSpec,
-                   iterations: Sequence[Any] | None) -> None:
+                   iterations: Sequence[Any] | None, limit: int = 0) -> None:
     with TaskWorker(spec, number) as worker:  # tears the instance down, also on failure
-        _serve_dedicated(store, worker, key, iterations)
+        _serve_dedicated(store, worker, key, iterations, limit)
+
+
+def _pace(store: _Store, key: tuple[str, int], limit: int) -> Pace | None:
+    """The pace of source ``key``, from the flow the coordinator keeps in a hash."""
+    if limit <= 0:
+        return None
+    label = f"{key[0]}[{key[1]}]"
+
+    def flow() -> tuple[bool, dict[str, int]]:
+        paused, counted = store.call(store.client.hmget, store.keys.flow, ["paused", label])
+        return paused == b"1", {label: int(counted or 0)}
+
+    return pace_of(label, limit, flow)
 
 
 def _serve_dedicated(store: _Store, worker: TaskWorker, key: tuple[str, int],
-                     iterations: Sequence[Any] | None) -> None:
+                     iterations: Sequence[Any] | None, limit: int = 0) -> None:
     pe_id, instance = key
     if iterations is not None:
         run_source(worker, key, iterations,
-                   lambda task_id, tasks, report: store.commit(task_id, None, tasks, report))
+                   lambda task_id, tasks, report: store.commit(task_id, None, tasks, report),
+                   _pace(store, key, limit))
         return
     tag = f"{pe_id}:{instance}"
     stream = store.keys.instance(pe_id, instance)

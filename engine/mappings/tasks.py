@@ -24,7 +24,8 @@ Termination is counted, never timed out. Each finished task sends one *report*::
 
     (done, created, outputs, stats, links, finished)
 
-``done`` is the ``(pe, instance)`` the task was for (``None`` for a source's batch),
+``done`` is the ``(pe, instance)`` the task was for (for a source's batch, the source's own
+``(pe, instance)``: the coordinator counts them to pace the source, see :class:`Throttle`),
 ``created`` counts the tasks it sent to each ``(pe, instance)``, ``outputs`` holds the units
 of unconnected output ports, ``stats``/``links`` are counter increments and ``finished`` names
 a dedicated instance that has flushed. The :class:`Ledger` (on the coordinator) declares a PE
@@ -51,13 +52,20 @@ from engine.errors import EngineError, PEError, WorkerDied
 from engine.graph import Edge, Graph, Node, WorkflowGraph
 from engine.loading import load_modules, user_code
 from engine.mappings import worker as _shared
-from engine.mappings.base import Enactment, Prepared
+from engine.mappings.base import DEFAULT_BATCH_SIZE, Enactment, Prepared
 from engine.mappings.base import Mapping as _Mapping
 from engine.observe import InstanceStats, LinkStats, Observer
 from engine.partition import InputSpec, Plan, build_plan
 from engine.pe import ProcessingElement
 from engine.routing import AllToOne, GroupBy, OneToAll, make_router
-from engine.runtime import Deliver, InstanceRunner, clock, fan_out, teardown_after_failure
+from engine.runtime import (
+    Deliver,
+    InstanceRunner,
+    clock,
+    fan_out,
+    paused_unit_timer,
+    teardown_after_failure,
+)
 from engine.signing import Signer
 
 __all__ = [
@@ -66,8 +74,11 @@ __all__ = [
     "DestKey",
     "Ledger",
     "Outbox",
+    "Pace",
     "RunSpec",
     "TaskWorker",
+    "Throttle",
+    "backlog_limit",
     "coordinated",
     "coordinator_signer",
     "dump_report",
@@ -75,10 +86,12 @@ __all__ = [
     "failure_message",
     "load_spec",
     "modules_of",
+    "pace_of",
     "plan_run",
     "pooled_pes",
     "raise_failure",
     "stateless",
+    "wait_while",
 ]
 
 logger = logging.getLogger(__name__)
@@ -351,19 +364,28 @@ class TaskWorker:
         self._touched.add(key)
         return self._report(None, finished=key)
 
-    def run_source(self, key: DestKey, iterations: Sequence[Any], commit: Commit) -> None:
-        """Run a source instance's iterations and flush, committing batches as they fill."""
+    def run_source(self, key: DestKey, iterations: Sequence[Any], commit: Commit,
+                   pace: Pace | None = None) -> None:
+        """Run a source instance's iterations and flush, committing batches as they fill.
+
+        After each commit the source waits while ``pace(commits)`` says so (back-pressure).
+        """
         runner = self.runner(*key)
         self._touched.add(key)
         last = [clock()]
+        commits = 0
 
         def send() -> None:
+            nonlocal commits
             last[0] = clock()
             has_outputs = any(self.outbox.outputs.values())
-            tasks, report = self._report(None)
+            tasks, report = self._report(key)
             if tasks or has_outputs:
                 self._touched.add(key)
                 commit(tasks, report)
+                commits += 1
+                if pace is not None:
+                    wait_while(lambda: pace(commits))
 
         def after_each() -> None:
             if clock() - last[0] > MAX_BATCH_AGE:
@@ -498,6 +520,15 @@ class Ledger:
                 self.complete.add(pe_id)
         return markers
 
+    def backlog(self) -> int:
+        """Tasks created and not yet completed, for every PE."""
+        return sum(n - self.completed[key] for key, n in self.created.items())
+
+    def source_commits(self) -> dict[str, int]:
+        """Commits of each source instance counted so far, by ``"PE[i]"``."""
+        return {f"{pe}[{i}]": self.completed[(pe, i)] for pe in self.spec.graph.nodes
+                if self.spec.graph.node(pe).is_source for i in range(self.spec.instances[pe])}
+
     def pool_backlog(self) -> int:
         """Pool tasks created and not yet completed (waiting or running)."""
         return sum(n - self.completed[key] for key, n in self.created.items() if key[1] is None)
@@ -531,6 +562,96 @@ class Ledger:
         return (key for key in self.spec.dedicated() if key not in self.finished)
 
 
+# -- back-pressure ------------------------------------------------------------------------
+#: Seconds between two looks of a paused source at whether it may go on.
+PAUSE_NAP = 0.002
+
+
+#: ``pace(commits) -> bool``: whether a source that has committed ``commits`` batches waits.
+Pace = Callable[[int], bool]
+
+
+@dataclass
+class Throttle:
+    """When the sources of a task-based run must wait: the coordinator's side.
+
+    The sources pause once more than ``limit`` tasks are waiting or running (the
+    :meth:`Ledger.backlog`) and go on once the backlog is down to half of it. The coordinator
+    learns of tasks from reports, which may lag behind a fast source; so a source also waits
+    while more than ``limit`` of its own commits are not yet counted by the coordinator
+    (:meth:`Ledger.source_commits`, published with the pause). The tasks of other PEs are
+    never held back: the backlog always drains, and no worker waits on another. The run then
+    holds at most about ``2 x limit`` tasks, whatever the sources' rate.
+    """
+
+    limit: int
+    paused: bool = False
+    published: dict[str, int] = field(default_factory=dict)
+
+    def update(self, backlog: int) -> bool:
+        """Take the current backlog; return whether the pause state changed.
+
+        With a ``limit`` of 0 it never does (no back-pressure).
+        """
+        if not self.paused and 0 < self.limit < backlog:
+            self.paused = True
+            return True
+        if self.paused and backlog <= self.limit // 2:
+            self.paused = False
+            return True
+        return False
+
+    def flow(self, ledger: Ledger) -> tuple[bool, dict[str, int]] | None:
+        """What to publish to the sources now, or ``None`` if nothing that matters changed.
+
+        Published when the pause starts or ends, and when a source's counted commits have
+        moved by a quarter of ``limit`` since last published.
+        """
+        if self.limit <= 0:
+            return None
+        changed = self.update(ledger.backlog())
+        counted = ledger.source_commits()
+        step = max(1, self.limit // 4)
+        if changed or any(n - self.published.get(source, 0) >= step
+                          for source, n in counted.items()):
+            self.published = counted
+            return self.paused, counted
+        return None
+
+
+def backlog_limit(queue_depth: int, workers: int, batch_size: int) -> int:
+    """Tasks a task-based run may hold before its sources pause.
+
+    ``queue_depth`` batches of :data:`~engine.mappings.base.DEFAULT_BATCH_SIZE` units per
+    worker the run was planned for, in tasks of ``batch_size`` units (smaller tasks, as the
+    ``dynamic`` mapping's, are more of them, for the same memory).
+    """
+    return queue_depth * max(1, workers) * max(1, -(-DEFAULT_BATCH_SIZE // batch_size))
+
+
+def pace_of(source: str, limit: int, flow: Callable[[], tuple[bool, dict[str, int]]]) -> Pace:
+    """The pace of source instance ``source`` (``"PE[i]"``).
+
+    ``flow()`` returns what the coordinator published: ``(paused, commits counted per
+    source)``. The source waits while paused, or while more than ``limit`` of its commits
+    are not counted yet.
+    """
+
+    def pace(commits: int) -> bool:
+        paused, counted = flow()
+        return paused or commits - counted.get(source, 0) > limit
+    return pace
+
+
+def wait_while(paused: Callable[[], bool]) -> None:
+    """Sleep while ``paused()``; the wait does not count against a unit's time limit."""
+    if not paused():
+        return
+    with paused_unit_timer():
+        while paused():
+            time.sleep(PAUSE_NAP)
+
+
 # -- what the task-based mappings share ---------------------------------------------------
 def dump_task(message: TaskMessage, *head: Any) -> bytes:
     """Pickle a task (after ``head``, when given); say which units cannot cross processes."""
@@ -561,8 +682,12 @@ def send_tasks(tasks: list[Ready], send: Callable[[int, TaskMessage], int]) -> N
 
 
 def run_source(worker: TaskWorker, key: tuple[str, int], iterations: Sequence[Any],
-               commit: Callable[[str, list[Ready], Callable[[], Report]], object]) -> None:
-    """Run a source instance; its commits get ids ``s:PE:INSTANCE:N`` (N from 1)."""
+               commit: Callable[[str, list[Ready], Callable[[], Report]], object],
+               pace: Pace | None = None) -> None:
+    """Run a source instance; its commits get ids ``s:PE:INSTANCE:N`` (N from 1).
+
+    ``pace(commits)`` says whether the source must wait before going on (back-pressure).
+    """
     tag = f"{key[0]}:{key[1]}"
     batches = 0
 
@@ -571,7 +696,7 @@ def run_source(worker: TaskWorker, key: tuple[str, int], iterations: Sequence[An
         batches += 1
         commit(f"s:{tag}:{batches}", tasks, report)
 
-    worker.run_source(key, iterations, numbered)
+    worker.run_source(key, iterations, numbered, pace)
 
 
 def in_worker_process(label: str, body: Callable[[], None],
@@ -730,8 +855,12 @@ class BrokerCoordinator:
             self._open()
             self._send_markers()
             next_tick = time.monotonic() + TICK
+            throttle = Throttle(getattr(self.settings, "backlog_limit", 0))
             while not ledger.done:
                 self._read(0.1)
+                flow = throttle.flow(ledger)
+                if flow is not None:
+                    self._publish_flow(*flow)
                 self._send_markers()
                 now = time.monotonic()
                 if now >= next_tick:
@@ -760,6 +889,9 @@ class BrokerCoordinator:
     def _targets(self) -> tuple[Callable[..., None], Callable[..., None]]:
         """The functions of dedicated processes and of pool worker processes."""
         raise NotImplementedError
+
+    def _publish_flow(self, paused: bool, counted: dict[str, int]) -> None:
+        """Tell the sources whether to pause and how many of their commits are counted."""
 
     def _pool_args(self) -> tuple[Any, ...]:
         """Arguments of a new pool worker process."""

@@ -7,9 +7,11 @@ and flushes an instance once every upstream instance has finished. Units between
 of the same worker stay in the process; everything else goes through a :class:`Transport`,
 which the mapping supplies (``multi``: multiprocessing queues, ``mpi``: mpi4py).
 
-Messages between workers are tuples: ``("D", dest, port, sender, seqs, payloads)`` carries a
-batch of units for instance ``dest`` (a ``(pe_id, instance)`` pair) from the instance labelled
-``sender``; ``seqs`` is a ``range`` when the sequence numbers are contiguous.
+Messages between workers are tuples: ``("D", dest, port, sender, seqs, payloads, worker)``
+carries a batch of units for instance ``dest`` (a ``(pe_id, instance)`` pair) from the instance
+labelled ``sender`` on worker ``worker``; ``seqs`` is a ``range`` when the sequence numbers are
+contiguous. ``("R", dest, worker, sent)`` and ``("C", dest, processed)`` are the flow control
+of :class:`Worker` (back-pressure).
 ``("E", dest, sender)`` says that ``sender`` will send nothing more to ``dest``. A batch from
 one sender instance to one receiver instance always travels on one channel, so order within a
 link is preserved, and the end-of-stream marker follows the data.
@@ -33,9 +35,17 @@ from typing import Any, NoReturn
 from engine.errors import EngineError, PEError, RemoteTraceback
 from engine.observe import InstanceStats, LinkStats, Observer
 from engine.partition import Plan
-from engine.runtime import Deliver, InstanceRunner, clock, fan_out, tearing_down
+from engine.runtime import (
+    Deliver,
+    InstanceRunner,
+    clock,
+    fan_out,
+    paused_unit_timer,
+    tearing_down,
+)
 
 __all__ = [
+    "DEFAULT_QUEUE_DEPTH",
     "MAX_BATCH_AGE",
     "PROGRESS_INTERVAL",
     "Collector",
@@ -62,6 +72,8 @@ Send = Callable[[Message], int]
 PROGRESS_INTERVAL = 0.5
 #: A batch older than this is sent even if it is not full (sources, slow producers).
 MAX_BATCH_AGE = 0.05
+#: Batches one worker may have in flight to one PE instance before it waits for the receiver.
+DEFAULT_QUEUE_DEPTH = 8
 
 
 class Transport:
@@ -207,6 +219,21 @@ class Collector:
         return True
 
 
+class _Credit:
+    """Flow control of the batches one worker sends to one PE instance.
+
+    ``sent`` batches have left, ``confirmed`` of them are known to be processed; ``asked`` is
+    whether a request for confirmation (``"R"``) is waiting for its answer (``"C"``).
+    """
+
+    __slots__ = ("asked", "confirmed", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.confirmed = 0
+        self.asked = False
+
+
 class Worker:
     """The PE instances of one worker, their outgoing batches, and the loop that runs them.
 
@@ -222,6 +249,22 @@ class Worker:
         How messages and reports leave this worker.
     batch_size
         Units per batch on a link (a batch leaves earlier when the worker is about to wait).
+    queue_depth
+        Batches this worker may have in flight to one PE instance (see :meth:`_acquire`).
+
+    Notes
+    -----
+    **Back-pressure.** A sender may have at most ``queue_depth`` unprocessed batches on its way
+    to one instance, so a fast source cannot fill memory ahead of a slow consumer: every inbox
+    holds at most ``senders x queue_depth x batch_size`` units. Halfway through its window the
+    sender asks the receiver (``("R", dest, worker, sent)``) to confirm, and the receiver
+    answers (``("C", dest, processed)``) once it has processed that many; so the sender
+    rarely stops, and every request gets exactly one answer (none is left in a queue after
+    the run). A sender that must wait keeps processing the units of instances *later* in the
+    graph's topological order than the one emitting (nothing on its call stack), and keeps
+    the others for later in arrival order. Two workers that send to each other (partitions)
+    therefore cannot block each other: of all waiting workers, the one waiting at the latest
+    position waits for an instance that every other worker is allowed to process.
     """
 
     def __init__(
@@ -231,18 +274,31 @@ class Worker:
         location: dict[InstanceKey, int],
         transport: Transport,
         batch_size: int,
+        queue_depth: int = DEFAULT_QUEUE_DEPTH,
     ) -> None:
         self.index = index
         self.plan = plan
+        self.location = location
         self.transport = transport
         self.batch_size = batch_size
-        self.local: deque[Message] = deque()
-        self.flushers: list[Callable[[], None]] = []
+        self.queue_depth = queue_depth
+        self.ask_at = max(1, queue_depth // 2)
+        #: Messages received or sent within this worker, not processed yet, in arrival order.
+        self.pending: deque[Message] = deque()
+        self.flushers: dict[InstanceKey, list[Callable[[], None]]] = {}
         self.link_stats: dict[LinkKey, LinkStats] = {}
         self.last_progress = time.monotonic()
         graph = plan.graph
+        #: Position of each PE in the graph's topological order: links go from low to high.
+        self.position = {pe_id: number for number, pe_id in enumerate(graph.nodes)}
+        self.credits: dict[InstanceKey, _Credit] = {}
+        #: Batches processed per (sending worker, instance), and requests not answered yet.
+        self.processed: dict[tuple[int, InstanceKey], int] = {}
+        self.requests: dict[tuple[int, InstanceKey], int] = {}
+        self.channels: dict[int, Send] = {}
         self.runners: dict[InstanceKey, InstanceRunner] = {}
         self.waiting: dict[InstanceKey, int] = {}
+        self.active: set[InstanceKey] = set()
         for pe_id, instance in plan.workers[index]:
             node = graph.node(pe_id)
             self.runners[(pe_id, instance)] = InstanceRunner(
@@ -251,54 +307,61 @@ class Worker:
             self.waiting[(pe_id, instance)] = sum(
                 plan.instances[edge.src] for edge in graph.incoming(pe_id)
             )
-        channels: dict[int, Send] = {}
-        self.eos_targets: dict[InstanceKey, list[tuple[InstanceKey, Send]]] = {}
-        for (pe_id, instance), runner in self.runners.items():
-            targets: list[tuple[InstanceKey, Send]] = []
-            for edge in graph.outgoing(pe_id):
-                count = plan.instances[edge.dst]
-                delivers = []
-                for j in range(count):
-                    dest = (edge.dst, j)
-                    worker = location[dest]
-                    if worker not in channels:
-                        channels[worker] = self._channel(worker)
-                    send = channels[worker]
-                    delivers.append(
-                        self._buffer(send, ("D", dest, edge.dst_port, runner.label),
-                                     (edge.src, edge.src_port, edge.dst, edge.dst_port))
-                    )
-                    targets.append((dest, send))
-                router = plan.router(edge, instance)
-                runner.routes[edge.src_port].append(fan_out(router, delivers))
-            for port in runner.routes:
-                if not runner.routes[port]:
-                    runner.routes[port].append(self._output_buffer(pe_id, port))
-            runner.wire()
-            self.eos_targets[(pe_id, instance)] = targets
+        self.eos_targets: dict[InstanceKey, list[InstanceKey]] = {}
+        for key, runner in self.runners.items():
+            self._wire(key, runner)
+
+    def _wire(self, key: InstanceKey, runner: InstanceRunner) -> None:
+        """Route the outputs of instance ``key`` to batch buffers, one per receiving instance."""
+        pe_id, instance = key
+        targets: list[InstanceKey] = []
+        self.flushers[key] = []
+        for edge in self.plan.graph.outgoing(pe_id):
+            delivers = []
+            for j in range(self.plan.instances[edge.dst]):
+                dest = (edge.dst, j)
+                self.credits.setdefault(dest, _Credit())
+                link = (edge.src, edge.src_port, edge.dst, edge.dst_port)
+                header = ("D", dest, edge.dst_port, runner.label)
+                delivers.append(self._buffer(key, header, link))
+                targets.append(dest)
+            router = self.plan.router(edge, instance)
+            runner.routes[edge.src_port].append(fan_out(router, delivers))
+        for port in runner.routes:
+            if not runner.routes[port]:
+                runner.routes[port].append(self._output_buffer(key, port))
+        runner.wire()
+        self.eos_targets[key] = targets
 
     # -- channels and batches ------------------------------------------------------------
-    def _channel(self, worker: int) -> Send:
-        """Return ``send(message)``, which returns the bytes sent (0 within the process)."""
-        if worker != self.index:
-            return self.transport.channel(worker)
-        append = self.local.append
-
-        def keep(message: Message) -> int:
-            append(message)
+    def _send(self, dest: InstanceKey, message: Message) -> int:
+        """Send ``message`` to the worker hosting ``dest``; return the bytes sent."""
+        worker = self.location[dest]
+        if worker == self.index:
+            self.pending.append(message)
             return 0
+        return self._channel(worker)(message)
 
-        return keep
+    def _channel(self, worker: int) -> Send:
+        send = self.channels.get(worker)
+        if send is None:
+            send = self.channels[worker] = self.transport.channel(worker)
+        return send
 
-    def _buffer(self, send: Send, header: Message, link: LinkKey) -> Deliver:
+    def _buffer(self, key: InstanceKey, header: Message, link: LinkKey) -> Deliver:
         limit = self.batch_size
         stats = self.link_stats.setdefault(link, LinkStats(*link))
+        dest: InstanceKey = header[1]
+        position = self.position[key[0]]
+        runner_stats = self.runners[key].stats
         seqs: list[int] = []
         items: list[Any] = []
 
         def flush() -> None:
             nonlocal seqs, items
             if items:
+                # waiting for the receiver is not this PE's processing time
+                runner_stats.process_seconds -= self._acquire(dest, position)
                 start = clock()
                 stats.units += len(items)
                 stats.batches += 1
@@ -306,8 +369,9 @@ class Worker:
                 seqs, items = [], []
                 if numbers[-1] - numbers[0] == len(numbers) - 1:  # contiguous: send a range
                     numbers = range(numbers[0], numbers[-1] + 1)  # type: ignore[assignment]
-                stats.bytes += send((*header, numbers, batch))
+                stats.bytes += self._send(dest, (*header, numbers, batch, self.index))
                 stats.send_seconds += clock() - start
+                self._sent(dest)
 
         def deliver(seq: int, data: Any) -> None:
             seqs.append(seq)
@@ -315,10 +379,10 @@ class Worker:
             if len(items) >= limit:
                 flush()
 
-        self.flushers.append(flush)
+        self.flushers[key].append(flush)
         return deliver
 
-    def _output_buffer(self, pe_id: str, port: str) -> Deliver:
+    def _output_buffer(self, key: InstanceKey, port: str) -> Deliver:
         limit = self.batch_size
         output = self.transport.output
         items: list[Any] = []
@@ -327,20 +391,101 @@ class Worker:
             nonlocal items
             if items:
                 batch, items = items, []
-                output(pe_id, port, batch)
+                output(key[0], port, batch)
 
         def deliver(seq: int, data: Any) -> None:
             items.append(data)
             if len(items) >= limit:
                 flush()
 
-        self.flushers.append(flush)
+        self.flushers[key].append(flush)
         return deliver
 
     def flush_all(self) -> None:
         """Send every pending batch."""
-        for flush in self.flushers:
-            flush()
+        for flushers in self.flushers.values():
+            for flush in flushers:
+                flush()
+
+    # -- flow control --------------------------------------------------------------------
+    def _sent(self, dest: InstanceKey) -> None:
+        """Count a batch sent to ``dest``; ask for confirmation halfway through the window."""
+        credit = self.credits[dest]
+        credit.sent += 1
+        if not credit.asked and credit.sent - credit.confirmed >= self.ask_at:
+            self._ask(dest, credit)
+
+    def _ask(self, dest: InstanceKey, credit: _Credit) -> None:
+        """Ask the worker hosting ``dest`` to confirm the batches sent so far.
+
+        Only while a batch for ``dest`` is being sent: the request then travels ahead of the
+        sender's end-of-stream marker, so the receiver is still there to answer it.
+        """
+        worker = self.location[dest]
+        if worker != self.index:  # local batches are confirmed directly when processed
+            credit.asked = True
+            self._channel(worker)(("R", dest, self.index, credit.sent))
+
+    def _acquire(self, dest: InstanceKey, position: int) -> float:
+        """Wait until a batch may leave for ``dest``; return the seconds waited.
+
+        While it waits, the worker processes units for instances after ``position`` (the
+        emitting PE's place in the topological order) and keeps the others for later.
+        """
+        credit = self.credits[dest]
+        if credit.sent - credit.confirmed < self.queue_depth:
+            return 0.0
+        start = clock()
+        with paused_unit_timer():
+            while credit.sent - credit.confirmed >= self.queue_depth:
+                if not credit.asked:
+                    self._ask(dest, credit)
+                self._step(position)
+        return clock() - start
+
+    def _step(self, position: int) -> None:
+        """Handle one message for an instance after ``position``, or wait for one to arrive."""
+        for number, kept in enumerate(self.pending):
+            if self.position[kept[1][0]] > position:
+                del self.pending[number]
+                self._handle(kept)
+                return
+        message = self.transport.receive(MAX_BATCH_AGE)
+        if message is None:
+            self._progress_due()
+        elif message[0] in "DE":
+            if self.position[message[1][0]] > position:
+                self._handle(message)
+            else:
+                self.pending.append(message)
+        else:
+            self._control(message)
+
+    def _control(self, message: Message) -> None:
+        """Take a request for confirmation (``R``) or a confirmation (``C``)."""
+        if message[0] == "C":
+            _, dest, processed = message
+            credit = self.credits[dest]
+            credit.confirmed = max(credit.confirmed, processed)
+            credit.asked = False  # asked again with the next batch (never after the last)
+            return
+        _, dest, worker, upto = message
+        if self.processed.get((worker, dest), 0) >= upto:
+            self._channel(worker)(("C", dest, upto))
+        else:
+            self.requests[(worker, dest)] = upto
+
+    def _confirm(self, dest: InstanceKey, worker: int) -> None:
+        """Count a processed batch from ``worker``; answer its request once it is met."""
+        if worker == self.index:
+            self.credits[dest].confirmed += 1
+            return
+        key = (worker, dest)
+        processed = self.processed[key] = self.processed.get(key, 0) + 1
+        upto = self.requests.get(key)
+        if upto is not None and processed >= upto:
+            del self.requests[key]
+            self._channel(worker)(("C", dest, processed))
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> None:
@@ -355,40 +500,44 @@ class Worker:
         for runner in self.runners.values():
             runner.setup()
         self.last_progress = time.monotonic()
-        active = set(self.runners)
+        self.active = set(self.runners)
         for key, runner in self.runners.items():
             if key[0] in self.plan.iterations:
                 self._run_source(runner)
                 self._finish(key)
-                active.discard(key)
-        for key in [key for key in active if self.waiting[key] == 0]:
+        for key in [key for key in self.active if self.waiting[key] == 0]:
             self._finish(key)
-            active.discard(key)
         receive = self.transport.receive
-        local = self.local
+        pending = self.pending
         message: Message | None
-        while active:
-            if local:
-                message = local.popleft()
+        while self.active or any(credit.asked for credit in self.credits.values()):
+            if pending:
+                message = pending.popleft()
             else:
                 self.flush_all()
                 message = receive(PROGRESS_INTERVAL)
                 if message is None:
                     self._progress()
                     continue
-            if message[0] == "D":
-                _, dest, port, sender, seqs, payloads = message
-                self.runners[dest].process_batch(port, sender, seqs, payloads)
+            if message[0] in "DE":
+                self._handle(message)
             else:
-                dest = message[1]
-                self.waiting[dest] -= 1
-                if self.waiting[dest] == 0:
-                    self._finish(dest)
-                    active.discard(dest)
-            if time.monotonic() - self.last_progress > PROGRESS_INTERVAL:
-                self._progress()
+                self._control(message)
+            self._progress_due()
         self.flush_all()
         self.transport.finish(list(self.link_stats.values()))
+
+    def _handle(self, message: Message) -> None:
+        """Process a batch (``D``) or an end-of-stream marker (``E``)."""
+        if message[0] == "D":
+            _, dest, port, sender, seqs, payloads, worker = message
+            self.runners[dest].process_batch(port, sender, seqs, payloads)
+            self._confirm(dest, worker)
+            return
+        dest = message[1]
+        self.waiting[dest] -= 1
+        if self.waiting[dest] == 0:
+            self._finish(dest)
 
     def _run_source(self, runner: InstanceRunner) -> None:
         last = [clock()]
@@ -400,19 +549,25 @@ class Worker:
                 last[0] = now
                 self.flush_all()
                 poll()
-                if time.monotonic() - self.last_progress > PROGRESS_INTERVAL:
-                    self._progress()
+                self._progress_due()
 
         runner.run_iterations(self.plan.iterations[runner.node.id], after_each)
 
     def _finish(self, key: InstanceKey) -> None:
+        """Flush instance ``key``, send its last batches and its end-of-stream markers."""
         runner = self.runners[key]
         runner.flush()
         runner.teardown()
-        self.flush_all()
-        for dest, send in self.eos_targets[key]:
-            send(("E", dest, runner.label))
+        for flush in self.flushers[key]:  # only its own: others may be on the call stack
+            flush()
+        for dest in self.eos_targets[key]:
+            self._send(dest, ("E", dest, runner.label))
+        self.active.discard(key)
         self.transport.report(("I", self.index, runner.finish_stats()))
+
+    def _progress_due(self) -> None:
+        if time.monotonic() - self.last_progress > PROGRESS_INTERVAL:
+            self._progress()
 
     def _progress(self) -> None:
         self.last_progress = time.monotonic()
