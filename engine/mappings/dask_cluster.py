@@ -92,6 +92,8 @@ CONNECT_TIMEOUT = 10.0
 START_TIMEOUT = 120.0
 #: Seconds a partition process has to stop (tearing down) once the driver has gone.
 STOP_GRACE = 3.0
+#: Connections waiting to be accepted (all partitions connect to the driver at once).
+BACKLOG = 128
 #: Seconds between the driver's checks of the Dask tasks.
 POLL_INTERVAL = 0.2
 
@@ -252,19 +254,17 @@ class _Driver(Collector):
         from distributed.utils import get_ip
 
         host = get_ip(get_address_host(self.cluster.address))
-        listener = Listener((host, 0), authkey=self.authkey)
         accepted: queue.Queue[Connection] = queue.Queue()
-        threading.Thread(target=_accept_all, args=(listener, accepted.put), daemon=True,
-                         name="dare-dask-accept").start()
+        acceptor = _Acceptor(host, self.authkey, accepted.put)
         connections: dict[int, Connection] = {}
         try:
-            self._submit(listener.address)
+            self._submit(acceptor.address)
             connections = self._handshake(accepted)
             self._collect(connections)
         finally:
             for connection in connections.values():
                 connection.close()
-            listener.close()
+            acceptor.close()
             self._stop()
         return self.outputs, self.stats, list(self.links.values())
 
@@ -379,15 +379,35 @@ class _Driver(Collector):
             self.cluster.client.cancel(self.futures, force=True)
 
 
-def _accept_all(listener: Listener, take: Callable[[Connection], None]) -> None:
-    """Accept authenticated connections until ``listener`` is closed."""
-    while True:
-        try:
-            take(listener.accept())
-        except (OSError, EOFError):
-            return
-        except Exception:  # a peer without the run's key (AuthenticationError): ignore it
-            continue
+class _Acceptor:
+    """Accepts authenticated connections on a listener, in a thread, until closed.
+
+    A peer that fails the handshake (a wrong key, a reset) is dropped; only :meth:`close`
+    ends the loop, so that one bad connection never leaves the others unaccepted.
+    """
+
+    def __init__(self, host: str, authkey: bytes, take: Callable[[Connection], None]) -> None:
+        self.listener = Listener((host, 0), backlog=BACKLOG, authkey=authkey)
+        self.address: tuple[str, int] = self.listener.address
+        self.take = take
+        self.closed = threading.Event()
+        threading.Thread(target=self._loop, daemon=True, name="dare-dask-accept").start()
+
+    def _loop(self) -> None:
+        while not self.closed.is_set():
+            try:
+                connection = self.listener.accept()
+            except Exception:  # AuthenticationError, a reset, or closed
+                time.sleep(0.01)
+                continue
+            self.take(connection)
+
+    def close(self) -> None:
+        """Stop accepting (a blocked ``accept`` is woken by a connection that closes at once)."""
+        self.closed.set()
+        with contextlib.suppress(OSError):
+            socket.create_connection(self.address, timeout=1.0).close()
+        self.listener.close()
 
 
 # -- on a Dask worker ----------------------------------------------------------------------------
@@ -415,10 +435,11 @@ def partition_main(stream: IO[bytes]) -> None:
     driver = connect(address, authkey=authkey)
     try:
         plan, location, batch_size = pickle.loads(blob)
-        listener = Listener((host, 0), authkey=authkey)
-        driver.send_bytes(pickle.dumps(("hello", index, listener.address)))
+        inbox: queue.Queue[bytes | None] = queue.Queue()
+        acceptor = _Acceptor(host, authkey, lambda connection: _read_into(inbox, connection))
+        driver.send_bytes(pickle.dumps(("hello", index, acceptor.address)))
         _, peers = pickle.loads(driver.recv_bytes())
-        transport = _TcpTransport(index, peers, listener, driver, authkey)
+        transport = _TcpTransport(index, peers, acceptor, inbox, driver, authkey)
         Worker(index, plan, location, transport, batch_size).run()
     except BaseException as exc:  # report everything, then exit non-zero
         with contextlib.suppress(OSError):
@@ -429,6 +450,19 @@ def partition_main(stream: IO[bytes]) -> None:
     driver.close()
 
 
+def _read_into(inbox: queue.Queue[bytes | None], connection: Connection) -> None:
+    """Put every message of ``connection`` into ``inbox`` (in a thread) until it closes."""
+
+    def loop() -> None:
+        while True:
+            try:
+                inbox.put(connection.recv_bytes())
+            except (EOFError, OSError):  # the sender has finished
+                return
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 class _Stopped(EngineError):
     """The driver has gone (the run failed elsewhere, or was interrupted)."""
 
@@ -436,28 +470,17 @@ class _Stopped(EngineError):
 class _TcpTransport(Transport):
     """Connections to the other partition processes, and one to the driver."""
 
-    def __init__(self, index: int, peers: dict[int, Any], listener: Listener,
-                 driver: Connection, authkey: bytes) -> None:
+    def __init__(self, index: int, peers: dict[int, Any], acceptor: _Acceptor,
+                 inbox: queue.Queue[bytes | None], driver: Connection, authkey: bytes) -> None:
         self.index = index
         self.peers = peers
-        self.listener = listener
+        self.acceptor = acceptor
+        self.inbox = inbox
         self.driver = driver
         self.authkey = authkey
-        self.inbox: queue.Queue[bytes | None] = queue.Queue()
         self.outgoing: list[Connection] = []
         self.stopped = threading.Event()
-        threading.Thread(target=_accept_all, args=(listener, self._read), daemon=True).start()
         threading.Thread(target=self._watch_driver, daemon=True).start()
-
-    def _read(self, connection: Connection) -> None:
-        def loop() -> None:
-            while True:
-                try:
-                    self.inbox.put(connection.recv_bytes())
-                except (EOFError, OSError):  # the sender has finished
-                    return
-
-        threading.Thread(target=loop, daemon=True).start()
 
     def _watch_driver(self) -> None:
         """The driver sends nothing more after the peers: EOF means stop (then die)."""
@@ -506,5 +529,5 @@ class _TcpTransport(Transport):
     def close(self) -> None:
         for connection in self.outgoing:
             connection.close()
-        self.listener.close()
+        self.acceptor.close()
 
