@@ -41,6 +41,7 @@ from timing import median_time  # noqa: E402
 from workloads import busy, make_graph  # noqa: E402
 
 import engine  # noqa: E402
+import engine.mappings.worker  # noqa: E402
 from engine import AllToOne, IterativePE, ProcessingElement, ProducerPE, WorkflowGraph  # noqa: E402
 
 #: A queue depth no run reaches: the queues are unbounded (the behaviour before back-pressure).
@@ -190,6 +191,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import engine.mappings.worker  # noqa: F401  (DEFAULT_QUEUE_DEPTH)
-
     main()

@@ -75,6 +75,9 @@ class InstanceRunner:
         #: Set by mappings that run consumers inside their producer's call (``simple``): time
         #: spent in nested calls accumulates in ``nested[0]`` and is not charged here.
         self.nested: list[float] | None = None
+        #: Seconds this instance waited for its receivers (back-pressure), added by the
+        #: mapping; a wait during a call is not charged as the call's processing time.
+        self.waited = 0.0
         #: ``"new"``, ``"set up"`` (teardown due) or ``"torn down"``.
         self.state = "new"
         self.unit_timeout = node.unit_timeout
@@ -153,6 +156,7 @@ class InstanceRunner:
         """Run the PE's flush (which may emit), wrapping its errors."""
         nested = self.nested or [0.0]
         outer, nested[0] = nested[0], 0.0
+        waited = self.waited
         start = clock()
         try:
             self.pe._flush()
@@ -162,7 +166,7 @@ class InstanceRunner:
             raise PEError(self.node.id, self.stats.instance, None, "flush", None,
                           _describe(exc)) from exc
         elapsed = clock() - start
-        self.stats.process_seconds += elapsed - nested[0]
+        self.stats.process_seconds += elapsed - nested[0] - (self.waited - waited)
         nested[0] = outer + elapsed
 
     def kernel(self) -> Callable[[str | None, Any], None]:
@@ -184,6 +188,7 @@ class InstanceRunner:
         nested = self.nested or [0.0]
         for number, value in enumerate(iterations):
             nested[0] = 0.0
+            waited = self.waited
             start = clock()
             try:
                 handle(None, value)
@@ -192,7 +197,7 @@ class InstanceRunner:
             except Exception as exc:
                 raise self.error(f"{self.label}@{number}", value, exc) from exc
             stats.units_in += 1
-            stats.process_seconds += clock() - start - nested[0]
+            stats.process_seconds += clock() - start - nested[0] - (self.waited - waited)
             after_each()
 
     def process_batch(
@@ -200,6 +205,7 @@ class InstanceRunner:
     ) -> None:
         """Process a batch of units that arrived on ``port`` from instance ``sender``."""
         kernel = self.kernel()
+        waited = self.waited
         start = clock()
         index = 0
         try:
@@ -210,7 +216,7 @@ class InstanceRunner:
         except Exception as exc:
             raise self.error(f"{sender}#{seqs[index]}", payloads[index], exc) from exc
         finally:
-            self.stats.process_seconds += clock() - start
+            self.stats.process_seconds += clock() - start - (self.waited - waited)
         self.stats.units_in += len(payloads)
 
 

@@ -353,15 +353,14 @@ class Worker:
         stats = self.link_stats.setdefault(link, LinkStats(*link))
         dest: InstanceKey = header[1]
         position = self.position[key[0]]
-        runner_stats = self.runners[key].stats
+        runner = self.runners[key]
         seqs: list[int] = []
         items: list[Any] = []
 
         def flush() -> None:
             nonlocal seqs, items
             if items:
-                # waiting for the receiver is not this PE's processing time
-                runner_stats.process_seconds -= self._acquire(dest, position)
+                runner.waited += self._acquire(dest, position)  # not processing time
                 start = clock()
                 stats.units += len(items)
                 stats.batches += 1
