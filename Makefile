@@ -83,7 +83,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check engine dare_cli tests benchmarks
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) system ## Benchmarks: engine mappings vs plain Python, raw mpi4py and dispel4py; RA vs obspy; climate vs icclim
+bench: $(STAMP) system ## Benchmarks: engine mappings vs plain Python, raw mpi4py and dispel4py; RA vs obspy; climate vs icclim; back-pressure; dask vs multi; single-step costs
 	$(PY) -m pip install --quiet '.[bench]' || echo "dispel4py or psutil not installable: skipping them"
 	$(PY) benchmarks/run.py
 	PATH=$(BIN):$$PATH $(PY) benchmarks/mpi_bench.py
@@ -92,6 +92,9 @@ bench: $(STAMP) system ## Benchmarks: engine mappings vs plain Python, raw mpi4p
 	$(PY) benchmarks/optimise_bench.py
 	$(PY) benchmarks/ra_bench.py
 	$(PY) benchmarks/climate_bench.py
+	$(PY) benchmarks/backpressure_bench.py
+	$(PY) benchmarks/dask_bench.py
+	$(PY) benchmarks/costs_bench.py
 
 demo: $(STAMP) ## Set up, then run the example workflows (word count, parallel sum) on both mappings
 	$(VENV)/bin/dare run engine.examples.wordcount --mapping simple
