@@ -68,6 +68,7 @@ from engine.graph import Graph, WorkflowGraph
 from engine.mappings.base import DEFAULT_BATCH_SIZE, Enactment, Mapping, Prepared
 from engine.mappings.multi import _die_with_parent
 from engine.mappings.worker import (
+    DEFAULT_QUEUE_DEPTH,
     Collector,
     Message,
     Send,
@@ -109,7 +110,7 @@ class DaskMapping(Mapping):
 
     name = "dask"
     description = "a dask.distributed cluster (LocalCluster, dask-jobqueue, an address)"
-    options = ("scheduler", "batch_size", "optimisation", "start_timeout")
+    options = ("scheduler", "batch_size", "queue_depth", "optimisation", "start_timeout")
 
     def prepare(
         self,
@@ -138,14 +139,17 @@ class DaskMapping(Mapping):
         """Run every partition as a long-running task of the cluster; collect the results.
 
         Options: ``scheduler`` (see the module), ``batch_size`` (units per batch, default
-        1024), ``optimisation`` and ``start_timeout`` (seconds for every partition to start,
+        1024), ``queue_depth`` (batches in flight to one PE instance, default 8, as ``multi``),
+        ``optimisation`` and ``start_timeout`` (seconds for every partition to start,
         default 120: a batch-system cluster may wait for its jobs).
         """
         cluster: _Cluster = prepared.state
         plan = prepared.plan
         try:
-            driver = _Driver(plan, cluster, options.get("batch_size", DEFAULT_BATCH_SIZE),
-                             list(observers), float(options.get("start_timeout", START_TIMEOUT)))
+            flow = (options.get("batch_size", DEFAULT_BATCH_SIZE),
+                    options.get("queue_depth", DEFAULT_QUEUE_DEPTH))
+            driver = _Driver(plan, cluster, flow, list(observers),
+                             float(options.get("start_timeout", START_TIMEOUT)))
             outputs, stats, links = driver.run()
         finally:
             cluster.close()
@@ -238,12 +242,12 @@ def _unreachable(address: str, exc: BaseException) -> EngineError:
 class _Driver(Collector):
     """Starts one task per partition, wires them together, collects, stops them on failure."""
 
-    def __init__(self, plan: Plan, cluster: _Cluster, batch_size: int,
+    def __init__(self, plan: Plan, cluster: _Cluster, flow: tuple[int, int],
                  observers: list[Observer], start_timeout: float) -> None:
         super().__init__(plan, observers)
         self.plan = plan
         self.cluster = cluster
-        self.batch_size = batch_size
+        self.flow = flow
         self.start_timeout = start_timeout
         self.authkey = os.urandom(32)
         self.hosts: dict[int, str] = {}
@@ -276,7 +280,7 @@ class _Driver(Collector):
             self.cluster.client.wait_for_workers(1, timeout=self.start_timeout)
             workers = self.cluster.workers()
         location = {key: index for index, keys in enumerate(self.plan.workers) for key in keys}
-        blob = cloudpickle.dumps((self.plan, location, self.batch_size))
+        blob = cloudpickle.dumps((self.plan, location, self.flow))
         run_id = uuid.uuid4().hex[:12]
         for index in range(len(self.plan.workers)):
             worker = workers[index % len(workers)]
@@ -434,13 +438,13 @@ def partition_main(stream: IO[bytes]) -> None:
     _die_with_parent(parent)
     driver = connect(address, authkey=authkey)
     try:
-        plan, location, batch_size = pickle.loads(blob)
+        plan, location, (batch_size, queue_depth) = pickle.loads(blob)
         inbox: queue.Queue[bytes | None] = queue.Queue()
         acceptor = _Acceptor(host, authkey, lambda connection: _read_into(inbox, connection))
         driver.send_bytes(pickle.dumps(("hello", index, acceptor.address)))
         _, peers = pickle.loads(driver.recv_bytes())
         transport = _TcpTransport(index, peers, acceptor, inbox, driver, authkey)
-        Worker(index, plan, location, transport, batch_size).run()
+        Worker(index, plan, location, transport, batch_size, queue_depth).run()
     except BaseException as exc:  # report everything, then exit non-zero
         with contextlib.suppress(OSError):
             driver.send_bytes(pickle.dumps(("error", index, *describe_failure(exc))))

@@ -82,7 +82,7 @@ def allowed_lead(mapping: Any) -> int:
     """Units the source may be ahead of the consumer under ``mapping`` (DEPTH, BATCH)."""
     if mapping.name == "simple":
         return 0  # one process: the consumer runs inside the source's emit
-    if mapping.name in ("multi", "mpi"):
+    if mapping.name in ("multi", "mpi", "dask"):  # dask: the same worker loop
         # DEPTH batches in flight, one filling at the source, one being processed
         return (DEPTH + 2) * BATCH
     # task mappings: the backlog the coordinator has counted stays within the limit (plus
