@@ -30,6 +30,6 @@ def test_backpressure_benchmark_quick_json():
     )
     report = json.loads(out.stdout)
     depths = [row["queue_depth"] for row in report["slow_consumer"]]
-    assert depths == [8, 10**9]
+    assert depths == [32, 10**9]
     assert all(row["peak_mb"] > 10 for row in report["slow_consumer"])
     assert [row["items"] for row in report["trivial"]] == [20000, 20000]

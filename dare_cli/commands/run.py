@@ -57,7 +57,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print outputs and summ
 MappingOptionsOption = Annotated[
     list[str] | None,
     typer.Option("--option", metavar="KEY=VALUE",
-                 help="Mapping option (repeatable), e.g. batch_size=64, queue_depth=8 "
+                 help="Mapping option (repeatable), e.g. batch_size=64, queue_depth=32 "
                  "(batches in flight per PE instance: the back-pressure), "
                  "redis_url=redis://HOST:6379/0 (default $DARE_REDIS_URL), "
                  "kafka_url=HOST:9092 (default $DARE_KAFKA_BOOTSTRAP), max_deliveries=3; "

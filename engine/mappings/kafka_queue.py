@@ -518,7 +518,7 @@ class KafkaMapping(BrokerMapping):
         ``max(8, 2 * local_workers)``) bounds how many pool workers can share the work.
         ``session_timeout`` is the consumer-group session of pool workers, in seconds. The
         run fails when a pool task is delivered more than ``max_deliveries`` times. The sources
-        pause while more than ``queue_depth`` (default 8) tasks per worker wait (a ``flow``
+        pause while more than ``queue_depth`` (default 32) batches per worker wait (a ``flow``
         record on the control topic).
         """
         max_deliveries = options.get("max_deliveries", DEFAULT_MAX_DELIVERIES)

@@ -67,7 +67,7 @@ class MultiMapping(Mapping):
         """Run the plan on its worker processes (``start_method``: fork where available).
 
         Options: ``batch_size`` (units per batch, default 1024), ``queue_depth`` (batches in
-        flight to one PE instance from one worker, default 8: the back-pressure),
+        flight to one PE instance from one worker, default 32: the back-pressure),
         ``start_method``, and ``optimisation`` (:class:`engine.optimise.Optimisation`), which
         replaces the default placement.
         """

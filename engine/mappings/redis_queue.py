@@ -360,7 +360,7 @@ class RedisMapping(BrokerMapping):
         starts (0: only workers started with ``dare worker`` serve the pool, which needs
         ``$DARE_QUEUE_SECRET``). A pool task whose worker hangs or dies is taken over after
         ``visibility_timeout`` seconds, and the run fails after ``max_deliveries`` attempts.
-        The sources pause while more than ``queue_depth`` (default 8) tasks per worker wait.
+        The sources pause while more than ``queue_depth`` (default 32) batches per worker wait.
         """
         visibility_timeout = options.get("visibility_timeout", 5.0)
         max_deliveries = options.get("max_deliveries", DEFAULT_MAX_DELIVERIES)

@@ -73,7 +73,7 @@ PROGRESS_INTERVAL = 0.5
 #: A batch older than this is sent even if it is not full (sources, slow producers).
 MAX_BATCH_AGE = 0.05
 #: Batches one worker may have in flight to one PE instance before it waits for the receiver.
-DEFAULT_QUEUE_DEPTH = 8
+DEFAULT_QUEUE_DEPTH = 32
 
 
 class Transport:
