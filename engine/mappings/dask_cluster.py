@@ -139,7 +139,7 @@ class DaskMapping(Mapping):
         """Run every partition as a long-running task of the cluster; collect the results.
 
         Options: ``scheduler`` (see the module), ``batch_size`` (units per batch, default
-        1024), ``queue_depth`` (batches in flight to one PE instance, default 8, as ``multi``),
+        1024), ``queue_depth`` (batches in flight to one PE instance, default 32, as ``multi``),
         ``optimisation`` and ``start_timeout`` (seconds for every partition to start,
         default 120: a batch-system cluster may wait for its jobs).
         """
