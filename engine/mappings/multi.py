@@ -52,6 +52,8 @@ __all__ = ["MultiMapping"]
 POLL_INTERVAL = 0.2
 #: Seconds the workers have, together, to exit after SIGTERM before they are killed.
 STOP_GRACE = 3.0
+#: The interpreter's switch interval in a worker (seconds; Python's default is 0.005).
+FEEDER_SWITCH_INTERVAL = 0.001
 
 
 class MultiMapping(Mapping):
@@ -206,6 +208,10 @@ def _worker_main(
 ) -> None:
     detach_signals()
     _die_with_parent(parent_pid)
+    # A queue's feeder thread needs the interpreter lock to send what the loop put: at the
+    # default 5-ms switch interval a busy worker held back its flow-control confirmations
+    # long enough to starve its senders (1M trivial units: 1.15 s, 1.05 s at 1 ms).
+    sys.setswitchinterval(FEEDER_SWITCH_INTERVAL)
     try:
         transport = _QueueTransport(index, inboxes, results)
         Worker(index, plan, location, transport, *flow).run()
