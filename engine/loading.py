@@ -15,15 +15,19 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import io
 import logging
+import pickle
 import sys
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from engine.errors import EngineError
 
-__all__ = ["load_file", "load_modules", "remember_files", "user_code"]
+__all__ = ["load_file", "load_modules", "pickle_with_modules", "remember_files", "user_code"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,3 +146,44 @@ def load_modules(modules: Sequence[tuple[str, str]]) -> None:
                 "cannot be imported here: make the workflow code importable on every worker "
                 "host (install it, or use the same path)"
             ) from exc
+
+
+def pickle_with_modules(value: Any) -> tuple[bytes, dict[str, str]]:
+    """Pickle ``value`` for another process; also return the files of the modules it uses.
+
+    Classes and functions of importable modules are pickled by reference, those of
+    ``__main__`` by value (cloudpickle). A module loaded from a file under a name the other
+    process cannot import (``dare run flow.py``) is found there by the returned
+    ``{name: file}``: the receiver calls :func:`remember_files`, then unpickles within
+    :func:`user_code` (so that dispel4py modules get the engine's dispel4py).
+
+    Raises
+    ------
+    Exception
+        Whatever pickling raised (a lambda in a closure, an open file, ...).
+    """
+    import cloudpickle
+
+    class Recorder(cloudpickle.Pickler):
+        def __init__(self, file: io.BytesIO) -> None:
+            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.modules: set[str] = set()
+
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, types.ModuleType):
+                self.modules.add(obj.__name__)
+            elif isinstance(obj, (type, types.FunctionType)):
+                name = getattr(obj, "__module__", None)
+                if isinstance(name, str):
+                    self.modules.add(name)
+            return super().reducer_override(obj)
+
+    buffer = io.BytesIO()
+    pickler = Recorder(buffer)
+    pickler.dump(value)
+    files = {}
+    for name in sorted(pickler.modules):
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if isinstance(file, str) and name != "__main__":
+            files[name] = file
+    return buffer.getvalue(), files

@@ -65,6 +65,7 @@ from typing import IO, Any, NoReturn
 
 from engine.errors import EngineError, WorkerDied
 from engine.graph import Graph, WorkflowGraph
+from engine.loading import pickle_with_modules, remember_files, user_code
 from engine.mappings.base import DEFAULT_BATCH_SIZE, Enactment, Mapping, Prepared
 from engine.mappings.multi import _die_with_parent
 from engine.mappings.worker import (
@@ -273,14 +274,17 @@ class _Driver(Collector):
         return self.outputs, self.stats, list(self.links.values())
 
     def _submit(self, address: tuple[str, int]) -> None:
-        import cloudpickle
-
         workers = self.cluster.workers()
         if not workers:
             self.cluster.client.wait_for_workers(1, timeout=self.start_timeout)
             workers = self.cluster.workers()
         location = {key: index for index, keys in enumerate(self.plan.workers) for key in keys}
-        blob = cloudpickle.dumps((self.plan, location, self.flow))
+        try:
+            payload, files = pickle_with_modules((self.plan, location, self.flow))
+        except Exception as exc:
+            raise EngineError(f"the graph cannot be sent to the Dask workers (pickling failed: "
+                              f"{type(exc).__name__}: {exc})") from exc
+        blob = pickle.dumps((files, payload), pickle.HIGHEST_PROTOCOL)
         run_id = uuid.uuid4().hex[:12]
         for index in range(len(self.plan.workers)):
             worker = workers[index % len(workers)]
@@ -438,7 +442,10 @@ def partition_main(stream: IO[bytes]) -> None:
     _die_with_parent(parent)
     driver = connect(address, authkey=authkey)
     try:
-        plan, location, (batch_size, queue_depth) = pickle.loads(blob)
+        files, payload = pickle.loads(blob)
+        remember_files(files)  # modules the driver loaded from files (dare run flow.py)
+        with user_code():  # dispel4py modules get the engine's dispel4py, as on the driver
+            plan, location, (batch_size, queue_depth) = pickle.loads(payload)
         inbox: queue.Queue[bytes | None] = queue.Queue()
         acceptor = _Acceptor(host, authkey, lambda connection: _read_into(inbox, connection))
         driver.send_bytes(pickle.dumps(("hello", index, acceptor.address)))

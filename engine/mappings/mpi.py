@@ -43,14 +43,12 @@ import atexit
 import contextlib
 import faulthandler
 import functools
-import io
 import logging
 import os
 import pickle
 import signal
 import sys
 import time
-import types
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -59,7 +57,7 @@ from typing import Any, ClassVar, NoReturn
 
 from engine.errors import EngineError
 from engine.graph import Graph, WorkflowGraph
-from engine.loading import remember_files, user_code
+from engine.loading import pickle_with_modules, remember_files, user_code
 from engine.mappings.base import DEFAULT_BATCH_SIZE, Enactment, Mapping, Prepared
 from engine.mappings.worker import (
     DEFAULT_QUEUE_DEPTH,
@@ -409,43 +407,14 @@ def _dumps(value: Any) -> bytes:
 
 
 def _dump_plan(plan: Plan) -> tuple[bytes, dict[str, str]]:
-    """Pickle the plan for the servants; also return the files of the modules it refers to.
-
-    Classes and functions of importable modules are pickled by reference, those of
-    ``__main__`` by value. A module loaded from a file under a name the servants cannot
-    import (``dare run flow.py``) is found there by the returned ``{name: file}``.
-    """
-    import cloudpickle
-
-    class Recorder(cloudpickle.Pickler):
-        def __init__(self, file: io.BytesIO) -> None:
-            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-            self.modules: set[str] = set()
-
-        def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, types.ModuleType):
-                self.modules.add(obj.__name__)
-            elif isinstance(obj, (type, types.FunctionType)):
-                name = getattr(obj, "__module__", None)
-                if isinstance(name, str):
-                    self.modules.add(name)
-            return super().reducer_override(obj)
-
-    buffer = io.BytesIO()
-    pickler = Recorder(buffer)
+    """Pickle the plan for the servants, with the files of the modules it refers to."""
     try:
-        pickler.dump(plan)
+        return pickle_with_modules(plan)
     except Exception as exc:
         raise EngineError(
             f"the graph cannot be sent to the other MPI ranks: {_unpicklable(plan)}"
             f"(pickling failed: {type(exc).__name__}: {exc})"
         ) from exc
-    files = {}
-    for name in sorted(pickler.modules):
-        file = getattr(sys.modules.get(name), "__file__", None)
-        if isinstance(file, str) and name != "__main__":
-            files[name] = file
-    return buffer.getvalue(), files
 
 
 def _unpicklable(plan: Plan) -> str:
