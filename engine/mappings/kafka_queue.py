@@ -104,7 +104,6 @@ from engine.mappings.tasks import (
     Report,
     RunSpec,
     TaskWorker,
-    backlog_limit,
     coordinator_signer,
     dump_report,
     dump_task,
@@ -113,14 +112,13 @@ from engine.mappings.tasks import (
     load_spec,
     local_count,
     modules_of,
-    pace_of,
     plan_run,
     raise_failure,
     run_source,
     send_tasks,
     shareable,
 )
-from engine.mappings.worker import DEFAULT_QUEUE_DEPTH, detach_signals
+from engine.mappings.worker import detach_signals
 from engine.observe import Observer
 from engine.partition import InputSpec, Plan
 from engine.routing import Shuffle, make_router
@@ -484,8 +482,6 @@ class _Settings:
     coordinator_timeout: float
     signer: Signer
     max_deliveries: int = 3
-    #: Tasks waiting or running above which the sources pause (back-pressure).
-    backlog_limit: int = 0
 
 
 class KafkaMapping(BrokerMapping):
@@ -494,8 +490,8 @@ class KafkaMapping(BrokerMapping):
     name = "kafka"
     description = ("workers on any host share the run through Kafka topics "
                    "(engine.mappings.kafka_queue.serve; dare worker --kafka BOOTSTRAP)")
-    options = ("kafka_url", "local_workers", "batch_size", "queue_depth", "session_timeout",
-               "run_id", "partitions", "coordinator_timeout", "start_method", "max_deliveries")
+    options = ("kafka_url", "local_workers", "batch_size", "session_timeout", "run_id",
+               "partitions", "coordinator_timeout", "start_method", "max_deliveries")
 
     def coordinator(self, plan: Plan, spec: RunSpec, context: Any, settings: Any,
                     observers: list[Observer]) -> Coordinator:
@@ -517,9 +513,7 @@ class KafkaMapping(BrokerMapping):
         workers started with :func:`serve` serve the pool). ``partitions`` (default
         ``max(8, 2 * local_workers)``) bounds how many pool workers can share the work.
         ``session_timeout`` is the consumer-group session of pool workers, in seconds. The
-        run fails when a pool task is delivered more than ``max_deliveries`` times. The sources
-        pause while more than ``queue_depth`` (default 32) batches per worker wait (a ``flow``
-        record on the control topic).
+        run fails when a pool task is delivered more than ``max_deliveries`` times.
         """
         max_deliveries = options.get("max_deliveries", DEFAULT_MAX_DELIVERIES)
         session_timeout = options.get("session_timeout", 1.5)
@@ -540,9 +534,7 @@ class KafkaMapping(BrokerMapping):
         settings = _Settings(options.get("kafka_url") or default_bootstrap(), local,
                              session_timeout, run_id or uuid.uuid4().hex[:12], count,
                              options.get("coordinator_timeout", 30.0), signer,
-                             int(max_deliveries),
-                             backlog_limit(options.get("queue_depth", DEFAULT_QUEUE_DEPTH),
-                                           workers, spec.batch_size))
+                             int(max_deliveries))
         placement = {pe: (local if pe in spec.pooled else n) for pe, n in plan.instances.items()}
         return Prepared(plan, instances=placement, state=(spec, settings))
 
@@ -719,12 +711,6 @@ class _Coordinator(BrokerCoordinator):
                 f"batch); the run stops rather than run it again (max_deliveries={limit})"
             )
 
-    def _publish_flow(self, paused: bool, counted: dict[str, int]) -> None:
-        assert self.sender is not None
-        self.sender.produce(self.topics.control,
-                            self.envelope.dump(("flow", paused, counted), "control"))
-        self.sender.producer.poll(0)
-
     def _send_markers(self) -> None:
         markers = self.ledger.advance()
         if not markers:
@@ -805,23 +791,17 @@ def _dedicated_main(number: int, key: tuple[str, int], spec: RunSpec,
     orphaned = _orphaned(os.getppid())
 
     def body() -> None:
-        _run_dedicated(sender, number, key, spec, iterations, orphaned, settings.backlog_limit)
+        _run_dedicated(sender, number, key, spec, iterations, orphaned)
         sender.flush()
 
     in_worker_process(f"{key[0]}[{key[1]}]", body, sender.report_error)
 
 
 def _run_dedicated(sender: _Sender, number: int, key: tuple[str, int], spec: RunSpec,
-                   iterations: Sequence[Any] | None, orphaned: Callable[[], bool],
-                   limit: int = 0) -> None:
+                   iterations: Sequence[Any] | None, orphaned: Callable[[], bool]) -> None:
     with _Worker(spec, number) as worker:  # tears the instance down, also on failure
         if iterations is not None:
-            control = _Control(sender.bootstrap, sender.topics, 0.0, sender.envelope)
-            pace = pace_of(f"{key[0]}[{key[1]}]", limit, control.flow) if limit > 0 else None
-            try:
-                run_source(worker, key, iterations, sender.send, pace)
-            finally:
-                control.close()
+            run_source(worker, key, iterations, sender.send)
             return
         _serve_dedicated(sender, worker, key, orphaned)
 
@@ -878,27 +858,14 @@ class _Control:
         self.timeout = timeout
         self.last = time.monotonic()
         self.ended = False
-        self.pause = False
-        self.counted: dict[str, int] = {}
-
-    def _take(self) -> None:
-        for message in _messages(self.reader, 0, 64):
-            self.last = time.monotonic()
-            record = self.envelope.load(message.value(), "control", self.topic)
-            if record[0] == "end":
-                self.ended = True
-            elif record[0] == "flow":
-                _, self.pause, self.counted = record
 
     def over(self) -> bool:
         """Whether the run ended, or its coordinator is silent for ``timeout`` seconds."""
-        self._take()
+        for message in _messages(self.reader, 0, 64):
+            self.last = time.monotonic()
+            if self.envelope.load(message.value(), "control", self.topic)[0] == "end":
+                self.ended = True
         return self.ended or time.monotonic() - self.last > self.timeout
-
-    def flow(self) -> tuple[bool, dict[str, int]]:
-        """The latest flow the coordinator published: pause, commits counted per source."""
-        self._take()
-        return self.pause, self.counted
 
     def close(self) -> None:
         """Close the consumer."""
