@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.pe import IterativePE, ProcessingElement, ProducerPE
+from engine.sinks import Collect  # the production sink, re-exported for tests and examples
 
 __all__ = ["Collect", "FailOn", "HoldsFile", "Lifecycle", "ListSource"]
 
@@ -31,14 +32,6 @@ class ListSource(ProducerPE):
         write = self.write
         for item in self.items:
             write("output", item)
-
-
-class Collect(IterativePE):
-    """Pass every unit through to ``output``; left unconnected, the run returns them."""
-
-    def apply(self, data: Any) -> Any:
-        """Return the unit unchanged."""
-        return data
 
 
 class FailOn(IterativePE):
